@@ -1,0 +1,39 @@
+// Module entry: registers each binding. One file per op under napi/.
+#include <napi.h>
+
+#include "calib.h"
+
+namespace calib::napi {
+Napi::Value LinearCrossEntropy(const Napi::CallbackInfo& info);
+
+static Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  calib_info ci;
+  calib_get_info(&ci);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("cudaBuilt", Napi::Boolean::New(env, ci.cuda_built != 0));
+  out.Set("cudaDevices", Napi::Number::New(env, ci.cuda_devices));
+  out.Set("cudaMessage", Napi::String::New(env, ci.cuda_message));
+  out.Set("cpuThreads", Napi::Number::New(env, ci.cpu_threads));
+  return out;
+}
+
+static Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(info.Env(), "setThreads expects a number");
+  double n = info[0].As<Napi::Number>().DoubleValue();
+  if (!(n >= 0 && n <= 1024) || n != static_cast<int>(n))
+    throw Napi::RangeError::New(info.Env(), "threads must be an integer in [0, 1024]");
+  calib_set_threads(static_cast<int32_t>(n));
+  return info.Env().Undefined();
+}
+}  // namespace calib::napi
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  using namespace calib::napi;
+  exports.Set("info", Napi::Function::New(env, Info));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  exports.Set("linearCrossEntropy", Napi::Function::New(env, LinearCrossEntropy));
+  return exports;
+}
+
+NODE_API_MODULE(calib, Init)
