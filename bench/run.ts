@@ -1,0 +1,11 @@
+// npm run bench -- <name> [options]: runs bench/<name>.ts, which prints its tables.
+const BENCHES: Record<string, () => Promise<{ main(argv: string[]): Promise<void> }>> = {
+  loss: () => import("./loss.js"),
+};
+
+const [name, ...rest] = process.argv.slice(2);
+if (!name || !BENCHES[name]) {
+  console.error(`usage: npm run bench -- <${Object.keys(BENCHES).join("|")}> [options]`);
+  process.exit(2);
+}
+await (await BENCHES[name]!()).main(rest);
