@@ -345,72 +345,97 @@ calib_status lce_cpu(const calib_lce_args& a, LcePlan& plan, char*) {
 }
 
 // ---------------------------------------------------------------------------------------
-// The materializing baseline: logits (nvalid×V, float32), softmax, G in place, two GEMMs.
+// The materializing baseline: logits (nvalid×V, float32) from the same tiled GEMM, softmax
+// with the same vectorized exp, the gradient in place, then dE = G·C and dC = Gᵀ·E.
 calib_status lce_cpu_naive(const calib_lce_args& a, LcePlan& plan, char* err) {
   Problem p(a, plan);
   const int64_t n = p.nvalid, D = p.D, V = p.V;
-  if (n == 0) {
-    plan.row_loss.clear();
-    return CALIB_OK;
-  }
-  std::vector<float> z, ct, cf, ef;
+  plan.row_loss.assign(n, 0.0);
+  if (n == 0) return CALIB_OK;
+  std::vector<float> z, cf, ef;
   try {
     z.resize(n * V);
-    ct.resize(D * V);
     ef.resize(n * D);
-    if (p.bf16) cf.resize(V * D);
+    if (p.bf16 && plan.want_grad) cf.resize(V * D);
   } catch (const std::bad_alloc&) {
     std::snprintf(err, CALIB_ERRLEN, "naive cross-entropy: cannot allocate the %lld×%lld logits",
                   static_cast<long long>(n), static_cast<long long>(V));
     return CALIB_ERR_RUNTIME;
   }
   for (int64_t i = 0; i < n; ++i) to_f32(a.e, p.bf16, plan.rows[i] * D, D, ef.data() + i * D);
-  const float* c = p.bf16 ? cf.data() : static_cast<const float*>(a.c);
-  if (p.bf16) to_f32(a.c, true, 0, V * D, cf.data());
-  parallel_for(p.threads, V, 256, [&](int64_t b, int64_t e, int) {
-    for (int64_t v = b; v < e; ++v)
-      for (int64_t k = 0; k < D; ++k) ct[k * V + v] = c[v * D + k];
+  // logits, one vocabulary tile at a time (packed like the fused kernel's tiles)
+  parallel_for(p.threads, p.ntiles, 1, [&](int64_t b, int64_t e, int) {
+    Scratch s(p, false);
+    std::vector<float> zt(kTile * kRows);
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t v0 = t * kTile, vc = std::min(kTile, V - v0);
+      load_tile(p, s, t, false);
+      for (int64_t r0 = 0; r0 < n; r0 += kRows) {
+        const int64_t rc = std::min(kRows, n - r0);
+        gemm_acc(rc, kTile, D, ef.data() + r0 * D, D, 1, s.ct.data(), kTile, zt.data(), kTile, false);
+        for (int64_t r = 0; r < rc; ++r)
+          for (int64_t j = 0; j < vc; ++j) z[(r0 + r) * V + v0 + j] = zt[r * kTile + j] + s.bias[j];
+      }
+    }
   });
   const double eps = a.label_smoothing, T = a.temperature;
-  plan.row_loss.assign(n, 0.0);
-  parallel_for(p.threads, n, 16, [&](int64_t b, int64_t e, int) {
-    gemm_acc(e - b, V, D, ef.data() + b * D, D, 1, ct.data(), V, z.data() + b * V, V, false);
+  const float q_other = static_cast<float>(eps / V), inv_cap = p.cap > 0 ? 1.0f / p.cap : 0.f;
+  parallel_for(p.threads, n, 8, [&](int64_t b, int64_t e, int) {
     for (int64_t i = b; i < e; ++i) {
       float* zr = z.data() + i * V;
-      double m = -INFINITY, ssum = 0;
-      for (int64_t v = 0; v < V; ++v) {
-        double u = (zr[v] + (a.bias ? a.bias[v] : 0.f)) * static_cast<double>(p.inv_t);
-        if (p.cap > 0) u = p.cap * std::tanh(u / p.cap);
-        zr[v] = static_cast<float>(u);
-        m = std::max(m, u);
-        ssum += zr[v];
+      const int64_t vv = V / kLanes * kLanes;
+      vfloat mx = vsplat(kNegInf);
+      for (int64_t v = 0; v < vv; v += kLanes) {
+        vfloat u = vload(zr + v) * p.inv_t;
+        if (p.cap > 0) u = p.cap * vtanh(u * inv_cap);
+        vstore(zr + v, u);
+        mx = vmax(mx, u);
       }
-      double l = 0;
-      for (int64_t v = 0; v < V; ++v) l += std::exp(zr[v] - m);
+      float m = kNegInf;
+      for (int l = 0; l < kLanes; ++l) m = std::max(m, mx[l]);
+      for (int64_t v = vv; v < V; ++v) {
+        float u = zr[v] * p.inv_t;
+        if (p.cap > 0) u = p.cap * std::tanh(u * inv_cap);
+        zr[v] = u;
+        m = std::max(m, u);
+      }
+      vfloat acc{};
+      for (int64_t v = 0; v < vv; v += kLanes) acc += vexp(vload(zr + v) - m);
+      double l = hsum(acc), ssum = 0;
+      for (int64_t v = vv; v < V; ++v) l += std::exp(zr[v] - m);
+      for (int64_t v = 0; v < V; ++v) ssum += zr[v];
       const float lse = static_cast<float>(m + std::log(l));
       const int64_t y = a.targets[plan.rows[i]];
       plan.row_loss[i] = T * (lse - (1 - eps) * zr[y] - eps / V * ssum);
       if (a.lse) a.lse[plan.rows[i]] = lse;
       if (!plan.want_grad) continue;
       const float w = plan.weight[i];
-      for (int64_t v = 0; v < V; ++v) {
-        const float q = static_cast<float>(eps / V) + (v == y ? static_cast<float>(1 - eps) : 0.f);
-        float kappa = 1.f;
-        if (p.cap > 0) {
-          const float t = zr[v] / p.cap;
-          kappa = 1.f - t * t;
-        }
-        zr[v] = w * (std::exp(zr[v] - lse) - q) * kappa;
+      float kappa_y = 1.f;
+      if (p.cap > 0) kappa_y = 1.f - (zr[y] * inv_cap) * (zr[y] * inv_cap);
+      for (int64_t v = 0; v < vv; v += kLanes) {
+        vfloat sv = vload(zr + v), k = vsplat(1.f);
+        if (p.cap > 0) k = 1.f - (sv * inv_cap) * (sv * inv_cap);
+        vstore(zr + v, w * (vexp(sv - lse) - q_other) * k);
       }
+      for (int64_t v = vv; v < V; ++v) {
+        float k = 1.f;
+        if (p.cap > 0) k = 1.f - (zr[v] * inv_cap) * (zr[v] * inv_cap);
+        zr[v] = w * (std::exp(zr[v] - lse) - q_other) * k;
+      }
+      zr[y] -= w * static_cast<float>(1 - eps) * kappa_y;
     }
   });
   if (!plan.want_grad) return CALIB_OK;
-  std::vector<float> de(n * D);
+  const float* c = static_cast<const float*>(a.c);
+  if (p.bf16) {
+    to_f32(a.c, true, 0, V * D, cf.data());
+    c = cf.data();
+  }
   parallel_for(p.threads, n, 16, [&](int64_t b, int64_t e, int) {
-    gemm_acc(e - b, D, V, z.data() + b * V, V, 1, c, D, de.data() + b * D, D, false);
+    std::vector<float> de((e - b) * D);
+    gemm_acc(e - b, D, V, z.data() + b * V, V, 1, c, D, de.data(), D, false);
+    for (int64_t i = b; i < e; ++i) std::memcpy(a.grad_e + plan.rows[i] * D, de.data() + (i - b) * D, D * sizeof(float));
   });
-  for (int64_t i = 0; i < n; ++i)
-    std::memcpy(a.grad_e + plan.rows[i] * D, de.data() + i * D, D * sizeof(float));
   parallel_for(p.threads, V, 64, [&](int64_t b, int64_t e, int) {
     gemm_acc(e - b, D, n, z.data() + b, 1, V, ef.data(), D, a.grad_c + b * D, D, false);
     if (a.grad_bias)
