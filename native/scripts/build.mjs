@@ -6,7 +6,7 @@
 //  2. node-gyp builds the addon offline against the local Node headers.
 // Usage: node native/scripts/build.mjs [--force]
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, realpathSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { basename, dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -103,7 +103,36 @@ function nodeGyp(cudaLib) {
   if (r.status !== 0) throw new Error("node-gyp failed (see the compiler output above)");
 }
 
+// Several processes may build at once (parallel helpers, npm install + a test): take a
+// directory lock, released on exit; a lock whose owner died is taken over.
+function lock() {
+  const dir = join(native, ".build.lock");
+  const deadline = Date.now() + 10 * 60 * 1000;
+  for (;;) {
+    try {
+      mkdirSync(dir);
+      writeFileSync(join(dir, "pid"), String(process.pid));
+      process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+      return;
+    } catch (err) {
+      if (err.code !== "EEXIST") throw err;
+      let owner = 0;
+      try {
+        owner = Number(readFileSync(join(dir, "pid"), "utf8"));
+      } catch {}
+      let alive = false;
+      try {
+        if (owner > 0) alive = process.kill(owner, 0);
+      } catch {}
+      if (owner > 0 && !alive) rmSync(dir, { recursive: true, force: true });
+      else if (Date.now() > deadline) throw new Error(`another build holds ${dir}; remove it if no build is running`);
+      else Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 500);
+    }
+  }
+}
+
 try {
+  lock();
   const cudaLib = buildCuda();
   nodeGyp(cudaLib);
   const addon = createRequire(import.meta.url)(join(native, "build", "Release", "calib.node"));
