@@ -1,0 +1,59 @@
+// backend/data — the data pipeline of Calibration Lab: the Brown corpus, four tokenizers, the
+// train / validation / test split, LM and SFT batches, and the multiple-choice tasks.
+// This file is the public entry point; import from here, not from the modules. Details and
+// the reasons behind each choice: docs/data.md.
+//
+// Typical use (trainer):
+//
+//   import { tokenizer, prepareSplits, lmBatches, generateQuestions, encodeQuestions, sftBatches } from "../data/index.js";
+//   const tok = tokenizer("r50k");                       // { name, vocabSize: 50257, encode, decode, padId, … }
+//   const data = prepareSplits({ tokenizer: tok });      // cached in data/cache/, ~1 s to build
+//   for (const b of lmBatches(data.splits.train, { contextLength: 128, batchSize: 16, seed: 1, epoch: 0 })) {
+//     b.inputs; b.targets;                               // Int32Array rows×T; b.docs / b.positions per target
+//   }
+//   const qs = generateQuestions({ task: "pos", split: "train", seed: 0 });
+//   const ex = encodeQuestions(qs, tok);                 // promptIds, letterIds (A–D), answerId
+//   for (const b of sftBatches(ex, { contextLength: 256, batchSize: 16, padId: tok.padId, mode: "pad" })) {
+//     b.targets;                                         // IGNORE_INDEX (-100) except the answer letter
+//   }
+
+// Corpus
+export { GENRES, genreOf, loadCorpus, defaultCorpusDir, corpusFingerprint, parseDocument } from "./corpus.js";
+export type { GenreInfo, Sentence, BrownDocument, Corpus } from "./corpus.js";
+export { renderTokens, sentenceText, passageText, documentText, TEXT_FORMAT_VERSION } from "./text.js";
+export type { Rendered } from "./text.js";
+
+// Split
+export { SPLITS, splitDocuments, VALIDATION_FRACTION, TEST_FRACTION } from "./split.js";
+export type { SplitName, DocumentSplit } from "./split.js";
+
+// Tokenizers
+export { tokenizer, TOKENIZER_NAMES, isTokenizerName, resolveTokenizer } from "./tokenizers.js";
+export type { Tokenizer, TokenizerName } from "./tokenizers.js";
+
+// Encoded splits and their cache
+export { prepareSplits, defaultCacheDir, sourceHashFor } from "./prepare.js";
+export type { PrepareOptions, PreparedSplits } from "./prepare.js";
+export { readTokenCache, TokenCacheError, docAt, cachePaths, CACHE_FORMAT } from "./cache.js";
+export type { SplitTokens, DocSpan, TokenCacheHeader, TokenCacheProblem } from "./cache.js";
+
+// LM batches
+export { lmBatches, lmWindowCount } from "./lm.js";
+export type { LmBatch, LmBatchOptions, LmEpoch } from "./lm.js";
+
+// Multiple-choice tasks
+export { generateQuestions, TASK_NAMES, checkTaskName, clozeVocabulary, BLANK } from "./tasks.js";
+export type { Question, QuestionOptions, TaskName } from "./tasks.js";
+export { COARSE_POS, COARSE_OF_TAG, coarsePos, baseTag } from "./tags.js";
+export type { CoarsePos } from "./tags.js";
+export { LETTERS, PROMPT_TEMPLATE, formatPrompt, formatExample, answerFormat, encodeQuestion, encodeQuestions } from "./prompt.js";
+export type { AnswerFormat, EncodedQuestion } from "./prompt.js";
+
+// SFT batches
+export { sftBatches, IGNORE_INDEX } from "./sft.js";
+export type { SftBatch, SftEpoch, SftOptions } from "./sft.js";
+
+// Utilities
+export { progressBar } from "./progress.js";
+export type { Progress } from "./progress.js";
+export { Rng } from "./rng.js";

@@ -1,0 +1,153 @@
+// Supervised fine-tuning batches from encoded questions. An example is its prompt tokens
+// followed by the answer letter; as a next-token sequence it fills promptIds.length positions:
+// inputs = promptIds, targets = ignoreIndex everywhere except the last position, whose target
+// is the answer letter's token. Only the answer letter is supervised.
+//
+//   mode 'pad'  (default) one example per row, right-padded to contextLength;
+//   mode 'pack' examples placed one after another in a row while they fit, then padded.
+// Padding inputs are the tokenizer's padId (<|endoftext|>, or byte 0 for the byte tokenizer)
+// and padding targets are ignoreIndex. With causal attention and right padding the padding
+// never influences a supervised position. In packed rows a later example can attend to the
+// earlier ones unless the trainer masks by `segments` (which example each position belongs
+// to) — and `positions` restart at 0 for each example, for per-example position ids.
+// Examples longer than contextLength are left out and listed in `skipped` (never truncated:
+// cutting a question would change what is asked).
+import { Rng } from "./rng.js";
+import type { EncodedQuestion } from "./prompt.js";
+
+export const IGNORE_INDEX = -100;
+
+export interface SftOptions {
+  contextLength: number;
+  batchSize: number;
+  /** input id for padding (use tokenizer.padId) */
+  padId: number;
+  mode?: "pad" | "pack";
+  seed?: number;
+  epoch?: number;
+  /** shuffle example order per (seed, epoch) (default true) */
+  shuffle?: boolean;
+  /** drop a last batch with fewer than batchSize rows (default false) */
+  dropLast?: boolean;
+  ignoreIndex?: number;
+}
+
+export interface SftBatch {
+  index: number;
+  rows: number;
+  contextLength: number;
+  /** rows × T input ids */
+  inputs: Int32Array;
+  /** rows × T targets: ignoreIndex except at each example's last position (its answer token) */
+  targets: Int32Array;
+  /** rows × T: index (into the examples passed in) of the example at each position, −1 for padding */
+  segments: Int32Array;
+  /** rows × T: position inside its example (0 …), −1 for padding */
+  positions: Int32Array;
+  /** the examples in this batch, in row order */
+  examples: Int32Array;
+  /** supervised targets in this batch (= examples.length) */
+  supervised: number;
+}
+
+export interface SftEpoch {
+  contextLength: number;
+  batchSize: number;
+  mode: "pad" | "pack";
+  /** examples placed (all but the skipped) */
+  numExamples: number;
+  /** ids of the examples longer than contextLength */
+  skipped: string[];
+  numRows: number;
+  numBatches: number;
+  batch(i: number): SftBatch;
+  [Symbol.iterator](): Iterator<SftBatch>;
+}
+
+function positiveInt(x: unknown, field: string): number {
+  if (typeof x !== "number" || !Number.isSafeInteger(x) || x < 1) throw new TypeError(`${field} must be a positive integer (got ${String(x)})`);
+  return x;
+}
+
+export function sftBatches(examples: readonly EncodedQuestion[], opts: SftOptions): SftEpoch {
+  if (!Array.isArray(examples)) throw new TypeError("examples must be an array of encoded questions (encodeQuestions)");
+  const T = positiveInt(opts.contextLength, "contextLength");
+  const B = positiveInt(opts.batchSize, "batchSize");
+  if (!Number.isInteger(opts.padId) || opts.padId < 0) throw new TypeError(`padId must be a token id (got ${String(opts.padId)})`);
+  const mode = opts.mode ?? "pad";
+  if (mode !== "pad" && mode !== "pack") throw new TypeError(`mode must be pad or pack (got '${String(mode)}')`);
+  const ignore = opts.ignoreIndex ?? IGNORE_INDEX;
+  const seed = opts.seed ?? 0;
+  const epoch = opts.epoch ?? 0;
+
+  const skipped: string[] = [];
+  const kept: number[] = [];
+  examples.forEach((e, i) => {
+    if (!(e.promptIds instanceof Int32Array) || e.promptIds.length === 0) throw new TypeError(`examples[${i}].promptIds must be a non-empty Int32Array`);
+    if (e.promptIds.length > T) skipped.push(e.id);
+    else kept.push(i);
+  });
+  if (opts.shuffle ?? true) new Rng(`sft:${seed}:${epoch}`).shuffle(kept);
+
+  // Rows: lists of example indices.
+  const rowsPlan: number[][] = [];
+  if (mode === "pad") {
+    for (const i of kept) rowsPlan.push([i]);
+  } else {
+    let row: number[] = [];
+    let used = 0;
+    for (const i of kept) {
+      const len = examples[i]!.promptIds.length;
+      if (used + len > T) {
+        rowsPlan.push(row);
+        row = [];
+        used = 0;
+      }
+      row.push(i);
+      used += len;
+    }
+    if (row.length > 0) rowsPlan.push(row);
+  }
+  const numRows = rowsPlan.length;
+  const numBatches = opts.dropLast ? Math.floor(numRows / B) : Math.ceil(numRows / B);
+
+  const batch = (bi: number): SftBatch => {
+    if (!Number.isInteger(bi) || bi < 0 || bi >= numBatches) throw new RangeError(`batch index must be in [0, ${numBatches}) (got ${bi})`);
+    const rows = Math.min(B, numRows - bi * B);
+    const inputs = new Int32Array(rows * T).fill(opts.padId);
+    const targets = new Int32Array(rows * T).fill(ignore);
+    const segments = new Int32Array(rows * T).fill(-1);
+    const positions = new Int32Array(rows * T).fill(-1);
+    const members: number[] = [];
+    for (let r = 0; r < rows; r++) {
+      let col = r * T;
+      for (const ei of rowsPlan[bi * B + r]!) {
+        const e = examples[ei]!;
+        const L = e.promptIds.length;
+        inputs.set(e.promptIds, col);
+        for (let k = 0; k < L; k++) {
+          segments[col + k] = ei;
+          positions[col + k] = k;
+        }
+        targets[col + L - 1] = e.answerId;
+        col += L;
+        members.push(ei);
+      }
+    }
+    return { index: bi, rows, contextLength: T, inputs, targets, segments, positions, examples: Int32Array.from(members), supervised: members.length };
+  };
+
+  return {
+    contextLength: T,
+    batchSize: B,
+    mode,
+    numExamples: kept.length,
+    skipped,
+    numRows,
+    numBatches,
+    batch,
+    *[Symbol.iterator]() {
+      for (let i = 0; i < numBatches; i++) yield batch(i);
+    },
+  };
+}
