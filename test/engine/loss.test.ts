@@ -78,7 +78,7 @@ function check(c: Case, impl: "fused" | "naive", dtype: "float32" | "bfloat16", 
   const label = `${c.name} [${impl}, ${dtype}]`;
   assert.equal(out.validCount, ref.valid, `${label}: valid count`);
   if (reduction === "none") {
-    assert.ok(out.loss instanceof Float32Array);
+    assert.ok((out.loss as unknown) instanceof Float32Array);
     assert.ok(relError(out.loss as Float32Array, ref.loss as Float64Array) <= 1e-5, `${label}: per-token loss`);
   } else {
     // relative error, except where the exact loss is 0 (V = 1): then absolute, against 1
