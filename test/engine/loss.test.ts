@@ -79,7 +79,7 @@ function check(c: Case, impl: "fused" | "naive", dtype: "float32" | "bfloat16", 
   assert.equal(out.validCount, ref.valid, `${label}: valid count`);
   if (reduction === "none") {
     assert.ok((out.loss as unknown) instanceof Float32Array);
-    assert.ok(relError(out.loss as Float32Array, ref.loss as Float64Array) <= 1e-5, `${label}: per-token loss`);
+    assert.ok(relError(out.loss as unknown as Float32Array, ref.loss as Float64Array) <= 1e-5, `${label}: per-token loss`);
   } else {
     // relative error, except where the exact loss is 0 (V = 1): then absolute, against 1
     const rel = Math.abs((out.loss as number) - (ref.loss as number)) / Math.max(1, Math.abs(ref.loss as number));
