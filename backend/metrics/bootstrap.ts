@@ -12,7 +12,7 @@
 // b − a with the percentile interval of the replicate differences, and p = min(1, 2·min(P(Δ ≤ 0),
 // P(Δ ≥ 0))) over the replicates (a rough two-sided bootstrap p-value).
 
-import { binStatsUnchecked, equalMassBin, resolveBinOptions, sortOrder, topLabelInput, type BinOptions, type BinStats } from "./binning.js";
+import { binStatsUnchecked, foldSlots, resolveBinOptions, sortOrder, topLabelInput, type BinOptions, type BinStats } from "./binning.js";
 import { aceFromStats, calibrationErrorFromStats, debiasedL2FromStats } from "./calibration.js";
 import { Xoshiro128 } from "./random.js";
 import { MIN_PROB, quantileSorted } from "./scores.js";
@@ -143,19 +143,32 @@ export function bootstrapStatistic(
 
 type Values = Record<BootstrapMetric, number>;
 
-/** A run prepared for repeated weighted evaluation. */
+/**
+ * A run prepared for repeated weighted evaluation. Per-example data is laid out once so that a
+ * resample costs one branch-free pass: examples are accumulated into slots 2·bin + correct
+ * (equal-width: bins fixed per example; equal-mass: examples in confidence order, a tie group's
+ * bin taken from the resampled count of smaller confidences when the group starts).
+ */
 class PreparedRun {
   readonly n: number;
   private readonly conf: FloatArray;
   private readonly correct: Uint8Array;
-  private readonly sq: Float64Array;
   private readonly nl: Float64Array | null;
   private readonly ent: FloatArray | null;
   private readonly bins: number;
   private readonly scheme: Scheme;
-  private readonly binOf: Int32Array | null = null;
+  // equal-width: slot per example (input order); equal-mass: per sorted position.
+  private readonly slot: Int32Array | null = null;
+  private readonly sq: Float64Array;
   private readonly order: Uint32Array | null = null;
-  private readonly groupStart: Uint32Array | null = null;
+  private readonly sortedConf: Float64Array | null = null;
+  private readonly sortedA: Uint8Array | null = null;
+  private readonly groupStart: Uint8Array | null = null;
+  /** thresholds[b] = floor(b·n/M): bin b starts at rank thresholds[b]. */
+  private readonly thresholds: Float64Array;
+  private readonly cnt: Float64Array;
+  private readonly sc: Float64Array;
+  private readonly ss: Float64Array;
   private readonly stats: BinStats;
 
   constructor(run: RunInput, s: Settings, name: string, expected?: number) {
@@ -167,11 +180,6 @@ class PreparedRun {
     this.correct = x.correct;
     this.bins = s.bins;
     this.scheme = s.scheme;
-    this.sq = new Float64Array(n);
-    for (let i = 0; i < n; i++) {
-      const d = this.conf[i]! - this.correct[i]!;
-      this.sq[i] = d * d;
-    }
     if (run.pTarget !== undefined) {
       const p = probabilityArray(run.pTarget, `${name}.pTarget`, n, `${name}.confidence`);
       this.nl = new Float64Array(n);
@@ -179,22 +187,41 @@ class PreparedRun {
     } else this.nl = null;
     this.ent = run.entropy !== undefined ? finiteArray(run.entropy, `${name}.entropy`, n, `${name}.confidence`) : null;
     const M = s.bins;
+    const conf = this.conf, a = this.correct;
+    this.sq = new Float64Array(n);
     if (s.scheme === "equal-width") {
-      const binOf = new Int32Array(n);
+      const slot = new Int32Array(n);
       for (let i = 0; i < n; i++) {
-        let b = (this.conf[i]! * M) | 0;
+        let b = (conf[i]! * M) | 0;
         if (b >= M) b = M - 1;
-        binOf[i] = b;
+        slot[i] = 2 * b + a[i]!;
+        const d = conf[i]! - a[i]!;
+        this.sq[i] = d * d;
       }
-      this.binOf = binOf;
+      this.slot = slot;
     } else {
-      const order = sortOrder(this.conf);
-      const starts: number[] = [];
-      for (let t = 0; t < n; t++) if (t === 0 || this.conf[order[t]!] !== this.conf[order[t - 1]!]) starts.push(t);
-      starts.push(n);
+      const order = sortOrder(conf);
+      const sortedConf = new Float64Array(n);
+      const sortedA = new Uint8Array(n);
+      const groupStart = new Uint8Array(n);
+      for (let t = 0; t < n; t++) {
+        const i = order[t]!;
+        sortedConf[t] = conf[i]!;
+        sortedA[t] = a[i]!;
+        const d = conf[i]! - a[i]!;
+        this.sq[t] = d * d;
+        groupStart[t] = t === 0 || sortedConf[t] !== sortedConf[t - 1] ? 1 : 0;
+      }
       this.order = order;
-      this.groupStart = Uint32Array.from(starts);
+      this.sortedConf = sortedConf;
+      this.sortedA = sortedA;
+      this.groupStart = groupStart;
     }
+    this.thresholds = new Float64Array(M + 1);
+    for (let b = 0; b <= M; b++) this.thresholds[b] = Math.floor((b * n) / M);
+    this.cnt = new Float64Array(2 * M);
+    this.sc = new Float64Array(2 * M);
+    this.ss = new Float64Array(2 * M);
     this.stats = {
       scheme: s.scheme, bins: M, n,
       count: new Float64Array(M), sumConfidence: new Float64Array(M), sumCorrect: new Float64Array(M),
@@ -225,65 +252,63 @@ class PreparedRun {
 
   /** The metrics on the resample given by multiplicities w (Σ w = n), written into out at index r. */
   weighted(w: Uint32Array, out: Record<BootstrapMetric, Float64Array>, r: number): void {
-    const st = this.stats;
-    const cnt = st.count, scb = st.sumConfidence, sab = st.sumCorrect;
+    const cnt = this.cnt, sc = this.sc, ss = this.ss;
     cnt.fill(0);
-    scb.fill(0);
-    sab.fill(0);
-    const conf = this.conf, a = this.correct, sq = this.sq, nl = this.nl, ent = this.ent;
-    const n = this.n;
-    let ss = 0, snl = 0, sent = 0;
-    if (this.binOf) {
-      const binOf = this.binOf;
+    sc.fill(0);
+    ss.fill(0);
+    const n = this.n, sq = this.sq;
+    if (this.slot) {
+      const slot = this.slot, conf = this.conf;
       for (let i = 0; i < n; i++) {
         const k = w[i]!;
-        if (k === 0) continue;
-        const b = binOf[i]!;
-        cnt[b] += k;
-        scb[b] += k * conf[i]!;
-        sab[b] += k * a[i]!;
-        ss += k * sq[i]!;
+        const j = slot[i]!;
+        cnt[j] += k;
+        sc[j] += k * conf[i]!;
+        ss[j] += k * sq[i]!;
       }
     } else {
-      const order = this.order!, gs = this.groupStart!, M = this.bins;
+      const order = this.order!, sortedConf = this.sortedConf!, sortedA = this.sortedA!, start = this.groupStart!, thr = this.thresholds;
+      const lastBin = this.bins - 1;
       let cum = 0;
-      const groups = gs.length - 1;
-      for (let g = 0; g < groups; g++) {
-        const end = gs[g + 1]!;
-        let wsum = 0, wa = 0;
-        for (let t = gs[g]!; t < end; t++) {
-          const i = order[t]!;
-          const k = w[i]!;
-          if (k === 0) continue;
-          wsum += k;
-          wa += k * a[i]!;
-          ss += k * sq[i]!;
-        }
-        if (wsum === 0) continue;
-        const b = equalMassBin(cum, n, M);
-        cnt[b] += wsum;
-        scb[b] += wsum * conf[order[gs[g]!]!]!;
-        sab[b] += wa;
-        cum += wsum;
+      let b = 0;
+      for (let t = 0; t < n; t++) {
+        // A tie group's bin: the one whose rank range holds the number of smaller resampled examples.
+        if (start[t]) while (b < lastBin && cum >= thr[b + 1]!) b++;
+        const k = w[order[t]!]!;
+        cum += k;
+        const j = 2 * b + sortedA[t]!;
+        cnt[j] += k;
+        sc[j] += k * sortedConf[t]!;
+        ss[j] += k * sq[t]!;
       }
     }
-    if (nl) for (let i = 0; i < n; i++) snl += w[i]! * nl[i]!;
-    if (ent) for (let i = 0; i < n; i++) sent += w[i]! * ent[i]!;
-    let sc = 0, sa = 0;
-    for (let b = 0; b < this.bins; b++) {
-      sc += scb[b]!;
-      sa += sab[b]!;
+    const st = this.stats;
+    foldSlots(st, cnt, sc, ss);
+    let snl = 0, sent = 0;
+    if (this.nl) {
+      const nl = this.nl;
+      for (let i = 0; i < n; i++) snl += w[i]! * nl[i]!;
     }
-    out.accuracy[r] = sa / n;
-    out.meanConfidence[r] = sc / n;
-    out.brier[r] = ss / n;
+    if (this.ent) {
+      const ent = this.ent;
+      for (let i = 0; i < n; i++) sent += w[i]! * ent[i]!;
+    }
+    let sumC = 0, sumA = 0, sumSq = 0;
+    for (let b = 0; b < this.bins; b++) {
+      sumC += st.sumConfidence[b]!;
+      sumA += st.sumCorrect[b]!;
+      sumSq += st.sumSquaredError[b]!;
+    }
+    out.accuracy[r] = sumA / n;
+    out.meanConfidence[r] = sumC / n;
+    out.brier[r] = sumSq / n;
     out.ece[r] = calibrationErrorFromStats(st, "l1");
     out.rmsce[r] = calibrationErrorFromStats(st, "l2");
     out.mce[r] = calibrationErrorFromStats(st, "max");
     out.ace[r] = aceFromStats(st);
     out.debiasedL2[r] = debiasedL2FromStats(st);
-    out.nll[r] = nl ? snl / n : NaN;
-    out.meanEntropy[r] = ent ? sent / n : NaN;
+    out.nll[r] = this.nl ? snl / n : NaN;
+    out.meanEntropy[r] = this.ent ? sent / n : NaN;
   }
 }
 

@@ -64,7 +64,8 @@ export class Xoshiro128 {
       s0 ^= s3;
       s2 ^= x;
       s3 = (s3 << 11) | (s3 >>> 21);
-      let idx = Math.floor(u * scale);
+      // u·scale < n ≤ 2^32: truncation is floor; the clamp guards the last ulp for n > 2^21.
+      let idx = n < 2147483648 ? (u * scale) | 0 : Math.floor(u * scale);
       if (idx >= n) idx = n - 1;
       counts[idx]!++;
     }

@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  ace, assignBins, binStats, binnedMetrics, debiasedL2, ece, mce, reliabilityDiagram, rmsce, wilsonInterval, Z95, zForLevel,
+  ace, assignBins, binStats, binnedMetrics, debiasedL2, ece, mce, radixSortU32, reliabilityDiagram, rmsce, wilsonInterval, Z95, zForLevel,
 } from "../../backend/metrics/index.js";
 import {
   examples, lcg, randomTopLabel, refACE, refBinIndex, refBins, refBrierTop, refCE, refDebiasedL2, refWilson,
@@ -197,4 +197,32 @@ test("Wilson interval: quadratic-root reference, symmetric, z from level", () =>
   close(zForLevel(0.95), 1.959963984540054, 1e-12, "z95");
   close(zForLevel(0.9), 1.6448536269514722, 1e-12, "z90");
   close(zForLevel(0.99), 2.5758293035489004, 1e-12, "z99");
+});
+
+test("equal-mass: the Float32 radix path and the generic sorted path agree exactly; −0 counts as 0", () => {
+  const { conf, correct } = randomTopLabel(5000, 61, { ties: true });
+  conf[3] = -0;
+  conf[4] = 0;
+  const c64 = Float64Array.from(conf);
+  for (const M of [1, 10, 15, 33]) {
+    const a = binStats(conf, correct, { bins: M, scheme: "equal-mass" });
+    const b = binStats(c64, correct, { bins: M, scheme: "equal-mass" });
+    for (const k of ["count", "sumCorrect", "lo", "hi"] as const) assert.deepEqual(Array.from(a[k]), Array.from(b[k]), `M=${M} ${k}`);
+    for (let j = 0; j < M; j++) {
+      close(a.sumConfidence[j]!, b.sumConfidence[j]!, 1e-12, `M=${M} sumConfidence[${j}]`);
+      close(a.sumSquaredError[j]!, b.sumSquaredError[j]!, 1e-12, `M=${M} sumSquaredError[${j}]`);
+    }
+  }
+});
+
+test("radix sort of 32-bit keys equals the native sort", () => {
+  const rnd = lcg(3);
+  for (const n of [0, 1, 2, 1000, 70_000]) {
+    const keys = Uint32Array.from({ length: n }, (_, i) => (i % 7 === 0 ? 5 : Math.floor(rnd() * 2 ** 32)));
+    const expect = keys.slice().sort();
+    assert.deepEqual(radixSortU32(keys.slice()), expect, `n=${n}`);
+  }
+  // All keys equal in the low digits (passes skipped) and all equal.
+  const same = new Uint32Array(100).fill(0x3f800000);
+  assert.deepEqual(radixSortU32(same.slice()), same);
 });
