@@ -10,6 +10,7 @@ export interface Command {
 // One line per command; modules are loaded lazily so `calib --help` stays fast.
 const COMMANDS: Record<string, () => Promise<Command>> = {
   loss: () => import("./commands/loss.js"),
+  metrics: () => import("./commands/metrics.js"),
   data: () => import("./commands/data.js"),
 };
 
