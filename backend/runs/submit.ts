@@ -1,0 +1,148 @@
+// Creating runs: the one code path behind POST /api/runs, `calib runs submit`, and the
+// train/eval CLI commands (through runLocally in local.ts). It validates the configuration,
+// resolves the device to a lane, checks run references, and inserts the registry entries (a
+// sweep inserts itself and all its child runs in one transaction).
+import { existsSync, statSync } from "node:fs";
+import { isAbsolute, join, resolve } from "node:path";
+import { FieldError } from "./errors.js";
+import { runDir } from "./paths.js";
+import { TERMINAL, type Lane, type Registry, type RunRecord, type RunSource } from "./registry.js";
+import {
+  describePoint, expandGrid, parseRunConfig, runReference, type EvalRunConfig, type RunConfig, type SweepConfig,
+} from "./schema.js";
+import { PretrainSchema, SftSchema } from "../train/config.js";
+import { fromZod } from "./errors.js";
+
+export interface SubmitOptions {
+  source: RunSource;
+  /** the process that will execute it (CLI local runs); default null = the server's queue */
+  owner?: string | null;
+  /** allow directory paths in sft.init / eval.checkpoint (CLI only) */
+  allowPaths?: boolean;
+  /** the data directory (for checking referenced runs and paths) */
+  dataDir: string;
+  /** override the device lane resolution (tests) */
+  resolveLane?: (device: "cpu" | "cuda" | "auto") => Promise<Lane>;
+}
+
+/** cpu stays cpu; cuda must be available; auto takes cuda when the engine can. */
+export async function resolveLane(device: "cpu" | "cuda" | "auto"): Promise<Lane> {
+  if (device === "cpu") return "cpu";
+  let engine: typeof import("../engine/device.js");
+  try {
+    engine = await import("../engine/device.js");
+  } catch (err) {
+    if (device === "auto") return "cpu";
+    throw new FieldError("device", `cuda is not available: the engine cannot be loaded (${(err as Error).message.split("\n")[0]})`);
+  }
+  try {
+    return engine.resolveDevice(device);
+  } catch (err) {
+    throw new FieldError("device", (err as Error).message);
+  }
+}
+
+/** Checks a run reference or (CLI) a checkpoint path; returns the run id it depends on, if any. */
+function checkReference(registry: Registry, value: string, field: string, o: SubmitOptions): string | null {
+  let id: string | null;
+  try {
+    id = runReference(value);
+  } catch (err) {
+    throw new FieldError(field, (err as Error).message);
+  }
+  if (id !== null) {
+    const dep = registry.get(id);
+    if (!dep) throw new FieldError(field, `no run '${id}' in the registry`);
+    if (dep.kind !== "pretrain" && dep.kind !== "sft") throw new FieldError(field, `run '${id}' is a ${dep.kind} run and has no checkpoint`);
+    if (dep.status === "failed" || dep.status === "cancelled") throw new FieldError(field, `run '${id}' ${dep.status === "failed" ? "failed" : "was cancelled"}; it has no checkpoint`);
+    return TERMINAL.has(dep.status) ? null : id;
+  }
+  if (!o.allowPaths) throw new FieldError(field, "must be 'run:<id>' (checkpoint directories are accepted from the CLI only)");
+  const path = resolve(value);
+  if (!existsSync(join(path, "config.json")) || !statSync(path).isDirectory()) throw new FieldError(field, `'${value}' is not a checkpoint directory (no config.json)`);
+  return null;
+}
+
+/** The checkpoint directory a reference names (at execution time). */
+export function checkpointDir(value: string, dataDir: string): string {
+  const id = runReference(value);
+  if (id !== null) return join(runDir(id, dataDir), "checkpoint");
+  return isAbsolute(value) ? value : resolve(value);
+}
+
+function normalizePaths(config: RunConfig, o: SubmitOptions): RunConfig {
+  // store absolute paths so that the worker (another cwd) finds them
+  if (config.kind === "sft" && runReference(config.init) === null) return { ...config, init: resolve(config.init) };
+  if (config.kind === "eval" && runReference(config.checkpoint) === null) return { ...config, checkpoint: resolve(config.checkpoint) };
+  void o;
+  return config;
+}
+
+/** Validates and registers a run (or a sweep and its children). Returns the new run. */
+export async function submitRun(registry: Registry, input: unknown, o: SubmitOptions): Promise<RunRecord> {
+  const config = parseRunConfig(input);
+  const laneOf = o.resolveLane ?? resolveLane;
+  if (config.kind === "sweep") return submitSweep(registry, config, o, laneOf);
+  const lane = await laneOf(config.device);
+  const deps: string[] = [];
+  if (config.kind === "sft") {
+    const d = checkReference(registry, config.init, "init", o);
+    if (d) deps.push(d);
+  } else if (config.kind === "eval") {
+    const d = checkReference(registry, config.checkpoint, "checkpoint", o);
+    if (d) deps.push(d);
+  }
+  const stored = normalizePaths(config, o);
+  const name = config.name ?? defaultName(config);
+  return registry.create({ name, kind: config.kind, device: lane, config: stored, source: o.source, dependsOn: deps, owner: o.owner ?? null });
+}
+
+function defaultName(config: Exclude<RunConfig, SweepConfig> | EvalRunConfig): string {
+  switch (config.kind) {
+    case "pretrain":
+      return `pretrain ${config.tokenizer} d${config.model.dModel} L${config.model.nLayer}`;
+    case "sft":
+      return `sft ${config.tasks.join("+")} ε=${config.loss.labelSmoothing}`;
+    case "eval":
+      return `eval ${config.checkpoint}`;
+  }
+}
+
+async function submitSweep(registry: Registry, sweep: SweepConfig, o: SubmitOptions, laneOf: (d: "cpu" | "cuda" | "auto") => Promise<Lane>): Promise<RunRecord> {
+  const pre = expandGrid({ ...sweep.pretrain.base, kind: "pretrain" }, sweep.pretrain.grid);
+  const sft = sweep.sft ? expandGrid({ ...sweep.sft.base, kind: "sft", init: "run:placeholder" }, sweep.sft.grid) : [];
+  const total = pre.length * (1 + sft.length);
+  if (total > 2000) throw new FieldError("sft.grid", `the sweep expands to ${total} runs (at most 2000)`);
+  // validate every child before inserting anything
+  const pretrains = pre.map((p, i) => {
+    const r = PretrainSchema.safeParse(p.config);
+    if (!r.success) throw fromZod(r.error, `pretrain (grid point ${i + 1}: ${describePoint(p.point) || "base"})`);
+    return { ...p, parsed: r.data };
+  });
+  const sfts = sft.map((p, i) => {
+    const r = SftSchema.safeParse(p.config);
+    if (!r.success) throw fromZod(r.error, `sft (grid point ${i + 1}: ${describePoint(p.point) || "base"})`);
+    return { ...p, parsed: r.data };
+  });
+  const lanes = new Map<string, Lane>();
+  for (const d of new Set([...pretrains.map((p) => p.parsed.device), ...sfts.map((s) => s.parsed.device)])) lanes.set(d, await laneOf(d));
+  const name = sweep.name ?? `sweep of ${total} runs`;
+  return registry.db.transaction(() => {
+    const parent = registry.create({ name, kind: "sweep", device: "none", config: sweep, source: o.source, owner: o.owner ?? null });
+    for (const p of pretrains) {
+      const ptName = `${name} / pretrain ${describePoint(p.point)}`.trim();
+      const pt = registry.create({
+        name: ptName, kind: "pretrain", device: lanes.get(p.parsed.device)!, config: { ...p.parsed, name: ptName }, source: o.source, parentId: parent.id,
+        owner: o.owner ?? null,
+      });
+      for (const s of sfts) {
+        const sName = `${ptName} / sft ${describePoint(s.point)}`.trim();
+        registry.create({
+          name: sName, kind: "sft", device: lanes.get(s.parsed.device)!, config: { ...s.parsed, name: sName, init: `run:${pt.id}` }, source: o.source,
+          parentId: parent.id, dependsOn: [pt.id], owner: o.owner ?? null,
+        });
+      }
+    }
+    return registry.get(parent.id)!;
+  }).immediate();
+}
