@@ -19,6 +19,7 @@ import { fileURLToPath } from "node:url";
 import { ConflictError, NotFoundError } from "./errors.js";
 import { listArtifacts, removeTemporaries, writeRunRecord, type JobResult } from "./jobs.js";
 import { finalizeRun, settleSweep } from "./finish.js";
+import { requestCancel } from "./cancel.js";
 import { ensureDir, runDir } from "./paths.js";
 import { processAlive, processTag, TERMINAL, type Lane, type Progress, type Registry, type RunRecord } from "./registry.js";
 import type { FromWorker, ToWorker } from "./worker.js";
@@ -290,17 +291,8 @@ export class Executor {
       await this.cancelActive(a);
       return this.registry.get(id)!;
     }
-    if (run.status === "queued") {
-      if (this.registry.finish(id, "cancelled")) return this.registry.get(id)!;
-      return this.cancel(id); // it started in between
-    }
-    // running in another process (the CLI): it polls the registry for the request
-    if (!processAlive(run.owner)) {
-      this.finishWithRecord(run, "failed", { error: "its process died before the cancel" });
-      return this.registry.get(id)!;
-    }
-    this.registry.requestCancel(id);
-    return this.registry.get(id)!;
+    // queued, or running in another process (the CLI polls the registry for the request)
+    return requestCancel(this.registry, this.options.dataDir, id);
   }
 
   /** Stops scheduling; running jobs are killed and marked failed with `reason`. */
