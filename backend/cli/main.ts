@@ -12,6 +12,9 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   loss: () => import("./commands/loss.js"),
   metrics: () => import("./commands/metrics.js"),
   data: () => import("./commands/data.js"),
+  serve: () => import("./commands/serve.js"),
+  runs: () => import("./commands/runs.js"),
+  import: () => import("./commands/import.js"),
 };
 
 function usage(): string {
