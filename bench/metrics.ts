@@ -1,6 +1,7 @@
 // npm run bench -- metrics [--n 10000000] [--boot-n 100000] [--resamples 1000] [--reps 3]
-// Calibration metrics speed (backend/metrics). Prints tables of median wall times with ratios
-// against baselines measured in the same run:
+// Calibration metrics speed (backend/metrics). Prints tables of median wall times (and the CPU
+// time of this process, which other load on a shared machine inflates less) with ratios against
+// baselines measured in the same run:
 //   1. 15-bin ECE + reliability data over n examples (target < 1 s for n = 10M), baseline = one
 //      plain summing pass over the same confidences (the memory-bandwidth floor of any one-pass metric);
 //   2. 1000-resample bootstrap over 100k examples (target < 5 s), baseline = the same number of
@@ -33,16 +34,21 @@ function data(n: number, seed: number): { conf: Float32Array; correct: Uint8Arra
   return { conf, correct, pTarget };
 }
 
-function time(reps: number, fn: () => unknown): { ms: number; sink: unknown } {
+/** Median wall time and median CPU time of this process (the CPU time is robust to other load on a shared machine). */
+function time(reps: number, fn: () => unknown): { ms: number; cpu: number; sink: unknown } {
   let sink: unknown = fn(); // warm-up (JIT)
   const ms: number[] = [];
+  const cpu: number[] = [];
   for (let r = 0; r < reps; r++) {
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     sink = fn();
     ms.push(performance.now() - t0);
+    const c = process.cpuUsage(c0);
+    cpu.push((c.user + c.system) / 1000);
   }
-  ms.sort((a, b) => a - b);
-  return { ms: ms[Math.floor(ms.length / 2)]!, sink };
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  return { ms: med(ms), cpu: med(cpu), sink };
 }
 
 function table(rows: string[][]): string {
@@ -74,9 +80,9 @@ export async function main(argv: string[]): Promise<void> {
     for (let i = 0; i < c.length; i++) s += c[i]!;
     return s;
   });
-  const rows1: string[][] = [["case", "n", "time", "ns/example", "× baseline", "target"]];
-  const add1 = (name: string, t: { ms: number }, target?: number) =>
-    rows1.push([name, n.toLocaleString("en-US"), fmt(t.ms), ((t.ms * 1e6) / n).toFixed(2), `${(t.ms / base1.ms).toFixed(1)}×`,
+  const rows1: string[][] = [["case", "n", "wall", "cpu", "ns/example", "× baseline", "target"]];
+  const add1 = (name: string, t: { ms: number; cpu: number }, target?: number) =>
+    rows1.push([name, n.toLocaleString("en-US"), fmt(t.ms), fmt(t.cpu), ((t.ms * 1e6) / n).toFixed(2), `${(t.ms / base1.ms).toFixed(1)}×`,
       target === undefined ? "" : `${t.ms < target ? "✓" : "✗"} < ${fmt(target)}`]);
   add1("baseline: one summing pass over confidence", base1);
   process.stderr.write("  binned metrics…\n");
@@ -92,15 +98,15 @@ export async function main(argv: string[]): Promise<void> {
   process.stderr.write("  bootstrap…\n");
   const small = data(bootN, 2);
   const other = data(bootN, 3);
-  const rows2: string[][] = [["case", "n", "resamples", "time", "µs/resample", "× baseline", "target"]];
+  const rows2: string[][] = [["case", "n", "resamples", "wall", "cpu", "µs/resample", "× baseline", "target"]];
   const bootReps = Math.max(1, Math.min(reps, 3));
   const base2 = time(bootReps, () => {
     let s = 0;
     for (let r = 0; r < R; r++) s += binnedMetrics(small.conf, small.correct).ece;
     return s;
   });
-  const add2 = (name: string, t: { ms: number }, target?: number) =>
-    rows2.push([name, bootN.toLocaleString("en-US"), String(R), fmt(t.ms), ((t.ms * 1000) / R).toFixed(0), `${(t.ms / base2.ms).toFixed(2)}×`,
+  const add2 = (name: string, t: { ms: number; cpu: number }, target?: number) =>
+    rows2.push([name, bootN.toLocaleString("en-US"), String(R), fmt(t.ms), fmt(t.cpu), ((t.ms * 1000) / R).toFixed(0), `${(t.ms / base2.ms).toFixed(2)}×`,
       target === undefined ? "" : `${t.ms < target ? "✓" : "✗"} < ${fmt(target)}`]);
   add2(`baseline: ${R} full-data binnedMetrics (no resampling)`, base2);
   add2("bootstrap, 15 equal-width (all metrics + NLL)", time(bootReps, () =>

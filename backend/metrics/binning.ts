@@ -96,22 +96,25 @@ function equalWidthStats(conf: FloatArray, correct: Uint8Array, M: number): BinS
   const n = conf.length;
   const s = emptyStats("equal-width", M, n);
   // Accumulate per slot 2·bin + correct: three read-modify-writes per example and no multiply by
-  // the correctness, which keeps the loop short (the bench runs 10M examples).
-  const cnt = new Float64Array(2 * M);
-  const sc = new Float64Array(2 * M);
-  const ss = new Float64Array(2 * M);
-  const last = M - 1;
+  // the correctness, which keeps the loop short (the bench runs 10M examples). floor(c·M) = M
+  // (c = 1) gets its own slots, folded into the last bin afterwards, so the loop has no branch.
+  const cnt = new Float64Array(2 * M + 2);
+  const sc = new Float64Array(2 * M + 2);
+  const ss = new Float64Array(2 * M + 2);
   for (let i = 0; i < n; i++) {
     const c = conf[i]!;
     const a = correct[i]!;
-    // c·M ≤ M ≤ 1e6 < 2^31, so |0 is floor for c ≥ 0.
-    let b = (c * M) | 0;
-    if (b > last) b = last;
-    const slot = 2 * b + a;
+    // c·M ≤ M ≤ 1e6 < 2^31, so |0 is floor for c ≥ 0; only c = 1 reaches slot 2M or 2M + 1.
+    const slot = 2 * ((c * M) | 0) + a;
     cnt[slot]++;
     sc[slot] += c;
     const d = c - a;
     ss[slot] += d * d;
+  }
+  for (let j = 2 * M; j < 2 * M + 2; j++) {
+    cnt[j - 2] += cnt[j]!;
+    sc[j - 2] += sc[j]!;
+    ss[j - 2] += ss[j]!;
   }
   foldSlots(s, cnt, sc, ss);
   for (let b = 0; b < M; b++) {
@@ -287,15 +290,25 @@ export function assignBinsUnchecked(c: FloatArray, M: number, scheme: Scheme): I
     }
     return out;
   }
-  const order = sortOrder(c);
-  let i = 0;
-  while (i < n) {
-    const v = c[order[i]!]!;
-    let k = i + 1;
-    while (k < n && c[order[k]!] === v) k++;
-    const b = equalMassBin(i, n, M);
-    for (let t = i; t < k; t++) out[order[t]!] = b;
-    i = k;
+  // r = #{j : c_j < c_i} by binary search in the sorted confidences (exactly the definition).
+  let sorted: FloatArray;
+  if (c instanceof Float32Array) {
+    const bits = new Uint32Array(c.buffer, c.byteOffset, n);
+    const keys = new Uint32Array(n);
+    for (let i = 0; i < n; i++) keys[i] = bits[i]! & 0x7fffffff;
+    const s = radixSortU32(keys);
+    sorted = new Float32Array(s.buffer, s.byteOffset, n);
+  } else sorted = c.slice().sort();
+  for (let i = 0; i < n; i++) {
+    const v = c[i]!;
+    let lo = 0;
+    let hi = n;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (sorted[mid]! < v) lo = mid + 1;
+      else hi = mid;
+    }
+    out[i] = equalMassBin(lo, n, M);
   }
   return out;
 }

@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  ace, assignBins, binStats, binnedMetrics, debiasedL2, ece, mce, radixSortU32, reliabilityDiagram, rmsce, wilsonInterval, Z95, zForLevel,
+  ace, assignBins, binStats, binnedMetrics, debiasedL2, ece, equalWidthBin, mce, radixSortU32, reliabilityDiagram, rmsce, wilsonInterval, Z95, zForLevel,
 } from "../../backend/metrics/index.js";
 import {
   examples, lcg, randomTopLabel, refACE, refBinIndex, refBins, refBrierTop, refCE, refDebiasedL2, refWilson,
@@ -74,6 +74,9 @@ test("edges: 0 in the first bin, 1 in the last, left-closed bins, empty bins ski
   assert.deepEqual(r.bin, [0, 1, 2, 4]);
   assert.deepEqual(r.count, [1, 1, 1, 2]);
   assert.deepEqual(Array.from(assignBins([0, 1, 0.2, 0.999999], { bins: 5 })), [0, 4, 1, 4]);
+  assert.deepEqual([0, 1, 0.2, 0.999999, 1 - 2 ** -53].map((c) => equalWidthBin(c, 5)), [0, 4, 1, 4, 4]);
+  // The largest double below 1 lands in the last bin too.
+  assert.equal(binStats([1 - 2 ** -53, 0.5], [1, 0], { bins: 3 }).count[2], 1);
   // M = 1: everything in one bin; ECE = |mean acc − mean conf|.
   close(ece([0.2, 0.9, 0.6], [1, 1, 0], { bins: 1 }), Math.abs(2 / 3 - 1.7 / 3), 1e-15, "one bin");
   // Empty bins change nothing: ACE averages non-empty bins only.

@@ -51,8 +51,8 @@ interface Columns {
   numeric(name: string): Float64Array | Float32Array;
   /** 0/1 column from bool or numbers. */
   bool(name: string): Uint8Array;
-  /** Equality filter value of a row, as text. */
-  text(name: string, i: number): string;
+  /** Reads a column's values as text (for --where equality filters). */
+  text(name: string): (i: number) => string;
   /** Probability rows: flat n×K and K. */
   rowsOf(name: string): { data: Float64Array; classes: number } | null;
 }
@@ -131,9 +131,12 @@ function arrowColumns(table: Table, file: string): Columns {
       }
       return out;
     },
-    text(name, i) {
-      const x = child(name).get(i);
-      return x === null || x === undefined ? "null" : String(x);
+    text(name) {
+      const v = child(name);
+      return (i) => {
+        const x = v.get(i);
+        return x === null || x === undefined ? "null" : String(x);
+      };
     },
     rowsOf(name) {
       const v = table.getChild(name);
@@ -207,8 +210,9 @@ function csvColumns(text: string, file: string): Columns {
         throw new RangeError(`column ${name} line ${r + 2}: '${c[j]}' must be 0, 1, true or false`);
       });
     },
-    text(name, i) {
-      return cells[i]![index(name)]!;
+    text(name) {
+      const j = index(name);
+      return (i) => cells[i]![j]!;
     },
     rowsOf(name) {
       if (name !== "probs") return null;
@@ -230,10 +234,10 @@ function rowMask(cols: Columns, where: string[]): Uint32Array | null {
     if (eq <= 0) throw new UsageError(`--where must be COL=VALUE (got '${w}')`);
     const col = w.slice(0, eq);
     if (!cols.names.includes(col)) throw new UsageError(`--where: no column '${col}' (columns: ${cols.names.join(", ")})`);
-    return [col, w.slice(eq + 1)] as const;
+    return [cols.text(col), w.slice(eq + 1)] as const;
   });
   const keep: number[] = [];
-  for (let i = 0; i < cols.rows; i++) if (conds.every(([c, v]) => cols.text(c, i) === v)) keep.push(i);
+  for (let i = 0; i < cols.rows; i++) if (conds.every(([get, v]) => get(i) === v)) keep.push(i);
   if (keep.length === 0) throw new RangeError(`no rows match ${where.join(" and ")}`);
   return Uint32Array.from(keep);
 }
@@ -284,7 +288,17 @@ function jsonSafe(value: unknown): unknown {
 
 // ---------------------------------------------------------------------------------------------
 
+let epipeHandled = false;
+
 export async function run(argv: string[]): Promise<number> {
+  // `calib metrics … | head` closes the pipe early: stop quietly instead of a stack trace.
+  if (!epipeHandled) {
+    epipeHandled = true;
+    process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+      if (err.code === "EPIPE") process.exit(0);
+      throw err;
+    });
+  }
   const { values, positionals } = parse(argv, {
     bins: { type: "string" }, scheme: { type: "string" }, norm: { type: "string" }, bootstrap: { type: "string" },
     seed: { type: "string" }, level: { type: "string" }, "confidence-col": { type: "string" }, "correct-col": { type: "string" },
