@@ -7,6 +7,7 @@ import { NotFoundError } from "../../runs/errors.js";
 import { runDir } from "../../runs/paths.js";
 import { RUN_KINDS, RUN_STATUSES, type RunRecord } from "../../runs/registry.js";
 import { submitRun } from "../../runs/submit.js";
+import { requestCancel } from "../../runs/cancel.js";
 import type { ApiContext } from "../context.js";
 import { streamEvents } from "../sse.js";
 import { artifactParam, csvEnum, intParam, jsonBody, query, runIdParam } from "../validate.js";
@@ -69,8 +70,8 @@ export function runsRouter(ctx: ApiContext): Router {
 
   r.post("/:id/cancel", ctx.requireAuth, async (req, res) => {
     const run = load(req);
-    if (!ctx.executor) throw new NotFoundError("this server runs no executor");
-    const after = await ctx.executor.cancel(run.id);
+    // without an executor (read-only server) the registry request reaches whichever process runs it
+    const after = ctx.executor ? await ctx.executor.cancel(run.id) : requestCancel(ctx.registry, ctx.dataDir, run.id);
     res.json(publicRun(after));
   });
 
