@@ -17,7 +17,7 @@ import { fork, type ChildProcess } from "node:child_process";
 import { createWriteStream, type WriteStream } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { ConflictError, NotFoundError } from "./errors.js";
-import { listArtifacts, removeTemporaries, writeRunRecord, type JobResult } from "./jobs.js";
+import { listArtifacts, RECORD_FILES, removeTemporaries, writeRunRecord, type JobResult } from "./jobs.js";
 import { finalizeRun, settleSweep } from "./finish.js";
 import { requestCancel } from "./cancel.js";
 import { ensureDir, runDir } from "./paths.js";
@@ -88,7 +88,8 @@ export class Executor {
       const dir = runDir(id, this.options.dataDir);
       const removed = removeTemporaries(dir);
       const run = this.registry.get(id)!;
-      const artifacts = [...new Set([...listArtifacts(dir), "run.json"])];
+      const present = new Set([...listArtifacts(dir), "run.json"]);
+      const artifacts = RECORD_FILES.filter((f) => present.has(f));
       try {
         writeRunRecord(dir, run, artifacts);
         this.registry.setArtifacts(id, artifacts);

@@ -2,7 +2,7 @@
 // then the registry transition with the metrics and the list of complete artifacts, so that
 // whatever the registry lists is already on disk in full.
 import { ensureDir, runDir } from "./paths.js";
-import { listArtifacts, writeRunRecord } from "./jobs.js";
+import { listArtifacts, RECORD_FILES, writeRunRecord } from "./jobs.js";
 import { TERMINAL, type Registry, type RunRecord } from "./registry.js";
 
 export function finalizeRun(
@@ -10,7 +10,8 @@ export function finalizeRun(
   f: { metrics?: Record<string, unknown>; error?: string | null } = {},
 ): boolean {
   const dir = ensureDir(runDir(run.id, dataDir));
-  const artifacts = [...new Set([...listArtifacts(dir), "run.json"])];
+  const present = new Set([...listArtifacts(dir), "run.json"]);
+  const artifacts = RECORD_FILES.filter((f) => present.has(f));
   const view: RunRecord = {
     ...run, status, finished_at: new Date().toISOString(), metrics: (f.metrics ?? run.metrics) as RunRecord["metrics"], error: f.error ?? null,
   };

@@ -71,7 +71,7 @@ export function softmax64(z: readonly number[]): number[] {
   return e.map((x) => x / s);
 }
 
-export function argmax(p: readonly number[]): number {
+export function argmax(p: ArrayLike<number>): number {
   let b = 0;
   for (let i = 1; i < p.length; i++) if (p[i]! > p[b]!) b = i;
   return b;

@@ -90,7 +90,7 @@ test("streaming parse of a file on disk equals the in-memory parse", async () =>
     const a = await parseSamplesPath(path, FILE);
     const b = parseSamples({ filename: FILE, text });
     assert.equal(a.rows.length, 200);
-    assert.deepEqual(a.rows.map((r) => [r.id, r.gold, ...r.probs]), b.rows.map((r) => [r.id, r.gold, ...r.probs]));
+    assert.deepEqual(a.rows.map((r) => [r.id, r.gold, ...Array.from(r.probs)]), b.rows.map((r) => [r.id, r.gold, ...Array.from(r.probs)]));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -240,7 +240,7 @@ test("DuckDB reads the Arrow streams (DuckDB-wasm) and its SQL metrics agree (Du
   const db = await duckdb.createDuckDB(bundles, new duckdb.VoidLogger(), duckdb.NODE_RUNTIME);
   await db.instantiate(() => {});
   const conn = db.connect();
-  const rows = (sql: string) => conn.query(sql).toArray().map((r: { toJSON(): Record<string, unknown> }) => r.toJSON());
+  const rows = (sql: string): Record<string, unknown>[] => conn.query(sql).toArray().map((r: { toJSON(): Record<string, unknown> }) => r.toJSON());
   const num = (v: unknown) => (typeof v === "bigint" ? Number(v) : (v as number));
   const node = await DuckDBInstance.create(":memory:");
   const nconn = await node.connect();
@@ -279,7 +279,7 @@ test("DuckDB reads the Arrow streams (DuckDB-wasm) and its SQL metrics agree (Du
       app.closeSync();
       const nsql = (await nconn.runAndReadAll(binnedMetricsSql({ from: tname, bins: 15, scheme: "equal-width", groupBy: ["epoch", "task"] }))).getRowObjectsJS();
       assert.equal(nsql.length, cal.length);
-      nsql.forEach((s, i) => assert.ok(Math.abs(num(s.ece) - num(cal[i]!.ece)) < 1e-9, `${id} node-api ece`));
+      nsql.forEach((s: Record<string, unknown>, i: number) => assert.ok(Math.abs(num(s.ece) - num(cal[i]!.ece)) < 1e-9, `${id} node-api ece`));
     }
   } finally {
     nconn.closeSync();
