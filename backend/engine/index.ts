@@ -3,3 +3,4 @@ export { addon, engineInfo, setThreads, type EngineInfo } from "./addon.js";
 export { resolveDevice, type Device } from "./device.js";
 export { linearCrossEntropy, type LinearCrossEntropyOptions, type LinearCrossEntropyResult, type Reduction } from "./loss.js";
 export { matrix, toBf16, fromBf16, type Matrix, type Dtype } from "./tensor.js";
+export { GptModel, validateModelConfig, countParams, type ModelConfig, type ModelOptions, type Precision, type TensorInfo, type Batch, type LossOptions, type StepResult, type AdamWOptions, type EvalOptions, type EvalResult, type BufferName } from "./model.js";

@@ -98,6 +98,196 @@ typedef struct {
 void calib_get_info(calib_info* info);
 void calib_set_threads(int32_t threads); /* 0 = hardware concurrency */
 
+/* =================================================================================
+ * Model: a GPT-2-style decoder-only transformer (issue 5: CPU; issue 9: CUDA).
+ *
+ *   x0 = wte[tok] + wpe[pos]
+ *   per block l:  x = x + attn(LN1(x)),  x = x + mlp(LN2(x))     (pre-LayerNorm)
+ *     attn: causal multi-head self-attention, qkv = LN1(x)·Wqkvᵀ + b, proj Wo
+ *     mlp:  GELU(tanh approximation), hidden 4·d_model
+ *   h = LN_f(x);  logits z = h·Hᵀ with H = wte (tied, default) or lm_head
+ *
+ * Parameters, gradients and the AdamW moments live in flat buffers, one per kind, with the
+ * same per-tensor offsets (llm.c layout, weights out×in as nn.Linear). calib_model_tensor
+ * describes each tensor; tensors of the blocks are stacked over layers ([L, ...]).
+ * The loss is the fused label-smoothed cross-entropy above (reduction sum, scaled).
+ *
+ * A model handle is not thread-safe: one call at a time per handle.
+ * =============================================================================== */
+typedef struct calib_model calib_model; /* opaque */
+
+typedef enum { CALIB_MODEL_F32 = 0, CALIB_MODEL_F64 = 1 } calib_model_precision;
+
+typedef struct {
+  int32_t n_layer;    /* ≥ 1 */
+  int32_t n_head;     /* ≥ 1, divides d_model */
+  int32_t d_model;    /* ≥ 1 */
+  int32_t context;    /* maximum sequence length T (rows of wpe) */
+  int32_t vocab;      /* V ≥ 2 */
+  int32_t tied;       /* 1: the LM head is wte; 0: a separate lm_head (V×d_model) */
+  int32_t max_batch;  /* B: sequences per call; activations are allocated for B×context */
+  calib_device device;
+  /* F32 trains; F64 is the float64 reference used by gradient checks (CPU only; its LM head
+   * is a direct implementation of the same loss, not the fused op). */
+  calib_model_precision precision;
+  int32_t threads;    /* CPU threads; 0 = engine default */
+} calib_model_config;
+
+typedef enum {
+  CALIB_BUF_PARAMS = 0,
+  CALIB_BUF_GRADS = 1,
+  CALIB_BUF_ADAM_M = 2,
+  CALIB_BUF_ADAM_V = 3
+} calib_model_buffer;
+
+typedef struct {
+  char name[24];      /* "wte", "wpe", "ln1w", "ln1b", "qkvw", "qkvb", "attprojw", "attprojb",
+                         "ln2w", "ln2b", "fcw", "fcb", "fcprojw", "fcprojb", "lnfw", "lnfb", "lm_head" */
+  int64_t offset;     /* elements from the start of the flat buffer */
+  int64_t numel;
+  int32_t ndim;       /* 1..3 */
+  int64_t shape[3];
+  int32_t per_layer;  /* 1: shape[0] is n_layer */
+  int32_t decay;      /* 1: AdamW weight decay applies (matmul weights; not LN, biases, embeddings) */
+} calib_model_tensor;
+
+/* Creation validates the configuration; CALIB_ERR_DEVICE for 'cuda' until issue 9. */
+calib_status calib_model_create(const calib_model_config* config, calib_model** out, char* err);
+void calib_model_free(calib_model* model); /* NULL is fine */
+int64_t calib_model_num_params(const calib_model* model);
+int32_t calib_model_num_tensors(const calib_model* model);
+calib_status calib_model_tensor_info(const calib_model* model, int32_t index, calib_model_tensor* out, char* err);
+
+/* Copy [offset, offset+count) of a flat buffer out of / into the model. Elements are float32
+ * for F32 models and float64 for F64 models. */
+calib_status calib_model_read(calib_model* model, calib_model_buffer which, int64_t offset, int64_t count,
+                              void* dst, char* err);
+calib_status calib_model_write(calib_model* model, calib_model_buffer which, int64_t offset, int64_t count,
+                               const void* src, char* err);
+
+/* GPT-2 initialisation from a seed: weights N(0, std) (std = 0.02 when 0 is given), the two
+ * residual projections (attprojw, fcprojw) N(0, std/√(2·n_layer)), biases 0, LayerNorm
+ * weights 1. Values are rounded to float32 for every precision. Zeroes grads and moments. */
+calib_status calib_model_init(calib_model* model, uint64_t seed, float std, char* err);
+
+/* One micro-batch: forward, loss, and (backward = 1) gradients *added* to the grads buffer.
+ *   loss_sum = Σ over supervised tokens of T·(lse(s) − (1−ε)·s_y − ε/V·Σ_v s),  s = softcap(z/T)
+ *   gradients are those of grad_scale · loss_sum; grad_scale = 0 means 1/valid_count (the mean).
+ * For gradient accumulation pass grad_scale = 1/(supervised tokens of the whole step). */
+typedef struct {
+  int32_t b, t;              /* 1 ≤ b ≤ max_batch, 1 ≤ t ≤ context */
+  const int32_t* inputs;     /* b×t token ids in [0, V) */
+  const int32_t* targets;    /* b×t: ids in [0, V), or ignore_index (not supervised) */
+  float label_smoothing;     /* ε ∈ [0, 1] */
+  float temperature;         /* T > 0 */
+  float softcap;             /* c > 0, or 0 for none */
+  int32_t ignore_index;
+  int32_t backward;          /* 1: accumulate gradients */
+  float grad_scale;          /* ≥ 0 */
+  /* outputs */
+  double loss_sum;           /* NaN/Inf are reported here, never hidden */
+  int64_t valid_count;
+} calib_model_step_args;
+
+calib_status calib_model_step(calib_model* model, calib_model_step_args* args, char* err);
+calib_status calib_model_zero_grad(calib_model* model, char* err);
+
+/* Global L2 norm of the grads buffer (float64 accumulation, deterministic); tensor_norms, when
+ * not NULL, receives one norm per tensor (calib_model_num_tensors entries). Non-finite
+ * gradients give a NaN or Inf norm. */
+calib_status calib_model_grad_norm(calib_model* model, double* norm, double* tensor_norms, char* err);
+
+/* PyTorch AdamW on every parameter: g = grad_scale·grad (clipping), then
+ *   p ← p·(1 − lr·wd)  (tensors with decay only);  m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²
+ *   p ← p − lr · (m/(1−β1^step)) / (√(v/(1−β2^step)) + eps) */
+typedef struct {
+  float lr, beta1, beta2, eps, weight_decay;
+  float grad_scale;          /* > 0; 1 = no clipping */
+  int64_t step;              /* ≥ 1, for the bias correction */
+} calib_adamw_args;
+
+calib_status calib_model_adamw(calib_model* model, const calib_adamw_args* args, char* err);
+
+/* Evaluation of the next-token distribution p = softmax(softcap(z/T)) at chosen positions.
+ * Every output is optional (NULL = not wanted) and has one entry per evaluated row
+ * (top_ids/top_p: top_k per row; option_logits: n_options per row). */
+typedef struct {
+  int32_t b, t;
+  const int32_t* inputs;     /* b×t */
+  const int32_t* targets;    /* b×t or NULL; entries equal to ignore_index give NaN p_target */
+  int32_t ignore_index;
+  const int32_t* rows;       /* rows of the b×t positions to evaluate (index b·t + position), or NULL = all */
+  int64_t n_rows;            /* entries of rows (ignored when rows is NULL) */
+  float temperature;         /* T > 0 (1 = raw logits) */
+  float softcap;             /* 0 = none */
+  int32_t top_k;             /* 0..16 */
+  const int32_t* option_ids; /* token ids whose (transformed) logits are returned, or NULL */
+  int32_t n_options;
+  /* outputs */
+  int32_t* argmax;
+  float* p_target;
+  float* nll;                /* −log p(target) = lse − s_target, computed in float64 (NaN like p_target) */
+  float* p_max;
+  float* entropy;            /* nats */
+  float* lse;
+  int32_t* top_ids;
+  float* top_p;
+  float* option_logits;
+} calib_model_eval_args;
+
+calib_status calib_model_eval(calib_model* model, calib_model_eval_args* args, char* err);
+
+
+/* ---------------------------------------------------------------------------------
+ * CUDA: device memory, options and statistics (built with CUDA only; a build without
+ * CUDA does not define these symbols — check calib_get_info().cuda_built first).
+ *
+ * Device buffers are plain cudaMalloc allocations on the current device. A call of
+ * calib_linear_cross_entropy with memory CALIB_MEM_DEVICE takes device pointers for
+ * every buffer (e, c, targets, bias, grad_output, loss, lse, grad_*), runs on the
+ * GPU with no host copies of the data, validates targets (and, with check_finite,
+ * E/C/bias/grad_output) on the device, and reads back only a few status words.
+ * ------------------------------------------------------------------------------- */
+typedef enum { CALIB_COPY_H2D = 0, CALIB_COPY_D2H = 1, CALIB_COPY_D2D = 2 } calib_copy_kind;
+
+calib_status calib_cuda_malloc(void** ptr, size_t bytes, char* err);
+calib_status calib_cuda_free(void* ptr, char* err);
+calib_status calib_cuda_memcpy(void* dst, const void* src, size_t bytes, calib_copy_kind kind, char* err);
+calib_status calib_cuda_memset(void* ptr, int value, size_t bytes, char* err);
+calib_status calib_cuda_synchronize(char* err);
+calib_status calib_cuda_mem_info(size_t* free_bytes, size_t* total_bytes, char* err);
+
+/* Options of the CUDA op that the portable argument struct does not carry. */
+typedef struct {
+  /* CCE-style gradient tile skipping: a 128×BN tile of the sparse gradient part
+   * |softmax − (1−ε)·onehot| whose entries are all below the threshold is left out of
+   * both gradient GEMMs; the ε/V smoothing term is applied exactly as a rank-1
+   * correction. 0 = off (default, exact); < 0 = auto (2^-12 for bf16, 2^-28 for fp32
+   * inputs, CCE's thresholds); > 0 = this threshold. Ignored (dense) with a softcap. */
+  float skip_threshold;
+  int32_t reserved[7];
+} calib_lce_cuda_options;
+
+calib_status calib_linear_cross_entropy_cuda(calib_lce_args* args, const calib_lce_cuda_options* options,
+                                             char* err /* CALIB_ERRLEN */);
+
+typedef struct {
+  int64_t scratch_capacity_bytes; /* device scratch the engine keeps between calls */
+  int64_t scratch_peak_bytes;     /* largest scratch a call has needed */
+  int64_t last_scratch_bytes;     /* scratch the last call used */
+  int32_t last_mode;              /* 0 forward only, 1 streamed (logits recomputed), 2 chunked (workspace) */
+  int32_t last_splits;            /* vocabulary splits of the logsumexp pass */
+  int64_t last_block_rows;        /* streamed: gradient block rows; chunked: rows per chunk */
+  int64_t last_block_cols;        /* streamed: gradient block columns; chunked: V (padded) */
+  int64_t last_tiles;             /* gradient tiles computed */
+  int64_t last_tiles_skipped;     /* of which skipped (tile skipping) */
+  int32_t last_gemm;              /* 0 mma.sync, 1 wgmma (bf16 on sm_90; CALIB_CUDA_GEMM=mma forces 0) */
+  int32_t reserved;
+} calib_cuda_stats;
+
+void calib_cuda_get_stats(calib_cuda_stats* stats);
+calib_status calib_cuda_release_scratch(char* err);
+
 #ifdef __cplusplus
 }
 #endif

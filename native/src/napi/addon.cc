@@ -5,6 +5,7 @@
 
 namespace calib::napi {
 Napi::Value LinearCrossEntropy(const Napi::CallbackInfo& info);
+Napi::Function ModelClass(Napi::Env env);
 
 static Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -33,6 +34,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("linearCrossEntropy", Napi::Function::New(env, LinearCrossEntropy));
+  exports.Set("Model", ModelClass(env));
   return exports;
 }
 

@@ -1,0 +1,295 @@
+// The GPT model of the engine (native/src/model/): a typed facade over the addon's Model
+// class. Parameters, gradients and AdamW moments live in the engine in flat buffers with
+// per-tensor offsets (`tensors()`); everything here copies in and out explicitly.
+import { addon } from "./addon.js";
+import { resolveDevice, type Device } from "./device.js";
+
+export interface ModelConfig {
+  nLayer: number;
+  nHead: number;
+  dModel: number;
+  /** Maximum sequence length (rows of the position embedding). */
+  context: number;
+  vocab: number;
+  /** LM head tied to the token embedding (default true). */
+  tied: boolean;
+}
+
+export type Precision = "float32" | "float64";
+
+export interface ModelOptions {
+  /** Sequences per call; activations are allocated once for maxBatch × context. */
+  maxBatch: number;
+  device?: Device;
+  /** float32 trains; float64 is the CPU reference for gradient checks. */
+  precision?: Precision;
+  /** CPU threads (0 = engine default, CALIB_THREADS or all cores). */
+  threads?: number;
+}
+
+export type BufferName = "params" | "grads" | "m" | "v";
+
+/** A parameter tensor of the flat buffers. Block tensors are stacked: shape[0] = nLayer. */
+export interface TensorInfo {
+  name: "wte" | "wpe" | "ln1w" | "ln1b" | "qkvw" | "qkvb" | "attprojw" | "attprojb" | "ln2w" | "ln2b" | "fcw" | "fcb"
+    | "fcprojw" | "fcprojb" | "lnfw" | "lnfb" | "lm_head";
+  offset: number;
+  numel: number;
+  shape: number[];
+  perLayer: boolean;
+  /** AdamW weight decay applies (matmul weights only; not LayerNorm, biases or embeddings). */
+  decay: boolean;
+}
+
+/** b sequences of t tokens, row-major; targets = ignoreIndex where nothing is supervised. */
+export interface Batch {
+  inputs: Int32Array;
+  targets: Int32Array;
+  b: number;
+  t: number;
+}
+
+export interface LossOptions {
+  labelSmoothing?: number;
+  temperature?: number;
+  softcap?: number | null;
+  ignoreIndex?: number;
+}
+
+export interface StepResult {
+  /** Σ over supervised tokens of the per-token (label-smoothed, temperature-scaled) loss. */
+  lossSum: number;
+  validCount: number;
+}
+
+export interface AdamWOptions {
+  lr: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+  /** Multiplies the gradients first (clipping); default 1. */
+  gradScale?: number;
+  /** Optimizer step, 1-based (bias correction). */
+  step: number;
+}
+
+export interface EvalOptions {
+  /** Rows (b·t + position) to evaluate; all when absent. */
+  rows?: Int32Array;
+  /** Logit transform of the evaluated distribution: softmax(softcap(z/T)); defaults T=1, none. */
+  temperature?: number;
+  softcap?: number | null;
+  /** Top-k ids and probabilities per row (0..16, default 5). */
+  topK?: number;
+  /** Token ids whose transformed logits are returned per row (option letters). */
+  optionIds?: Int32Array;
+  ignoreIndex?: number;
+}
+
+/** One entry per evaluated row (topIds/topP: topK per row, optionLogits: optionIds.length per row). */
+export interface EvalResult {
+  argmax: Int32Array;
+  pMax: Float32Array;
+  entropy: Float32Array;
+  lse: Float32Array;
+  /** p(target); NaN where the target is ignoreIndex. Absent without targets. */
+  pTarget?: Float32Array;
+  /** −log p(target) computed as lse − s_target in float64; NaN where ignored. Absent without targets. */
+  nll?: Float32Array;
+  topIds: Int32Array;
+  topP: Float32Array;
+  optionLogits?: Float32Array;
+}
+
+interface NativeModel {
+  free(): void;
+  numParams(): number;
+  tensors(): TensorInfo[];
+  read(buffer: BufferName, offset?: number, count?: number): Float32Array | Float64Array;
+  write(buffer: BufferName, values: Float32Array | Float64Array, offset?: number): void;
+  init(seed: number, std?: number): void;
+  step(o: Record<string, unknown>): StepResult;
+  zeroGrad(): void;
+  gradNorm(): { norm: number; tensorNorms: Float64Array };
+  adamw(o: Record<string, unknown>): void;
+  eval(o: Record<string, unknown>): EvalResult;
+}
+
+type NativeModelClass = new (o: Record<string, unknown>) => NativeModel;
+
+function positiveInt(value: unknown, name: string, max: number): number {
+  if (typeof value !== "number" || !Number.isInteger(value)) throw new TypeError(`${name} must be an integer (got ${String(value)})`);
+  if (value < 1 || value > max) throw new RangeError(`${name} must be in [1, ${max}] (got ${value})`);
+  return value;
+}
+
+/** Checks a model configuration, throwing TypeError/RangeError that name the field. */
+export function validateModelConfig(config: ModelConfig): ModelConfig {
+  if (config === null || typeof config !== "object") throw new TypeError("model config must be an object");
+  const nLayer = positiveInt(config.nLayer, "nLayer", 4096);
+  const nHead = positiveInt(config.nHead, "nHead", 65536);
+  const dModel = positiveInt(config.dModel, "dModel", 65536);
+  const context = positiveInt(config.context, "context", 65536);
+  const vocab = positiveInt(config.vocab, "vocab", 2 ** 31 - 1);
+  if (vocab < 2) throw new RangeError(`vocab must be ≥ 2 (got ${vocab})`);
+  if (dModel % nHead !== 0) throw new RangeError(`nHead (${nHead}) must divide dModel (${dModel})`);
+  if (typeof config.tied !== "boolean") throw new TypeError("tied must be a boolean");
+  return { nLayer, nHead, dModel, context, vocab, tied: config.tied };
+}
+
+/** Parameters of a configuration, without creating a model. */
+export function countParams(config: ModelConfig): number {
+  const { nLayer: L, dModel: C, context: T, vocab: V, tied } = config;
+  return V * C + T * C + L * (12 * C * C + 13 * C) + 2 * C + (tied ? 0 : V * C);
+}
+
+function checkBatch(batch: Batch, withTargets: boolean): void {
+  if (batch === null || typeof batch !== "object") throw new TypeError("batch must be an object {inputs, targets, b, t}");
+  const { b, t } = batch;
+  if (!Number.isInteger(b) || b < 1) throw new RangeError(`batch.b must be a positive integer (got ${String(b)})`);
+  if (!Number.isInteger(t) || t < 1) throw new RangeError(`batch.t must be a positive integer (got ${String(t)})`);
+  if (!(batch.inputs instanceof Int32Array)) throw new TypeError("batch.inputs must be an Int32Array");
+  if (batch.inputs.length !== b * t) throw new TypeError(`batch.inputs has ${batch.inputs.length} entries, expected b·t = ${b * t}`);
+  if (withTargets || batch.targets !== undefined) {
+    if (!(batch.targets instanceof Int32Array)) throw new TypeError("batch.targets must be an Int32Array");
+    if (batch.targets.length !== b * t) throw new TypeError(`batch.targets has ${batch.targets.length} entries, expected b·t = ${b * t}`);
+  }
+}
+
+export class GptModel {
+  readonly config: ModelConfig;
+  readonly device: "cpu" | "cuda";
+  readonly precision: Precision;
+  readonly maxBatch: number;
+  readonly numParams: number;
+  private native: NativeModel | null;
+  private tensorList: TensorInfo[];
+
+  private constructor(config: ModelConfig, options: Required<Omit<ModelOptions, "device">> & { device: "cpu" | "cuda" }, native: NativeModel) {
+    this.config = config;
+    this.device = options.device;
+    this.precision = options.precision;
+    this.maxBatch = options.maxBatch;
+    this.native = native;
+    this.numParams = native.numParams();
+    this.tensorList = native.tensors();
+  }
+
+  /** Creates a model (parameters zero until init or setParams). */
+  static create(config: ModelConfig, options: ModelOptions): GptModel {
+    const cfg = validateModelConfig(config);
+    if (options === null || typeof options !== "object") throw new TypeError("model options must be an object");
+    const maxBatch = positiveInt(options.maxBatch, "maxBatch", 1 << 20);
+    const precision = options.precision ?? "float32";
+    if (precision !== "float32" && precision !== "float64") throw new TypeError(`precision must be 'float32' or 'float64' (got ${String(precision)})`);
+    const threads = options.threads ?? 0;
+    if (!Number.isInteger(threads) || threads < 0) throw new RangeError(`threads must be an integer ≥ 0 (got ${String(threads)})`);
+    const device = resolveDevice(options.device ?? "cpu");
+    const Model = addon().Model as NativeModelClass;
+    const native = new Model({ ...cfg, maxBatch, device, precision, threads });
+    return new GptModel(cfg, { maxBatch, device, precision, threads }, native);
+  }
+
+  private get m(): NativeModel {
+    if (!this.native) throw new Error("the model was freed");
+    return this.native;
+  }
+
+  /** Releases the engine memory now (otherwise at garbage collection). */
+  free(): void {
+    this.native?.free();
+    this.native = null;
+  }
+
+  tensors(): TensorInfo[] {
+    return this.tensorList.map((t) => ({ ...t, shape: [...t.shape] }));
+  }
+
+  /** GPT-2 initialisation from a seed (see calib_model_init); zeroes grads and moments. */
+  init(seed: number, std = 0.02): void {
+    if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`seed must be a non-negative safe integer (got ${String(seed)})`);
+    if (!(std > 0) || !Number.isFinite(std)) throw new RangeError(`init std must be a finite number > 0 (got ${String(std)})`);
+    this.m.init(seed, std);
+  }
+
+  /** A copy of a flat buffer (Float32Array, or Float64Array for float64 models). */
+  read(buffer: BufferName = "params"): Float32Array | Float64Array {
+    return this.m.read(buffer);
+  }
+
+  write(buffer: BufferName, values: Float32Array | Float64Array): void {
+    if (values.length !== this.numParams) throw new TypeError(`${buffer} has ${values.length} values, the model has ${this.numParams} parameters`);
+    this.m.write(buffer, values);
+  }
+
+  getParams(): Float32Array | Float64Array {
+    return this.m.read("params");
+  }
+
+  setParams(values: Float32Array | Float64Array): void {
+    this.write("params", values);
+  }
+
+  getGrads(): Float32Array | Float64Array {
+    return this.m.read("grads");
+  }
+
+  /** One micro-batch: loss, and with backward its gradients *added* to the grads buffer.
+   * gradScale = 0 (default) scales by 1/validCount (the mean); pass 1/(tokens of the whole step) for accumulation. */
+  step(batch: Batch, loss: LossOptions = {}, backward = false, gradScale = 0): StepResult {
+    checkBatch(batch, true);
+    if (!(gradScale >= 0) || !Number.isFinite(gradScale)) throw new RangeError(`gradScale must be a finite number ≥ 0 (got ${String(gradScale)})`);
+    return this.m.step({
+      b: batch.b,
+      t: batch.t,
+      inputs: batch.inputs,
+      targets: batch.targets,
+      labelSmoothing: loss.labelSmoothing ?? 0,
+      temperature: loss.temperature ?? 1,
+      softcap: loss.softcap ?? 0,
+      ignoreIndex: loss.ignoreIndex ?? -100,
+      backward,
+      gradScale,
+    });
+  }
+
+  forward(batch: Batch, loss: LossOptions = {}): StepResult {
+    return this.step(batch, loss, false);
+  }
+
+  forwardBackward(batch: Batch, loss: LossOptions = {}, gradScale = 0): StepResult {
+    return this.step(batch, loss, true, gradScale);
+  }
+
+  zeroGrad(): void {
+    this.m.zeroGrad();
+  }
+
+  /** Global gradient L2 norm and the norm of each tensor (same order as tensors()). */
+  gradNorm(): { norm: number; tensorNorms: Float64Array } {
+    return this.m.gradNorm();
+  }
+
+  adamw(options: AdamWOptions): void {
+    if (options === null || typeof options !== "object") throw new TypeError("adamw options must be an object");
+    this.m.adamw({ ...options });
+  }
+
+  /** Distribution statistics at the chosen rows (see EvalResult). */
+  evaluate(batch: Omit<Batch, "targets"> & { targets?: Int32Array }, options: EvalOptions = {}): EvalResult {
+    checkBatch(batch as Batch, false);
+    return this.m.eval({
+      b: batch.b,
+      t: batch.t,
+      inputs: batch.inputs,
+      targets: batch.targets,
+      rows: options.rows,
+      temperature: options.temperature ?? 1,
+      softcap: options.softcap ?? 0,
+      topK: options.topK ?? 5,
+      optionIds: options.optionIds,
+      ignoreIndex: options.ignoreIndex ?? -100,
+    });
+  }
+}
