@@ -15,6 +15,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   serve: () => import("./commands/serve.js"),
   runs: () => import("./commands/runs.js"),
   import: () => import("./commands/import.js"),
+  train: () => import("./commands/train.js"),
+  eval: () => import("./commands/eval.js"),
 };
 
 function usage(): string {

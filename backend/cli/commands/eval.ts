@@ -1,0 +1,81 @@
+// calib eval --checkpoint DIR: per-token and per-question evaluation records of a checkpoint.
+import { join } from "node:path";
+import { num, oneOf, parse } from "../args.js";
+import { UsageError } from "../errors.js";
+
+export const summary = "evaluate a checkpoint: tokens.arrow (Brown text) and questions.arrow (multiple-choice tasks)";
+
+const HELP = `usage: calib eval --checkpoint DIR [options]
+
+  --checkpoint DIR     a checkpoint directory (config.json + model.safetensors)
+  --out DIR            output directory (default data/runs/eval-<date>-<time>)
+  --split S            validation | test                               (default validation)
+  --tasks LIST         comma-separated: pos,cloze,genre, or none        (default pos,cloze,genre)
+  --max-tokens N       tokens for tokens.arrow, 0 = none                (default 8192)
+  --max-questions N    questions per task, 0 = none                     (default 500)
+  --question-seed N    (default 0)      --split-seed N                  (default 0)
+  --temperature T      evaluate softmax(softcap(z/T))                   (default 1: raw logits)
+  --softcap C          (default none)
+  --epoch N            SFT epoch recorded in the rows (default: from the checkpoint, else 0)
+  --batch-size N       (default 16)     --threads N  (default all cores)
+  --quiet              no progress bars
+  --json               print the metrics as JSON on stdout
+
+example:
+  calib eval --checkpoint data/runs/pt-byte/checkpoint --out data/runs/pt-byte-eval --tasks pos`;
+
+function defaultOut(): string {
+  const d = new Date();
+  const p = (n: number) => String(n).padStart(2, "0");
+  return join("data", "runs", `eval-${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`);
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    checkpoint: { type: "string" }, out: { type: "string" }, split: { type: "string" }, tasks: { type: "string" },
+    "max-tokens": { type: "string" }, "max-questions": { type: "string" }, "question-seed": { type: "string" },
+    "split-seed": { type: "string" }, temperature: { type: "string" }, softcap: { type: "string" }, epoch: { type: "string" },
+    "batch-size": { type: "string" }, threads: { type: "string" }, quiet: { type: "boolean" }, json: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}' (see calib eval --help)`);
+  if (!values.checkpoint) throw new UsageError("--checkpoint is required (see calib eval --help)");
+  const int = (x: number) => Number.isInteger(x) && x >= 0;
+  const split = oneOf(values.split, "split", ["validation", "test"] as const, "validation");
+  const taskNames = ["pos", "cloze", "genre"];
+  const tasks = values.tasks === undefined ? taskNames : values.tasks === "none" ? [] : values.tasks.split(",");
+  for (const t of tasks) if (!taskNames.includes(t)) throw new UsageError(`--tasks: unknown task '${t}' (pos, cloze, genre, or none)`);
+  const softcap = num(values.softcap, "softcap", 0, (x) => x > 0, "a number > 0");
+  const evalOpts = {
+    split, tasks,
+    maxTokens: num(values["max-tokens"], "max-tokens", 8192, int, "an integer ≥ 0"),
+    maxQuestions: num(values["max-questions"], "max-questions", 500, int, "an integer ≥ 0"),
+    questionSeed: num(values["question-seed"], "question-seed", 0, int, "an integer ≥ 0"),
+    temperature: num(values.temperature, "temperature", 1, (x) => x > 0, "a number > 0"),
+    softcap: softcap > 0 ? softcap : null,
+    batchSize: num(values["batch-size"], "batch-size", 16, (x) => Number.isInteger(x) && x >= 1, "an integer ≥ 1"),
+  };
+  const { evaluateCheckpointDir, CheckpointError } = await import("../../train/index.js");
+  const outDir = values.out ?? defaultOut();
+  try {
+    const r = evaluateCheckpointDir({
+      checkpoint: values.checkpoint, outDir, eval: evalOpts, progress: !values.quiet,
+      epoch: values.epoch === undefined ? undefined : num(values.epoch, "epoch", 0, int, "an integer ≥ 0"),
+      splitSeed: num(values["split-seed"], "split-seed", 0, int, "an integer ≥ 0"),
+      threads: num(values.threads, "threads", 0, int, "an integer ≥ 0"),
+    });
+    if (values.json) console.log(JSON.stringify({ runId: r.runId, outDir: r.outDir, metrics: r.metrics, artifacts: r.artifacts }, null, 2));
+    else {
+      console.log(`eval ${r.runId} → ${r.outDir} (${r.artifacts.join(", ")})`);
+      for (const [k, v] of Object.entries(r.metrics)) console.log(`  ${k.padEnd(20)} ${Number.isInteger(v) ? v : v.toFixed(4)}`);
+    }
+    return 0;
+  } catch (err) {
+    if (err instanceof CheckpointError) throw new UsageError(err.message);
+    throw err;
+  }
+}

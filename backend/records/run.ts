@@ -1,0 +1,24 @@
+// run.json (docs/records.md): the description of a run directory, rewritten atomically at
+// each status change.
+import { writeFileAtomic } from "../io/atomic.js";
+
+export type RunKind = "pretrain" | "sft" | "eval" | "sweep" | "import";
+export type RunStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
+
+export interface RunJson {
+  id: string;
+  name: string;
+  kind: RunKind;
+  status: RunStatus;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  config: unknown;
+  metrics: Record<string, number | string | null>;
+  artifacts: string[];
+  error?: string;
+}
+
+export function writeRunJson(path: string, run: RunJson): void {
+  writeFileAtomic(path, JSON.stringify(run, null, 2) + "\n");
+}

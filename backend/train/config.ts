@@ -1,0 +1,138 @@
+// Run configurations of `calib train` (JSON, validated with zod). Two kinds:
+//   pretrain  a GPT on the Brown text of one tokenizer (every token supervised)
+//   sft       fine-tuning of a pretrained checkpoint on the multiple-choice tasks (only the
+//             answer letter supervised), evaluated after every epoch
+// Every field has a default except sft.init; unknown fields are errors (a typo must not
+// silently fall back to a default). docs/trainer.md lists the fields.
+import { createHash } from "node:crypto";
+import { z } from "zod";
+import { TASK_NAMES, TOKENIZER_NAMES } from "../data/index.js";
+
+const int = (min: number) => z.number().int().min(min);
+const positive = z.number().positive().finite();
+
+export const ModelSchema = z.strictObject({
+  nLayer: int(1).max(4096).default(4),
+  nHead: int(1).default(4),
+  dModel: int(1).max(65536).default(256),
+  context: int(1).max(65536).default(256),
+  tied: z.boolean().default(true),
+}).refine((m) => m.dModel % m.nHead === 0, { message: "nHead must divide dModel", path: ["nHead"] });
+
+export const LossSchema = z.strictObject({
+  /** ε ∈ [0, 1] */
+  labelSmoothing: z.number().min(0).max(1).default(0),
+  /** training temperature T > 0 (logits/T, loss·T) */
+  temperature: positive.default(1),
+  /** tanh soft-cap c > 0, or null */
+  softcap: positive.nullable().default(null),
+});
+
+export const OptimSchema = z.strictObject({
+  lr: positive.default(1e-3),
+  /** the cosine decays to lr·minLrRatio at the last step */
+  minLrRatio: z.number().min(0).max(1).default(0.1),
+  warmupSteps: int(0).default(100),
+  beta1: z.number().min(0).lt(1).default(0.9),
+  beta2: z.number().min(0).lt(1).default(0.95),
+  eps: positive.default(1e-8),
+  weightDecay: z.number().min(0).finite().default(0.1),
+  /** clip the global gradient norm to this value; 0 = no clipping */
+  gradClip: z.number().min(0).finite().default(1),
+});
+
+export const EvalSchema = z.strictObject({
+  /** split of the final evaluation records */
+  split: z.enum(["validation", "test"]).default("validation"),
+  /** tokens.arrow: tokens evaluated (whole windows from the start of the split); 0 = none */
+  maxTokens: int(0).default(8192),
+  /** questions.arrow: tasks and questions per task (0 = none) */
+  tasks: z.array(z.enum(TASK_NAMES as unknown as [string, ...string[]])).default([...TASK_NAMES]),
+  maxQuestions: int(0).default(500),
+  questionSeed: int(0).default(0),
+  /** the evaluated distribution is softmax(softcap(z/T)); default the raw logits */
+  temperature: positive.default(1),
+  softcap: positive.nullable().default(null),
+  batchSize: int(1).default(16),
+});
+
+const common = {
+  name: z.string().min(1).max(200).optional(),
+  seed: int(0).max(2 ** 32 - 1).default(0),
+  device: z.enum(["cpu", "cuda", "auto"]).default("cpu"),
+  /** CPU threads, 0 = CALIB_THREADS or all cores */
+  threads: int(0).max(1024).default(0),
+  splitSeed: int(0).default(0),
+  loss: LossSchema.prefault({}),
+  batchSize: int(1).max(1 << 20).default(16),
+  gradAccum: int(1).max(4096).default(1),
+  /** a train row in train_log.arrow every this many steps */
+  logEvery: int(1).default(10),
+  /** a checkpoint every this many steps (0: only at the end) */
+  checkpointEvery: int(0).default(0),
+  eval: EvalSchema.prefault({}),
+};
+
+export const PretrainSchema = z.strictObject({
+  kind: z.literal("pretrain"),
+  ...common,
+  tokenizer: z.enum(TOKENIZER_NAMES as unknown as [string, ...string[]]).default("byte"),
+  model: ModelSchema.prefault({}),
+  optim: OptimSchema.prefault({}),
+  steps: int(1).default(2000),
+  /** validation loss every this many steps (0: only at the end) */
+  evalEvery: int(0).default(200),
+  /** validation windows per validation-loss row */
+  evalWindows: int(1).default(64),
+});
+
+export const SftSchema = z.strictObject({
+  kind: z.literal("sft"),
+  ...common,
+  /** the pretrained checkpoint directory (its model and tokenizer are used) */
+  init: z.string().min(1),
+  tasks: z.array(z.enum(TASK_NAMES as unknown as [string, ...string[]])).min(1).default([...TASK_NAMES]),
+  /** training questions per task (0 = all) */
+  maxExamples: int(0).default(0),
+  questionSeed: int(0).default(0),
+  epochs: int(1).default(3),
+  /** pad: one example per row (rows trimmed to the longest example of the batch) */
+  mode: z.enum(["pad"]).default("pad"),
+  optim: OptimSchema.extend({ lr: positive.default(3e-4), warmupSteps: int(0).default(20), weightDecay: z.number().min(0).finite().default(0) }).prefault({}),
+});
+
+export const TrainConfigSchema = z.discriminatedUnion("kind", [PretrainSchema, SftSchema]);
+
+export type PretrainConfig = z.infer<typeof PretrainSchema>;
+export type SftConfig = z.infer<typeof SftSchema>;
+export type TrainConfig = z.infer<typeof TrainConfigSchema>;
+export type TrainConfigInput = z.input<typeof TrainConfigSchema>;
+export type LossConfig = z.infer<typeof LossSchema>;
+export type OptimConfig = z.infer<typeof OptimSchema>;
+export type EvalConfig = z.infer<typeof EvalSchema>;
+
+function describe(issues: readonly z.core.$ZodIssue[]): string {
+  return issues
+    .map((i) => `${i.path.length > 0 ? i.path.join(".") : "config"}: ${i.message}`)
+    .join("; ");
+}
+
+/** Validates a run configuration (TypeError naming the fields on bad input) and fills the defaults. */
+export function parseTrainConfig(input: unknown): TrainConfig {
+  if (input === null || typeof input !== "object" || Array.isArray(input)) throw new TypeError("config must be a JSON object");
+  const kind = (input as { kind?: unknown }).kind;
+  if (kind !== "pretrain" && kind !== "sft") throw new TypeError(`kind must be 'pretrain' or 'sft' (got ${JSON.stringify(kind)})`);
+  const r = TrainConfigSchema.safeParse(input);
+  if (!r.success) throw new TypeError(`invalid config: ${describe(r.error.issues)}`);
+  return r.data;
+}
+
+/** Hash of everything that determines the numbers of a run (resume refuses another config). */
+export function configHash(config: TrainConfig): string {
+  const { name: _n, threads: _t, logEvery: _l, checkpointEvery: _c, eval: _e, ...rest } = config;
+  const stable = (v: unknown): unknown =>
+    v && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, stable((v as Record<string, unknown>)[k])]))
+      : v;
+  return createHash("sha256").update(JSON.stringify(stable(rest))).digest("hex").slice(0, 16);
+}

@@ -1,0 +1,112 @@
+// Evaluation of a saved checkpoint into a run directory (what `calib eval` does): per-token
+// records on Brown text and per-question records on the multiple-choice tasks, plus run.json.
+import { mkdirSync } from "node:fs";
+import { basename, join } from "node:path";
+import { GptModel } from "../engine/model.js";
+import { encodeQuestions, generateQuestions, prepareSplits, progressBar, tokenizer, type TaskName, type TokenizerName } from "../data/index.js";
+import { writeQuestions, writeRunJson, writeTokens, type RunJson } from "../records/index.js";
+import { CheckpointError, loadCheckpoint, loadIntoModel } from "./checkpoint.js";
+import { EvalSchema, type EvalConfig } from "./config.js";
+import { evaluateQuestions, evaluateTokens } from "./evaluate.js";
+
+export interface EvalRunOptions {
+  checkpoint: string;
+  outDir: string;
+  runId?: string;
+  /** split, tasks, limits and the logit transform (defaults of the run config's `eval`) */
+  eval?: Partial<EvalConfig>;
+  /** SFT epoch of the checkpoint, for the records (default: from its config.json, else 0) */
+  epoch?: number;
+  splitSeed?: number;
+  threads?: number;
+  device?: "cpu" | "cuda" | "auto";
+  progress?: boolean;
+}
+
+export interface EvalRunResult {
+  runId: string;
+  outDir: string;
+  metrics: Record<string, number>;
+  artifacts: string[];
+}
+
+export function evaluateCheckpointDir(o: EvalRunOptions): EvalRunResult {
+  const parsed = EvalSchema.safeParse(o.eval ?? {});
+  if (!parsed.success) throw new TypeError(`invalid eval options: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+  const ev = parsed.data;
+  const progress = o.progress ?? true;
+  const ck = loadCheckpoint(o.checkpoint);
+  if (!ck.config.tokenizer) throw new CheckpointError(`checkpoint ${o.checkpoint}: config.json names no tokenizer`);
+  const tok = tokenizer(ck.config.tokenizer as TokenizerName);
+  if (tok.vocabSize !== ck.config.model.vocab) throw new CheckpointError(`checkpoint ${o.checkpoint}: vocab ${ck.config.model.vocab} does not match tokenizer ${tok.name}`);
+  const epoch = o.epoch ?? (typeof ck.config.training.sft_epoch === "number" ? ck.config.training.sft_epoch : 0);
+  const splitSeed = o.splitSeed ?? 0;
+  const runId = o.runId ?? basename(o.outDir);
+  mkdirSync(o.outDir, { recursive: true });
+  const created = new Date().toISOString();
+  const run: RunJson = {
+    id: runId, name: runId, kind: "eval", status: "running", created_at: created, started_at: created, finished_at: null,
+    config: { checkpoint: o.checkpoint, eval: ev, epoch, splitSeed }, metrics: {}, artifacts: [],
+  };
+  writeRunJson(join(o.outDir, "run.json"), run);
+  const model = GptModel.create(ck.config.model, { maxBatch: ev.batchSize, threads: o.threads ?? 0, device: o.device ?? "cpu" });
+  const metrics: Record<string, number> = {};
+  const artifacts: string[] = [];
+  try {
+    loadIntoModel(model, ck);
+    const transform = { temperature: ev.temperature, softcap: ev.softcap };
+    if (ev.maxTokens > 0) {
+      const data = prepareSplits({ tokenizer: tok, splitSeed, progress });
+      const split = data.splits[ev.split];
+      const T = ck.config.model.context;
+      const windows = Math.min(Math.floor((split.tokens.length - 1) / T), Math.ceil(ev.maxTokens / T));
+      const bar = progressBar(`eval tokens (${ev.split})`, windows, { enabled: progress, unit: "windows" });
+      let seen = 0;
+      const t = evaluateTokens(model, split, {
+        splitName: ev.split, maxTokens: ev.maxTokens, batchSize: ev.batchSize, epoch, ...transform,
+        onBatch: (done) => {
+          bar.tick(done - seen);
+          seen = done;
+        },
+      });
+      bar.done(`nll ${t.nll.toFixed(4)} accuracy ${t.accuracy.toFixed(4)}`);
+      writeTokens(join(o.outDir, "tokens.arrow"), runId, [t.records]);
+      artifacts.push("tokens.arrow");
+      Object.assign(metrics, { token_nll: t.nll, token_accuracy: t.accuracy, token_entropy: t.entropy, tokens_evaluated: t.count });
+    }
+    if (ev.maxQuestions > 0 && ev.tasks.length > 0) {
+      const qs = ev.tasks.flatMap((task) =>
+        encodeQuestions(generateQuestions({ task: task as TaskName, split: ev.split, seed: ev.questionSeed, splitSeed, limit: ev.maxQuestions }), tok));
+      const bar = progressBar(`eval questions (${ev.split})`, qs.length, { enabled: progress, unit: "questions" });
+      let seen = 0;
+      const q = evaluateQuestions(model, qs, {
+        split: ev.split, epoch, batchSize: ev.batchSize, ...transform,
+        onBatch: (done) => {
+          bar.tick(done - seen);
+          seen = done;
+        },
+      });
+      bar.done(`accuracy ${q.accuracy.toFixed(4)}${q.skipped.length ? `, ${q.skipped.length} longer than the context skipped` : ""}`);
+      writeQuestions(join(o.outDir, "questions.arrow"), runId, q.rows);
+      artifacts.push("questions.arrow");
+      Object.assign(metrics, { question_accuracy: q.accuracy, question_nll: q.nll, question_entropy: q.entropy, questions_skipped: q.skipped.length });
+      for (const task of ev.tasks) {
+        const rows = q.rows.filter((r) => r.task === task);
+        if (rows.length === 0) continue;
+        const correct = rows.filter((r) => {
+          const p = Array.from(r.probs);
+          return p.indexOf(Math.max(...p)) === r.gold;
+        }).length;
+        metrics[`accuracy_${task}`] = correct / rows.length;
+      }
+    }
+    for (const [k, v] of Object.entries(metrics)) if (!Number.isFinite(v)) delete metrics[k];
+    writeRunJson(join(o.outDir, "run.json"), { ...run, status: "succeeded", finished_at: new Date().toISOString(), metrics, artifacts });
+    return { runId, outDir: o.outDir, metrics, artifacts };
+  } catch (err) {
+    writeRunJson(join(o.outDir, "run.json"), { ...run, status: "failed", finished_at: new Date().toISOString(), error: (err as Error).message });
+    throw err;
+  } finally {
+    model.free();
+  }
+}

@@ -1,0 +1,504 @@
+// The training loop of `calib train` and the API: pretraining on Brown text and supervised
+// fine-tuning on the multiple-choice tasks, with evaluation records, checkpoints and resume.
+//
+// One optimizer step = gradAccum micro-batches. Every micro-batch adds the gradient of
+// (Σ per-token loss)/(supervised tokens of the whole step), so the step's gradient is that of
+// the mean loss over all its supervised tokens (micro-batches of SFT differ in size). Then:
+// global gradient norm (NaN/Inf stops the run naming the step and the tensors), clipping by
+// that norm (PyTorch's clip_grad_norm_: scale min(1, max/(norm + 1e-6))),
+// the warm-up + cosine learning rate, AdamW.
+//
+// The data position is a pure function of the micro-batches consumed (backend/data derives
+// each epoch's order from (seed, epoch)), so a checkpoint of params, AdamW moments, step and
+// that count resumes to the same numbers as an uninterrupted run (same thread count: the
+// fused loss merges per-thread partial sums).
+//
+// Output directory:
+//   run.json, train_log.arrow, tokens.arrow, questions.arrow   (docs/records.md)
+//   checkpoint/                                                  (checkpoint.ts)
+//   evals/epoch-<e>.{tokens,questions}.arrow                     per evaluated checkpoint
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { basename, join } from "node:path";
+import { GptModel, type Batch } from "../engine/model.js";
+import {
+  encodeQuestions, generateQuestions, lmBatches, prepareSplits, sftBatches, tokenizer, type EncodedQuestion, type LmEpoch,
+  type PreparedSplits, type SftBatch, type SftEpoch, type TaskName, type Tokenizer, type TokenizerName,
+} from "../data/index.js";
+import {
+  readArrowStream, readTrainLog, writeArrowStream, writeQuestions, writeRunJson, writeTokens, writeTrainLog, type RunJson,
+  type TrainLogRow,
+} from "../records/index.js";
+import { configHash, parseTrainConfig, type EvalConfig, type PretrainConfig, type SftConfig, type TrainConfig } from "./config.js";
+import { CheckpointError, loadCheckpoint, loadIntoModel, saveCheckpoint, type TrainerState, TRAINER_STATE_FORMAT } from "./checkpoint.js";
+import { learningRate } from "./schedule.js";
+import { evaluateQuestions, evaluateTokens, validationLoss, type QuestionEval } from "./evaluate.js";
+import { trainProgress, type TrainProgress } from "./progress.js";
+
+export interface TrainOptions {
+  /** output directory (created) */
+  outDir: string;
+  /** run id for the records (default: the directory's name) */
+  runId?: string;
+  /** continue from outDir/checkpoint (its trainer_state.json) */
+  resume?: boolean;
+  /** progress bar on stderr (default true) */
+  progress?: boolean;
+  /** stop after this many optimizer steps in total, with a checkpoint (for interruption tests) */
+  stopAfterSteps?: number;
+  signal?: AbortSignal;
+  /** every train_log row as it is written */
+  onRow?: (row: TrainLogRow) => void;
+}
+
+export interface TrainResult {
+  runId: string;
+  outDir: string;
+  checkpoint: string;
+  kind: "pretrain" | "sft";
+  /** optimizer steps done */
+  steps: number;
+  totalSteps: number;
+  /** false when stopped early (stopAfterSteps or the signal) */
+  completed: boolean;
+  metrics: Record<string, number>;
+  artifacts: string[];
+  log: TrainLogRow[];
+}
+
+/** Tokens whose predictive entropy is averaged for a train row of train_log. */
+const ENTROPY_ROWS = 256;
+
+/** Supervised targets of a batch. */
+function supervised(targets: Int32Array, ignore = -100): number {
+  let n = 0;
+  for (let i = 0; i < targets.length; i++) if (targets[i] !== ignore) n++;
+  return n;
+}
+
+/** Rows of an SFT batch cut to its longest example (right padding never reaches a supervised position). */
+export function trimSftBatch(b: SftBatch): Batch {
+  const T = b.contextLength;
+  let len = 1;
+  for (let r = 0; r < b.rows; r++) {
+    for (let t = T - 1; t >= len; t--) {
+      if (b.segments[r * T + t] !== -1) {
+        len = t + 1;
+        break;
+      }
+    }
+  }
+  if (len === T) return { inputs: b.inputs, targets: b.targets, b: b.rows, t: T };
+  const inputs = new Int32Array(b.rows * len), targets = new Int32Array(b.rows * len);
+  for (let r = 0; r < b.rows; r++) {
+    inputs.set(b.inputs.subarray(r * T, r * T + len), r * len);
+    targets.set(b.targets.subarray(r * T, r * T + len), r * len);
+  }
+  return { inputs, targets, b: b.rows, t: len };
+}
+
+// ------------------------------------------------------------------------------------------
+
+class Run {
+  readonly runId: string;
+  readonly out: string;
+  readonly ckptDir: string;
+  readonly evalDir: string;
+  readonly log: TrainLogRow[] = [];
+  readonly progress: TrainProgress;
+  readonly hash: string;
+  state: TrainerState;
+  segmentStart = performance.now();
+  private created: string;
+  private lastRowTime = performance.now();
+  private tokensSinceRow = 0;
+
+  constructor(readonly config: TrainConfig, readonly model: GptModel, readonly options: TrainOptions, readonly totalSteps: number, label: string) {
+    this.out = options.outDir;
+    this.runId = options.runId ?? basename(options.outDir);
+    this.ckptDir = join(this.out, "checkpoint");
+    this.evalDir = join(this.out, "evals");
+    mkdirSync(this.evalDir, { recursive: true });
+    this.hash = configHash(config);
+    this.created = new Date().toISOString();
+    this.state = {
+      format: TRAINER_STATE_FORMAT, phase: config.kind, step: 0, microBatches: 0, epoch: 0, batchInEpoch: 0,
+      seed: config.seed, configHash: this.hash, tokens: 0, elapsedSeconds: 0, logRows: 0,
+      pendingLossSum: 0, pendingTokens: 0,
+    };
+    this.progress = trainProgress(label, totalSteps, 0, { enabled: options.progress ?? true });
+  }
+
+  /** Loads outDir/checkpoint when resuming; returns whether it did. A fresh run clears old evals. */
+  resume(): boolean {
+    if (!this.options.resume) {
+      for (const f of readdirSync(this.evalDir)) if (f.endsWith(".arrow")) rmSync(join(this.evalDir, f), { force: true });
+      return false;
+    }
+    if (!existsSync(join(this.ckptDir, "trainer_state.json"))) {
+      throw new CheckpointError(`cannot resume: ${this.ckptDir} has no trainer_state.json (start without --resume)`);
+    }
+    const ck = loadCheckpoint(this.ckptDir, { optimizer: true });
+    const st = ck.state!;
+    if (st.configHash !== this.hash) {
+      throw new CheckpointError(`cannot resume ${this.ckptDir}: it was written by a different config (hash ${st.configHash}, this config ${this.hash})`);
+    }
+    loadIntoModel(this.model, ck);
+    this.state = st;
+    const logPath = join(this.out, "train_log.arrow");
+    if (st.logRows > 0) {
+      if (!existsSync(logPath)) throw new CheckpointError(`cannot resume: ${logPath} is missing`);
+      this.log.push(...readTrainLog(logPath).slice(0, st.logRows));
+    }
+    try {
+      const prev = JSON.parse(readFileSync(join(this.out, "run.json"), "utf8")) as RunJson;
+      if (typeof prev.created_at === "string") this.created = prev.created_at;
+    } catch {
+      // no run.json: keep now
+    }
+    this.progress.message(`resuming ${this.runId} at step ${st.step} (epoch ${st.epoch}, batch ${st.batchInEpoch})`);
+    return true;
+  }
+
+  elapsed(): number {
+    return this.state.elapsedSeconds + (performance.now() - this.segmentStart) / 1000;
+  }
+
+  writeRun(status: RunJson["status"], metrics: RunJson["metrics"], error?: string): void {
+    const artifacts = ["train_log.arrow", "tokens.arrow", "questions.arrow", "checkpoint"].filter((a) => existsSync(join(this.out, a)));
+    const run: RunJson = {
+      id: this.runId, name: this.config.name ?? this.runId, kind: this.config.kind, status, created_at: this.created,
+      started_at: this.created, finished_at: status === "running" ? null : new Date().toISOString(), config: this.config, metrics, artifacts,
+    };
+    if (error) run.error = error;
+    writeRunJson(join(this.out, "run.json"), run);
+  }
+
+  /** One optimizer step over the given micro-batches; returns the mean loss and the pre-clip norm. */
+  step(micro: Batch[], epochFrac: number, wantRow: boolean): { loss: number; norm: number; lr: number } {
+    const c = this.config;
+    const step = this.state.step + 1;
+    const loss = { labelSmoothing: c.loss.labelSmoothing, temperature: c.loss.temperature, softcap: c.loss.softcap ?? 0 };
+    const total = micro.reduce((a, b) => a + supervised(b.targets), 0);
+    const model = this.model;
+    model.zeroGrad();
+    let lossSum = 0, tokens = 0;
+    for (const b of micro) {
+      const r = model.forwardBackward(b, loss, total > 0 ? 1 / total : 0);
+      lossSum += r.lossSum;
+      tokens += b.b * b.t;
+    }
+    if (!Number.isFinite(lossSum)) {
+      throw new Error(`step ${step}: the training loss is ${lossSum} (non-finite); training stopped (try a lower lr, gradClip, or check the config)`);
+    }
+    let entropy = NaN;
+    if (wantRow) {
+      // Entropy of the trained distribution softcap(z/T) on (up to 256 evenly spaced) supervised
+      // tokens of the last micro-batch, before the update.
+      const b = micro[micro.length - 1]!;
+      const all: number[] = [];
+      for (let i = 0; i < b.targets.length; i++) if (b.targets[i] !== -100) all.push(i);
+      const stride = Math.max(1, Math.ceil(all.length / ENTROPY_ROWS));
+      const rows = all.filter((_, k) => k % stride === 0);
+      if (rows.length > 0) {
+        const r = model.evaluate(b, { rows: Int32Array.from(rows), topK: 0, temperature: loss.temperature, softcap: loss.softcap });
+        entropy = r.entropy.reduce((a, x) => a + x, 0) / rows.length;
+      }
+    }
+    const { norm, tensorNorms } = model.gradNorm();
+    if (!Number.isFinite(norm)) {
+      const bad = model.tensors().filter((_, i) => !Number.isFinite(tensorNorms[i]!)).map((t) => t.name);
+      throw new Error(`step ${step}: the gradient norm is ${norm} (non-finite in ${bad.join(", ") || "?"}); training stopped`);
+    }
+    const o = c.optim;
+    const clip = o.gradClip > 0 ? Math.min(1, o.gradClip / (norm + 1e-6)) : 1;
+    const lr = learningRate({ lr: o.lr, minLrRatio: o.minLrRatio, warmupSteps: o.warmupSteps, totalSteps: this.totalSteps }, step);
+    model.adamw({ lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, gradScale: clip, step });
+    this.state.step = step;
+    this.state.tokens += tokens;
+    this.tokensSinceRow += tokens;
+    this.state.pendingLossSum += lossSum;
+    this.state.pendingTokens += total;
+    const mean = total > 0 ? lossSum / total : NaN;
+    if (wantRow) {
+      this.row({ split: "train", step, epoch: epochFrac, loss: this.state.pendingLossSum / Math.max(1, this.state.pendingTokens), lr, grad_norm: norm, entropy });
+      this.state.pendingLossSum = 0;
+      this.state.pendingTokens = 0;
+    }
+    return { loss: mean, norm, lr };
+  }
+
+  row(r: Pick<TrainLogRow, "split" | "step" | "epoch" | "loss" | "lr" | "grad_norm" | "entropy">): TrainLogRow {
+    const now = performance.now();
+    const secs = (now - this.lastRowTime) / 1000;
+    const row: TrainLogRow = {
+      run_id: this.runId, phase: this.config.kind, ...r,
+      tokens_per_s: secs > 0 && this.tokensSinceRow > 0 ? this.tokensSinceRow / secs : NaN,
+      time_s: this.elapsed(),
+    };
+    this.lastRowTime = now;
+    this.tokensSinceRow = 0;
+    this.log.push(row);
+    this.options.onRow?.(row);
+    return row;
+  }
+
+  writeLog(): void {
+    writeTrainLog(join(this.out, "train_log.arrow"), this.log);
+  }
+
+  checkpoint(tokenizerName: string, extra: Record<string, unknown> = {}): void {
+    this.state.elapsedSeconds = this.elapsed();
+    this.segmentStart = performance.now();
+    this.state.logRows = this.log.length;
+    this.writeLog();
+    saveCheckpoint(this.ckptDir, this.model, {
+      tokenizer: tokenizerName, optimizer: true, state: { ...this.state },
+      training: { kind: this.config.kind, run_id: this.runId, step: this.state.step, loss: this.config.loss, seed: this.config.seed, ...extra },
+    });
+  }
+
+  stopRequested(): boolean {
+    return (this.options.stopAfterSteps !== undefined && this.state.step >= this.options.stopAfterSteps) || Boolean(this.options.signal?.aborted);
+  }
+
+  /** Concatenates evals/epoch-*.{tokens,questions}.arrow into tokens.arrow and questions.arrow. */
+  mergeRecords(): string[] {
+    const made: string[] = [];
+    for (const kind of ["tokens", "questions"] as const) {
+      const files = readdirSync(this.evalDir)
+        .map((f) => /^epoch-(\d+)\.(tokens|questions)\.arrow$/.exec(f))
+        .filter((m): m is RegExpExecArray => m !== null && m[2] === kind)
+        .sort((a, b) => Number(a[1]) - Number(b[1]))
+        .map((m) => join(this.evalDir, m[0]));
+      if (files.length === 0) continue;
+      let table = readArrowStream(files[0]!);
+      for (const f of files.slice(1)) table = table.concat(readArrowStream(f));
+      writeArrowStream(join(this.out, `${kind}.arrow`), table);
+      made.push(`${kind}.arrow`);
+    }
+    return made;
+  }
+}
+
+/** Evaluation of the current model written to evals/epoch-<e>.*.arrow; returns its metrics. */
+function evaluateCheckpoint(
+  run: Run, ev: EvalConfig, epoch: number, data: PreparedSplits | null, questions: EncodedQuestion[], label: string,
+): { metrics: Record<string, number>; questions: QuestionEval | null } {
+  const metrics: Record<string, number> = {};
+  let qe: QuestionEval | null = null;
+  const transform = { temperature: ev.temperature, softcap: ev.softcap };
+  if (data && ev.maxTokens > 0) {
+    const t = evaluateTokens(run.model, data.splits[ev.split], { splitName: ev.split, maxTokens: ev.maxTokens, batchSize: ev.batchSize, epoch, ...transform });
+    writeTokens(join(run.evalDir, `epoch-${epoch}.tokens.arrow`), run.runId, [t.records]);
+    Object.assign(metrics, { token_nll: t.nll, token_accuracy: t.accuracy, token_entropy: t.entropy, tokens_evaluated: t.count });
+  }
+  if (questions.length > 0) {
+    const q = evaluateQuestions(run.model, questions, { split: ev.split, epoch, batchSize: ev.batchSize, ...transform });
+    qe = q;
+    writeQuestions(join(run.evalDir, `epoch-${epoch}.questions.arrow`), run.runId, q.rows);
+    metrics.question_accuracy = q.accuracy;
+    metrics.question_nll = q.nll;
+    metrics.question_entropy = q.entropy;
+    metrics.questions_skipped = q.skipped.length;
+    for (const task of new Set(q.rows.map((r) => r.task))) {
+      const rows = q.rows.filter((r) => r.task === task);
+      const correct = rows.filter((r) => {
+        let best = 0;
+        for (let j = 1; j < r.probs.length; j++) if (r.probs[j]! > r.probs[best]!) best = j;
+        return best === r.gold;
+      }).length;
+      metrics[`accuracy_${task}`] = correct / rows.length;
+    }
+    if (q.skipped.length > 0) run.progress.message(`${label}: ${q.skipped.length} questions are longer than the context (${run.model.config.context}) and were not evaluated`);
+  }
+  const parts = Object.entries(metrics).filter(([k]) => k.startsWith("accuracy_") || k === "token_nll").map(([k, v]) => `${k} ${v.toFixed(4)}`);
+  run.progress.message(`${label}: ${parts.join(", ")}`);
+  return { metrics, questions: qe };
+}
+
+function evalQuestions(ev: EvalConfig, tok: Tokenizer, splitSeed: number, tasks: readonly string[]): EncodedQuestion[] {
+  if (ev.maxQuestions === 0) return [];
+  return tasks.flatMap((task) =>
+    encodeQuestions(generateQuestions({ task: task as TaskName, split: ev.split, seed: ev.questionSeed, splitSeed, limit: ev.maxQuestions }), tok));
+}
+
+// ------------------------------------------------------------------------------------------
+
+async function pretrain(config: PretrainConfig, options: TrainOptions): Promise<TrainResult> {
+  const progress = options.progress ?? true;
+  const tok = tokenizer(config.tokenizer as TokenizerName);
+  const data = prepareSplits({ tokenizer: tok, splitSeed: config.splitSeed, progress });
+  const model = GptModel.create({ ...config.model, vocab: tok.vocabSize }, {
+    maxBatch: Math.max(config.batchSize, config.eval.batchSize), device: config.device, threads: config.threads,
+  });
+  try {
+    const run = new Run(config, model, options, config.steps, `pretrain ${tok.name}`);
+    if (!run.resume()) model.init(config.seed);
+    const T = config.model.context;
+    const epochs = new Map<number, LmEpoch>();
+    const epochOf = (e: number): LmEpoch => {
+      let ep = epochs.get(e);
+      if (!ep) {
+        epochs.clear();
+        ep = lmBatches(data.splits.train, { contextLength: T, batchSize: config.batchSize, seed: config.seed, epoch: e, dropLast: true });
+        epochs.set(e, ep);
+      }
+      return ep;
+    };
+    const perEpoch = epochOf(0).numBatches;
+    if (perEpoch < 1) throw new RangeError(`batchSize ${config.batchSize} × context ${T} is larger than the training split`);
+    run.writeRun("running", {});
+    let last = { loss: NaN, norm: NaN, lr: NaN };
+    let validation = NaN;
+    while (run.state.step < config.steps && !run.stopRequested()) {
+      const micro: Batch[] = [];
+      for (let a = 0; a < config.gradAccum; a++) {
+        const g = run.state.microBatches;
+        const e = Math.floor(g / perEpoch), i = g % perEpoch;
+        const b = epochOf(e).batch(i);
+        micro.push({ inputs: b.inputs, targets: b.targets, b: b.rows, t: T });
+        run.state.microBatches = g + 1;
+        run.state.epoch = Math.floor((g + 1) / perEpoch);
+        run.state.batchInEpoch = (g + 1) % perEpoch;
+      }
+      const step = run.state.step + 1;
+      const isLast = step === config.steps;
+      last = run.step(micro, run.state.microBatches / perEpoch, step % config.logEvery === 0 || isLast);
+      if ((config.evalEvery > 0 && step % config.evalEvery === 0) || isLast) {
+        const v = validationLoss(model, data.splits.validation, config.evalWindows, config.eval.batchSize);
+        validation = v.nll;
+        run.row({ split: "validation", step, epoch: run.state.microBatches / perEpoch, loss: v.nll, lr: last.lr, grad_norm: NaN, entropy: v.entropy });
+        run.progress.message(`step ${step}: validation loss ${v.nll.toFixed(4)} (entropy ${v.entropy.toFixed(4)})`);
+      }
+      if (config.checkpointEvery > 0 && step % config.checkpointEvery === 0 && !isLast) run.checkpoint(tok.name, { tokenizer: tok.name });
+      run.progress.update(step, { loss: last.loss, tokensPerSecond: run.state.tokens / Math.max(1e-9, run.elapsed()) });
+      await new Promise((r) => setImmediate(r));
+    }
+    run.checkpoint(tok.name, { tokenizer: tok.name });
+    const completed = run.state.step >= config.steps;
+    let metrics: Record<string, number> = { steps: run.state.step, train_loss: last.loss, validation_loss: validation, seconds: run.elapsed() };
+    if (completed) {
+      const qs = evalQuestions(config.eval, tok, config.splitSeed, config.eval.tasks);
+      Object.assign(metrics, evaluateCheckpoint(run, config.eval, 0, data, qs, "pretrained model").metrics);
+    }
+    const artifacts = completed ? run.mergeRecords() : [];
+    run.progress.done(completed ? "done" : "stopped");
+    run.writeRun(completed ? "succeeded" : "cancelled", metrics);
+    metrics = Object.fromEntries(Object.entries(metrics).filter(([, v]) => Number.isFinite(v)));
+    return {
+      runId: run.runId, outDir: run.out, checkpoint: run.ckptDir, kind: "pretrain", steps: run.state.step, totalSteps: config.steps, completed,
+      metrics, artifacts: ["train_log.arrow", ...artifacts, "checkpoint"], log: run.log,
+    };
+  } finally {
+    model.free();
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+
+async function sft(config: SftConfig, options: TrainOptions): Promise<TrainResult> {
+  const progress = options.progress ?? true;
+  const init = loadCheckpoint(config.init);
+  const tokName = init.config.tokenizer;
+  if (!tokName) throw new CheckpointError(`checkpoint ${config.init}: config.json names no tokenizer, so questions cannot be encoded`);
+  const tok = tokenizer(tokName as TokenizerName);
+  if (tok.vocabSize !== init.config.model.vocab) {
+    throw new CheckpointError(`checkpoint ${config.init}: vocab ${init.config.model.vocab} does not match tokenizer ${tok.name} (${tok.vocabSize})`);
+  }
+  const context = init.config.model.context;
+  const train = config.tasks.flatMap((task) =>
+    encodeQuestions(generateQuestions({ task: task as TaskName, split: "train", seed: config.questionSeed, splitSeed: config.splitSeed, limit: config.maxExamples || undefined }), tok));
+  const evalQs = evalQuestions(config.eval, tok, config.splitSeed, config.eval.tasks);
+  const data = config.eval.maxTokens > 0 ? prepareSplits({ tokenizer: tok, splitSeed: config.splitSeed, progress }) : null;
+  const epochOf = (e: number): SftEpoch =>
+    sftBatches(train, { contextLength: context, batchSize: config.batchSize, padId: tok.padId, mode: "pad", seed: config.seed, epoch: e });
+  const first = epochOf(0);
+  if (first.numBatches < 1) throw new RangeError(`no SFT example fits the context of ${context} tokens`);
+  const perEpoch = first.numBatches;
+  const stepsPerEpoch = Math.ceil(perEpoch / config.gradAccum);
+  const totalSteps = config.epochs * stepsPerEpoch;
+  const model = GptModel.create(init.config.model, { maxBatch: Math.max(config.batchSize, config.eval.batchSize), device: config.device, threads: config.threads });
+  try {
+    const run = new Run(config, model, options, totalSteps, `sft ${config.tasks.join("+")}`);
+    if (!run.resume()) loadIntoModel(model, init);
+    if (first.skipped.length > 0) run.progress.message(`sft: ${first.skipped.length} of ${train.length} training questions are longer than the context (${context}) and are left out`);
+    run.writeRun("running", {});
+    let metrics: Record<string, number> = {};
+    if (!existsSync(join(run.evalDir, "epoch-0.questions.arrow")) && !existsSync(join(run.evalDir, "epoch-0.tokens.arrow"))) {
+      metrics = evaluateCheckpoint(run, config.eval, 0, data, evalQs, "epoch 0 (pretrained)").metrics;
+    }
+    const sftTasks = new Set<string>(config.tasks);
+    let ep: SftEpoch = first;
+    let epIndex = 0;
+    let last = { loss: NaN, norm: NaN, lr: NaN };
+    while (run.state.step < totalSteps && !run.stopRequested()) {
+      const e = Math.floor(run.state.microBatches / perEpoch);
+      if (e !== epIndex) {
+        ep = epochOf(e);
+        epIndex = e;
+      }
+      const i0 = run.state.microBatches % perEpoch;
+      const n = Math.min(config.gradAccum, perEpoch - i0);
+      const micro: Batch[] = [];
+      for (let i = i0; i < i0 + n; i++) micro.push(trimSftBatch(ep.batch(i)));
+      run.state.microBatches += n;
+      run.state.epoch = Math.floor(run.state.microBatches / perEpoch);
+      run.state.batchInEpoch = run.state.microBatches % perEpoch;
+      const step = run.state.step + 1;
+      const epochEnd = run.state.batchInEpoch === 0;
+      last = run.step(micro, run.state.microBatches / perEpoch, step % config.logEvery === 0 || epochEnd);
+      if (epochEnd) {
+        const { metrics: m, questions: qe } = evaluateCheckpoint(run, config.eval, run.state.epoch, data, evalQs, `epoch ${run.state.epoch}`);
+        metrics = { ...metrics, ...m };
+        // validation row: full-vocabulary NLL of the gold answer letter on the SFT tasks' questions
+        const own = (qe?.rows ?? []).filter((r) => sftTasks.has(r.task));
+        if (own.length > 0) {
+          const nll = own.reduce((a, r) => a - Math.log(r.vocabProbs![r.gold]!), 0) / own.length;
+          run.row({ split: "validation", step, epoch: run.state.epoch, loss: nll, lr: last.lr, grad_norm: NaN, entropy: qe!.entropy });
+        }
+        if (config.checkpointEvery === 0 || step === totalSteps) run.checkpoint(tok.name, { tokenizer: tok.name, init: config.init, sft_epoch: run.state.epoch });
+      }
+      if (config.checkpointEvery > 0 && step % config.checkpointEvery === 0) run.checkpoint(tok.name, { tokenizer: tok.name, init: config.init, sft_epoch: run.state.epoch });
+      run.progress.update(step, { loss: last.loss, tokensPerSecond: run.state.tokens / Math.max(1e-9, run.elapsed()), note: `epoch ${run.state.epoch}/${config.epochs}` });
+      await new Promise((r) => setImmediate(r));
+    }
+    run.checkpoint(tok.name, { tokenizer: tok.name, init: config.init, sft_epoch: run.state.epoch });
+    const completed = run.state.step >= totalSteps;
+    const artifacts = completed ? run.mergeRecords() : [];
+    metrics = { ...metrics, steps: run.state.step, train_loss: last.loss, seconds: run.elapsed() };
+    run.progress.done(completed ? "done" : "stopped");
+    run.writeRun(completed ? "succeeded" : "cancelled", metrics);
+    metrics = Object.fromEntries(Object.entries(metrics).filter(([, v]) => Number.isFinite(v)));
+    return {
+      runId: run.runId, outDir: run.out, checkpoint: run.ckptDir, kind: "sft", steps: run.state.step, totalSteps, completed,
+      metrics, artifacts: ["train_log.arrow", ...artifacts, "checkpoint"], log: run.log,
+    };
+  } finally {
+    model.free();
+  }
+}
+
+/** Trains per the config (validated here) into options.outDir. */
+export async function train(input: TrainConfig | Record<string, unknown>, options: TrainOptions): Promise<TrainResult> {
+  const config = parseTrainConfig(input);
+  if (!options || typeof options.outDir !== "string" || options.outDir === "") throw new TypeError("outDir is required");
+  if (options.stopAfterSteps !== undefined && (!Number.isInteger(options.stopAfterSteps) || options.stopAfterSteps < 1)) {
+    throw new RangeError(`stopAfterSteps must be a positive integer (got ${String(options.stopAfterSteps)})`);
+  }
+  mkdirSync(options.outDir, { recursive: true });
+  const writeFailure = (err: unknown) => {
+    try {
+      const runJson = join(options.outDir, "run.json");
+      const prev = existsSync(runJson) ? (JSON.parse(readFileSync(runJson, "utf8")) as RunJson) : null;
+      if (prev) writeRunJson(runJson, { ...prev, status: "failed", finished_at: new Date().toISOString(), error: (err as Error).message ?? String(err) });
+    } catch {
+      // the original error matters more
+    }
+  };
+  try {
+    return config.kind === "pretrain" ? await pretrain(config, options) : await sft(config, options);
+  } catch (err) {
+    writeFailure(err);
+    throw err;
+  }
+}
