@@ -1,0 +1,37 @@
+// Loader → bench.json: every kernel benchmark table in <data>/bench/*.arrow (written by
+// `npm run bench` on the CPU or the GPU), as {file, columns, rows}. The Kernels page reads the
+// columns it recognizes (time, memory, implementation, shape, device) and shows the rest as is.
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { tableFromIPC } from "apache-arrow";
+import { dataDir } from "./lib/records.js";
+
+const dir = join(dataDir(), "bench");
+const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(".arrow")).sort() : [];
+const plain = (v: unknown): unknown => {
+  if (typeof v === "bigint") return Number(v);
+  if (v && typeof v === "object" && typeof (v as { toArray?: unknown }).toArray === "function") return Array.from((v as { toArray(): ArrayLike<unknown> }).toArray(), plain);
+  if (typeof v === "number" && !Number.isFinite(v)) return null;
+  return v;
+};
+const out = [];
+for (const file of files) {
+  const path = join(dir, file);
+  try {
+    const t = tableFromIPC(readFileSync(path));
+    const columns = t.schema.fields.map((f) => ({ name: f.name, type: String(f.type) }));
+    const rows = t.toArray().map((r) => Object.fromEntries(columns.map((c) => [c.name, plain((r as Record<string, unknown>)[c.name])])));
+    // bench/loss_cuda.ts writes <name>_meta.json beside <name>.arrow (card, versions, floors, skipped peers, errors).
+    const metaFile = path.replace(/\.arrow$/, "") + "_meta.json";
+    let meta: unknown = null;
+    try {
+      meta = existsSync(metaFile) ? JSON.parse(readFileSync(metaFile, "utf8")) : null;
+    } catch (err) {
+      process.stderr.write(`warning: cannot read ${metaFile}: ${(err as Error).message}\n`);
+    }
+    out.push({ file, modified: statSync(path).mtime.toISOString(), metadata: Object.fromEntries(t.schema.metadata), meta, columns, rows });
+  } catch (err) {
+    process.stderr.write(`warning: cannot read ${path}: ${(err as Error).message}\n`);
+  }
+}
+process.stdout.write(JSON.stringify(out));

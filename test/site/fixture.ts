@@ -1,0 +1,76 @@
+// TEST-ONLY data for the site tests: a temporary data directory with REAL tiny records, made by
+// the project's own code in a few seconds on the CPU:
+//   runs/fx-pt        a 1-layer, d=32 byte-level GPT pretrained for 60 steps (tokens.arrow, train_log.arrow)
+//   runs/fx-sft-0     SFT of fx-pt on pos + cloze for 2 epochs with ε = 0   (questions/tokens at epochs 0, 1, 2)
+//   runs/fx-sft-0.1   the same with ε = 0.1 (same questions, so the runs pair up)
+//   bench/kernels.arrow  wall-clock times of the engine's fused and naive CPU loss at two small shapes,
+//                        in the column layout of bench/loss_cuda.ts (card = "CPU (site test fixture)")
+// The SFT runs get calibration.arrow from backend/runs/calibration.ts (when present) so that both
+// loader paths run: published calibration rows (SFT) and rows computed by the loader (pretrain).
+// Nothing here is a made-up number; the models are just very small.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { Float64, Int32, Table, Utf8, tableToIPC, vectorFromArray } from "apache-arrow";
+import { writeFileSync } from "node:fs";
+
+export const FIXTURE_RUNS = ["fx-pt", "fx-sft-0", "fx-sft-0.1"] as const;
+
+export async function makeFixture(root: string): Promise<void> {
+  const { train } = await import("../../backend/train/index.js");
+  mkdirSync(join(root, "runs"), { recursive: true });
+  await train({
+    kind: "pretrain", name: "fx-pretrain", tokenizer: "byte", model: { nLayer: 1, nHead: 2, dModel: 32, context: 256 }, batchSize: 8, steps: 60,
+    optim: { lr: 3e-3, warmupSteps: 5 }, evalEvery: 30, evalWindows: 8, logEvery: 10, eval: { maxTokens: 1024, tasks: ["pos"], maxQuestions: 0 },
+  }, { outDir: join(root, "runs", "fx-pt"), progress: false });
+  for (const eps of [0, 0.1]) {
+    const id = `fx-sft-${eps}`;
+    await train({
+      kind: "sft", name: id, init: join(root, "runs", "fx-pt", "checkpoint"), tasks: ["pos", "cloze"], maxExamples: 100, epochs: 2, batchSize: 16,
+      loss: { labelSmoothing: eps }, optim: { lr: 2e-3, warmupSteps: 2 }, logEvery: 2, eval: { maxTokens: 512, tasks: ["pos", "cloze"], maxQuestions: 80 },
+    }, { outDir: join(root, "runs", id), progress: false });
+    const cal = (await import("../../backend/runs/calibration.js").catch(() => null)) as
+      | { writeRunCalibration?: (dir: string, runId: string, o: { resamples: number; seed: number }) => number } | null;
+    cal?.writeRunCalibration?.(join(root, "runs", id), id, { resamples: 200, seed: 0 });
+  }
+  await writeKernelBench(join(root, "bench", "kernels.arrow"));
+}
+
+/** Median wall-clock time of the fused and naive CPU loss (real engine calls), as kernels.arrow rows. */
+async function writeKernelBench(file: string): Promise<void> {
+  const { linearCrossEntropy } = await import("../../backend/engine/index.js");
+  const { rng, normals, integers } = await import("../helpers/random.js");
+  const rows: Array<{ impl: string; n: number; d: number; v: number; pass: string; time_ms: number }> = [];
+  for (const [N, D, V] of [[256, 64, 2048], [512, 64, 4096]] as const) {
+    const r = rng(7);
+    const e = { data: normals(r, N * D), rows: N, cols: D };
+    const c = { data: normals(r, V * D, 1 / Math.sqrt(D)), rows: V, cols: D };
+    const t = integers(r, N, V);
+    for (const impl of ["fused", "naive"] as const) {
+      for (const grad of [false, true]) {
+        const ms: number[] = [];
+        for (let k = 0; k < 3; k++) {
+          const t0 = performance.now();
+          linearCrossEntropy(e, c, t, { labelSmoothing: 0.1, grad, impl, threads: 1 });
+          ms.push(performance.now() - t0);
+        }
+        rows.push({ impl: impl === "fused" ? "ours" : "naive", n: N, d: D, v: V, pass: grad ? "fwd+bwd" : "fwd", time_ms: ms.sort((a, b) => a - b)[1]! });
+      }
+    }
+  }
+  const now = new Date().toISOString();
+  const table = new Table({
+    impl: vectorFromArray(rows.map((x) => x.impl), new Utf8()),
+    n: vectorFromArray(rows.map((x) => x.n), new Int32()),
+    d: vectorFromArray(rows.map((x) => x.d), new Int32()),
+    v: vectorFromArray(rows.map((x) => x.v), new Int32()),
+    regime: vectorFromArray(rows.map(() => "random"), new Utf8()),
+    pass: vectorFromArray(rows.map((x) => x.pass), new Utf8()),
+    time_ms: vectorFromArray(rows.map((x) => x.time_ms), new Float64()),
+    extra_bytes: vectorFromArray(rows.map(() => null), new Float64()),
+    card: vectorFromArray(rows.map(() => "CPU (site test fixture)"), new Utf8()),
+    note: vectorFromArray(rows.map(() => "1 thread, median of 3"), new Utf8()),
+    measured_at: vectorFromArray(rows.map(() => now), new Utf8()),
+  });
+  mkdirSync(join(file, ".."), { recursive: true });
+  writeFileSync(file, tableToIPC(table, "stream"));
+}

@@ -1,0 +1,315 @@
+// The analysis site end to end: real tiny records (./fixture.ts) → data loaders → `observable build`
+// (offline recipe) → a static server on 127.0.0.1 → headless Debian Chromium (playwright-core).
+// Checks every page for error cells, console errors and requests outside 127.0.0.1, the
+// reliability diagram's bin control, the SQL console, and a second build with no runs at all.
+// Screenshots of every page go to test-results/screenshots/ (git-ignored).
+// Also unit-tests the loaders' library (src/data/lib) against independent float64 references.
+//
+// One file on purpose: the builds share Framework's cache (src/.observablehq/cache) and must not
+// run concurrently. Needs /usr/bin/chromium (apt-get install -y chromium; .ci/run installs it).
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { spawn } from "node:child_process";
+import { tableFromIPC, type Table } from "apache-arrow";
+import type { Page } from "playwright-core";
+import { Browser, errorCells, waitReady } from "./browser.js";
+import { makeFixture, FIXTURE_RUNS } from "./fixture.js";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+const SHOTS = join(ROOT, "test-results", "screenshots");
+const PAGES = ["", "reliability", "entropy", "training", "sweeps", "kernels", "sql", "runs"];
+
+interface Served { url: string; close(): void }
+const serveModule = "../../scripts/site-serve.mjs";
+async function serve(dir: string): Promise<Served> {
+  const m = (await import(serveModule as string)) as { serveSite(o: { dir: string }): Promise<{ server: { close(): void }; url: string }> };
+  const { server, url } = await m.serveSite({ dir });
+  return { url, close: () => server.close() };
+}
+
+/** `node scripts/site-build.mjs --out DIR` with CALIB_DATA_DIR = data; rejects with the log tail. */
+function build(out: string, data: string): Promise<void> {
+  return new Promise((res, rej) => {
+    const p = spawn(process.execPath, [join(ROOT, "scripts/site-build.mjs"), "--out", out, "--quiet"], {
+      cwd: ROOT, env: { ...process.env, CALIB_DATA_DIR: data }, stdio: ["ignore", "pipe", "pipe"],
+    });
+    let log = "";
+    p.stdout.on("data", (d) => (log += d));
+    p.stderr.on("data", (d) => (log += d));
+    p.on("close", (code) => (code === 0 ? res() : rej(new Error(`site build failed (${code}):\n${log.slice(-3000)}`))));
+  });
+}
+
+let tmp: string;
+let data: string;
+let browser: Browser;
+let site: Served;
+
+/** Opens a page, waits until no cell is pending, asserts it is clean, saves a screenshot. */
+async function visit(base: string, path: string, shot: string): Promise<Page> {
+  const { page, log } = await browser.open(`${base}/${path}`);
+  await waitReady(page);
+  const errors = await errorCells(page);
+  assert.deepEqual(errors, [], `error cells on /${path}`);
+  assert.deepEqual(log.pageErrors, [], `page errors on /${path}`);
+  assert.deepEqual(log.consoleErrors, [], `console errors on /${path}`);
+  mkdirSync(SHOTS, { recursive: true });
+  await page.screenshot({ path: join(SHOTS, `${shot}.png`), fullPage: true });
+  return page;
+}
+
+before(async () => {
+  tmp = mkdtempSync(join(tmpdir(), "calib-site-"));
+  data = join(tmp, "data");
+  await makeFixture(data);
+  await build(join(tmp, "site"), data);
+  site = await serve(join(tmp, "site"));
+  browser = await Browser.launch();
+}, { timeout: 600_000 });
+
+after(async () => {
+  await browser?.close();
+  site?.close();
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+// ---------------------------------------------------------------------------------------------
+describe("site loaders (src/data/lib)", () => {
+  const env = () => ({ ...process.env, CALIB_DATA_DIR: data });
+  const runLoader = (name: string): Promise<Buffer> => new Promise((res, rej) => {
+    const p = spawn(process.execPath, ["--import", "tsx", join(ROOT, "src/data", name)], { cwd: ROOT, env: env(), stdio: ["ignore", "pipe", "pipe"] });
+    const out: Buffer[] = [];
+    let err = "";
+    p.stdout.on("data", (d: Buffer) => out.push(d));
+    p.stderr.on("data", (d) => (err += d));
+    p.on("close", (code) => (code === 0 ? res(Buffer.concat(out)) : rej(new Error(`${name} exited ${code}: ${err}`))));
+  });
+  const raw = (run: string, file: string): Table => tableFromIPC(readFileSync(join(data, "runs", run, file)));
+
+  test("records loaders concatenate every run's records unchanged", async () => {
+    for (const [loader, file] of [["questions.arrow.ts", "questions.arrow"], ["tokens.arrow.ts", "tokens.arrow"], ["train_log.arrow.ts", "train_log.arrow"]] as const) {
+      const t = tableFromIPC(await runLoader(loader));
+      let total = 0;
+      for (const run of FIXTURE_RUNS) {
+        if (!existsSync(join(data, "runs", run, file))) continue;
+        const r = raw(run, file);
+        total += r.numRows;
+        // every row of the run is there, in order, with the same values
+        const ids = t.getChild("run_id")!;
+        const idx: number[] = [];
+        for (let i = 0; i < t.numRows; i++) if (ids.get(i) === run) idx.push(i);
+        assert.equal(idx.length, r.numRows, `${file} rows of ${run}`);
+        for (const col of ["epoch", "correct", "confidence", "entropy", "loss", "step"]) {
+          const a = t.getChild(col), b = r.getChild(col);
+          if (!b) continue;
+          for (let k = 0; k < r.numRows; k += Math.max(1, Math.floor(r.numRows / 50))) assert.equal(a!.get(idx[k]!), b.get(k), `${file} ${run} ${col}[${k}]`);
+        }
+      }
+      assert.equal(t.numRows, total, `${file}: total rows`);
+      assert.ok(total > 0, `${file}: the fixture has rows`);
+    }
+  });
+
+  test("runs loader describes every run, with model size and ε from the configs", async () => {
+    const t = tableFromIPC(await runLoader("runs.arrow.ts"));
+    const rows = t.toArray().map((r) => r.toJSON() as Record<string, unknown>);
+    assert.deepEqual(rows.map((r) => r.run_id).sort(), [...FIXTURE_RUNS].sort());
+    const sft = rows.find((r) => r.run_id === "fx-sft-0.1")!;
+    assert.equal(sft.kind, "sft");
+    assert.equal(sft.parent, "fx-pt");
+    assert.equal(sft.tokenizer, "byte");
+    assert.equal(sft.vocab_size, 256);
+    assert.equal(sft.d_model, 32);
+    assert.ok(Math.abs((sft.label_smoothing as number) - 0.1) < 1e-12);
+    assert.equal(sft.n_questions, raw("fx-sft-0.1", "questions.arrow").numRows);
+  });
+
+  test("calibration rows: the loader's own (no calibration.arrow) match a float64 ECE written here", async () => {
+    const t = tableFromIPC(await runLoader("calibration.arrow.ts"));
+    const rows = t.toArray().map((r) => r.toJSON() as Record<string, unknown>);
+    // fx-pt has no calibration.arrow: its rows are computed by the loader from tokens.arrow
+    const pt = rows.filter((r) => r.run_id === "fx-pt");
+    assert.ok(pt.length >= 2 && pt.every((r) => r.source === "loader" && r.task === "next-token" && r.confidence_def === "token"));
+    const tok = raw("fx-pt", "tokens.arrow");
+    const conf = Array.from(tok.getChild("confidence")!.toArray() as Float32Array, Number);
+    const cor: number[] = Array.from({ length: tok.numRows }, (_, i) => (tok.getChild("correct")!.get(i) ? 1 : 0));
+    // independent reference: 15 equal-width bins, last bin closed
+    const M = 15, cnt = new Array(M).fill(0), sc = new Array(M).fill(0), sa = new Array(M).fill(0);
+    conf.forEach((c, i) => {
+      const b = Math.min(Math.floor(c * M), M - 1);
+      cnt[b]++; sc[b] += c; sa[b] += cor[i]!;
+    });
+    let ece = 0;
+    for (let b = 0; b < M; b++) if (cnt[b]) ece += Math.abs(sa[b] / cnt[b] - sc[b] / cnt[b]) * cnt[b];
+    ece /= conf.length;
+    const row = pt.find((r) => r.scheme === "equal-width" && r.n_bins === 15)!;
+    assert.equal(row.n, conf.length);
+    assert.ok(Math.abs((row.ece as number) - ece) < 1e-9, `ece ${row.ece} vs ${ece}`);
+    assert.ok(Math.abs((row.accuracy as number) - cor.reduce((s: number, x: number) => s + x, 0) / cor.length) < 1e-12);
+    assert.ok((row.ece_lo as number) <= (row.ece_hi as number));
+    // SFT runs carry calibration.arrow (backend/runs) when that module exists: used as published
+    if (existsSync(join(data, "runs", "fx-sft-0", "calibration.arrow"))) {
+      const published = raw("fx-sft-0", "calibration.arrow");
+      const mine = rows.filter((r) => r.run_id === "fx-sft-0");
+      assert.equal(mine.length, published.numRows);
+      assert.ok(mine.every((r) => r.source === "record"));
+      assert.equal(mine[0]!.ece, published.getChild("ece")!.get(0));
+    }
+  });
+
+  test("claims: C1 is the paired ECE difference on shared questions (float64 reference), C3/C4 not measurable", async () => {
+    const claims = JSON.parse((await runLoader("claims.json.ts")).toString("utf8")) as {
+      claims: Array<{ id: string; status: string; effect: { estimate: number; lo: number; hi: number } | null; n_questions: number; runs: string[] }>;
+    };
+    const byId = new Map(claims.claims.map((c) => [c.id, c]));
+    assert.deepEqual([...byId.keys()], ["C1", "C2", "C3", "C4"]);
+    // reference for C1: ECE(last epoch) − ECE(epoch 0) of fx-sft-0 on the questions both have
+    const q = raw("fx-sft-0", "questions.arrow");
+    const at = (epoch: number) => {
+      const m = new Map<string, [number, number]>();
+      for (let i = 0; i < q.numRows; i++) {
+        if (q.getChild("epoch")!.get(i) !== epoch) continue;
+        m.set(`${q.getChild("split")!.get(i)}|${q.getChild("task")!.get(i)}|${q.getChild("id")!.get(i)}`, [q.getChild("confidence")!.get(i) as number, q.getChild("correct")!.get(i) ? 1 : 0]);
+      }
+      return m;
+    };
+    const e0 = at(0), e2 = at(2);
+    const keys = [...e0.keys()].filter((k) => e2.has(k));
+    const eceOf = (pairs: Array<[number, number]>) => {
+      const M = 15, cnt = new Float64Array(M), sc = new Float64Array(M), sa = new Float64Array(M);
+      for (const [c, a] of pairs) {
+        const b = Math.min(Math.floor(c * M), M - 1);
+        cnt[b]++; sc[b] += c; sa[b] += a;
+      }
+      let s = 0;
+      for (let b = 0; b < M; b++) if (cnt[b]) s += Math.abs(sa[b]! - sc[b]!);
+      return s / pairs.length;
+    };
+    const ref = eceOf(keys.map((k) => e2.get(k)!)) - eceOf(keys.map((k) => e0.get(k)!));
+    const c1 = byId.get("C1")!;
+    assert.equal(c1.status, "measured");
+    assert.ok(Math.abs(c1.effect!.estimate - ref) < 1e-9, `C1 ${c1.effect!.estimate} vs ${ref}`);
+    assert.ok(c1.effect!.lo <= c1.effect!.hi);
+    assert.equal(c1.n_questions, keys.length);
+    assert.equal(byId.get("C2")!.status, "measured");
+    assert.deepEqual(byId.get("C2")!.runs, ["fx-sft-0", "fx-sft-0.1"]);
+    assert.equal(byId.get("C3")!.status, "not yet measured");
+    assert.equal(byId.get("C4")!.status, "not yet measured");
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+describe("site in Chromium (fixture runs)", () => {
+  for (const path of PAGES) {
+    test(`/${path} loads with no error cell, console error or outside request`, { timeout: 120_000 }, async () => {
+      const page = await visit(site.url, path, path || "index");
+      // each page shows data (a chart or a table) rather than only "no data" notes
+      const content = await page.$$eval("main svg, main table", (els) => els.length);
+      assert.ok(content > 0, `/${path} shows no chart or table`);
+      await page.close();
+    });
+  }
+
+  test("the Overview's claim table reads claims.json", { timeout: 60_000 }, async () => {
+    const page = await visit(site.url, "", "index");
+    const status = await page.$$eval("#claims-table tr[data-claim]", (rows) => rows.map((r) => [r.getAttribute("data-claim"), r.getAttribute("data-status")]));
+    assert.deepEqual(status, [["C1", "measured"], ["C2", "measured"], ["C3", "not yet measured"], ["C4", "not yet measured"]]);
+    await page.close();
+  });
+
+  test("the reliability diagram redraws when the bin control changes", { timeout: 120_000 }, async () => {
+    // next-token records of the pretrained model, equal-mass bins: every requested bin is non-empty
+    const page = await visit(site.url, "reliability?src=tokens&run=fx-pt&scheme=equal-mass", "reliability-tokens");
+    const before = await page.$eval("figure.reliability", (f) => ({ bins: Number(f.getAttribute("data-bins")), caption: f.querySelector("figcaption")!.textContent!, bars: f.querySelectorAll("svg")[0]!.querySelectorAll("rect").length }));
+    assert.match(before.caption, /15 equal-mass bins/);
+    assert.equal(before.bins, 15, "15 equal-mass bins drawn");
+    await page.evaluate(() => ((document.querySelector("figure.reliability") as HTMLElement & { __old?: boolean }).__old = true));
+    const input = page.locator("form", { hasText: "Bins" }).locator("input[type=number]");
+    await input.fill("3");
+    await input.dispatchEvent("input");
+    await page.waitForFunction(() => /3 equal-mass bins/.test(document.querySelector("figure.reliability figcaption")?.textContent ?? ""), null, { timeout: 30_000 });
+    await waitReady(page);
+    const afterBins = await page.$eval("figure.reliability", (f) => ({ old: Boolean((f as HTMLElement & { __old?: boolean }).__old), bins: Number(f.getAttribute("data-bins")), bars: f.querySelectorAll("svg")[0]!.querySelectorAll("rect").length }));
+    assert.equal(afterBins.old, false, "the figure was redrawn");
+    assert.equal(afterBins.bins, 3, "3 bins drawn");
+    assert.notEqual(afterBins.bars, before.bars);
+    assert.match(page.url(), /bins=3/, "the bin count is in the URL");
+    // the metrics table follows the control
+    assert.match(await page.$eval("#metrics-table", (t) => t.textContent!), /3 equal-mass bins/);
+    assert.deepEqual(await errorCells(page), []);
+    await page.screenshot({ path: join(SHOTS, "reliability-3-bins.png"), fullPage: true });
+    await page.close();
+  });
+
+  test("the reliability page compares two runs on the same questions", { timeout: 120_000 }, async () => {
+    const page = await visit(site.url, "reliability?run=fx-sft-0.1&vs=fx-sft-0", "reliability-paired");
+    const text = await page.$eval("#paired", (t) => t.textContent!);
+    assert.match(text, /ECE/);
+    assert.match(text, /shared questions/);
+    await page.close();
+  });
+
+  test("the SQL console runs an example query and shows rows; its link encodes the query", { timeout: 120_000 }, async () => {
+    const page = await visit(site.url, "sql", "sql");
+    // the first example (ECE of the next tokens per run and checkpoint) runs on load
+    await page.waitForSelector("#sql-status[data-state=done]");
+    const first = Number(await page.getAttribute("#sql-status", "data-rows"));
+    assert.ok(first > 0, "ECE example returned rows");
+    assert.ok((await page.$$("main table tbody tr")).length > 0 || (await page.$$("main form table tr")).length > 0);
+    // another example through the select
+    await page.locator("form", { hasText: "Example" }).locator("select").selectOption({ label: "Most over-confident wrong answers" });
+    await page.waitForFunction(() => /WHERE NOT correct/.test((document.querySelector("textarea") as HTMLTextAreaElement | null)?.value ?? ""));
+    await page.waitForFunction(() => document.querySelector("#sql-status")?.getAttribute("data-state") === "done" && /wrong|LIMIT/.test(decodeURIComponent(location.search)));
+    assert.ok(Number(await page.getAttribute("#sql-status", "data-rows")) > 0);
+    // a query of one's own, run with the button; the link and the URL carry it
+    const q = "SELECT run_id, COUNT(*) AS n FROM questions GROUP BY run_id ORDER BY run_id";
+    await page.fill("textarea", q);
+    await page.getByRole("button", { name: "Run query" }).click();
+    await page.waitForFunction((n) => document.querySelector("#sql-status")?.getAttribute("data-rows") === String(n), 2);
+    const href = await page.getAttribute("#sql-share", "href");
+    assert.equal(new URL(href!).searchParams.get("q"), q);
+    const cells = await page.$$eval("main table td", (tds) => tds.map((td) => td.textContent?.trim()));
+    assert.ok(cells.includes("fx-sft-0") && cells.includes("fx-sft-0.1"), "result rows are shown");
+    await page.close();
+    // opening the link runs the query
+    const again = await visit(site.url, `sql?q=${encodeURIComponent(q)}`, "sql-link");
+    await again.waitForSelector("#sql-status[data-state=done]");
+    assert.equal(await again.getAttribute("#sql-status", "data-rows"), "2");
+    await again.close();
+  });
+
+  test("no request left 127.0.0.1", () => {
+    assert.ok(browser.requests.length > 20, "requests were recorded");
+    assert.deepEqual(browser.external, []);
+    assert.ok(browser.requests.some((u) => u.endsWith(".wasm")), "DuckDB's wasm was loaded from the site");
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+describe("site with no runs", () => {
+  let empty: Served;
+  before(async () => {
+    const d = join(tmp, "empty-data");
+    mkdirSync(d, { recursive: true });
+    await build(join(tmp, "site-empty"), d);
+    empty = await serve(join(tmp, "site-empty"));
+  }, { timeout: 600_000 });
+  after(() => empty?.close());
+
+  test("every page loads cleanly and says there is nothing yet", { timeout: 300_000 }, async () => {
+    for (const path of PAGES) {
+      const page = await visit(empty.url, path, `empty-${path || "index"}`);
+      const notes = await page.$$eval("[data-empty]", (els) => els.length);
+      if (path !== "sql") assert.ok(notes > 0, `/${path} shows a "no runs yet" note`);
+      await page.close();
+    }
+    const page = await visit(empty.url, "", "empty-index");
+    const status = await page.$$eval("#claims-table tr[data-claim]", (rows) => rows.map((r) => r.getAttribute("data-status")));
+    assert.deepEqual(status, ["not yet measured", "not yet measured", "not yet measured", "not yet measured"]);
+    await page.close();
+    assert.deepEqual(browser.external, []);
+  });
+});
