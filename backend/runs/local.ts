@@ -53,7 +53,9 @@ export async function executeLocally(registry: Registry, id: string, o: LocalRun
   let noted = false;
   let run: RunRecord | undefined;
   for (;;) {
-    run = registry.claim(id, tag);
+    const current = registry.get(id)!;
+    // already claimed by this process (e.g. by the caller): go ahead
+    run = current.status === "running" && current.owner === tag ? current : registry.claim(id, tag);
     if (run) break;
     const now = registry.get(id)!;
     if (TERMINAL.has(now.status)) return now;
