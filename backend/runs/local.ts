@@ -130,3 +130,26 @@ async function executeSweep(registry: Registry, sweep: RunRecord, o: LocalRunOpt
   if (!TERMINAL.has(latest.status)) settleSweep(registry, o.dataDir, latest);
   return registry.get(sweep.id)!;
 }
+
+/**
+ * `calib train` / `calib eval` without --out: the run is registered and executed by runLocally
+ * (records in data/runs/<id>, listed by `calib runs` and the API) and printed like those commands
+ * print. Returns the exit code (0 succeeded, 1 failed or cancelled).
+ */
+export async function runFromCli(config: unknown, o: { quiet?: boolean; json?: boolean; dataDir?: string } = {}): Promise<number> {
+  const dataDir = o.dataDir ?? defaultDataDir();
+  const run = await runLocally(config, {
+    dataDir, progress: !o.quiet,
+    onCreated: (r) => {
+      if (!o.quiet) process.stderr.write(`run ${r.id} registered (${r.kind} on ${r.device}); records in ${runDir(r.id, dataDir)}\n`);
+    },
+  });
+  if (o.json) {
+    const { owner: _o, worker: _w, ...pub } = run;
+    console.log(JSON.stringify(pub, null, 2));
+  } else {
+    console.log(`${run.kind} run ${run.id}: ${run.status}${run.error ? ` (${run.error})` : ""} → ${runDir(run.id, dataDir)}`);
+    for (const [k, v] of Object.entries(run.metrics)) console.log(`  ${k.padEnd(20)} ${typeof v === "number" && !Number.isInteger(v) ? v.toFixed(4) : String(v)}`);
+  }
+  return run.status === "succeeded" ? 0 : 1;
+}

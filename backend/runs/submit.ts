@@ -2,7 +2,6 @@
 // train/eval CLI commands (through runLocally in local.ts). It validates the configuration,
 // resolves the device to a lane, checks run references, and inserts the registry entries (a
 // sweep inserts itself and all its child runs in one transaction).
-import { existsSync, statSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import { FieldError } from "./errors.js";
 import { runDir } from "./paths.js";
@@ -11,6 +10,7 @@ import {
   describePoint, expandGrid, parseRunConfig, runReference, type EvalRunConfig, type RunConfig, type SweepConfig,
 } from "./schema.js";
 import { PretrainSchema, SftSchema } from "../train/config.js";
+import { readCheckpointConfig } from "../train/checkpoint.js";
 import { fromZod } from "./errors.js";
 
 export interface SubmitOptions {
@@ -58,8 +58,11 @@ function checkReference(registry: Registry, value: string, field: string, o: Sub
     return TERMINAL.has(dep.status) ? null : id;
   }
   if (!o.allowPaths) throw new FieldError(field, "must be 'run:<id>' (checkpoint directories are accepted from the CLI only)");
-  const path = resolve(value);
-  if (!existsSync(join(path, "config.json")) || !statSync(path).isDirectory()) throw new FieldError(field, `'${value}' is not a checkpoint directory (no config.json)`);
+  try {
+    readCheckpointConfig(resolve(value)); // the trainer's own checks and messages
+  } catch (err) {
+    throw new FieldError(field, (err as Error).message);
+  }
   return null;
 }
 

@@ -8,7 +8,7 @@ export const summary = "evaluate a checkpoint: tokens.arrow (Brown text) and que
 const HELP = `usage: calib eval --checkpoint DIR [options]
 
   --checkpoint DIR     a checkpoint directory (config.json + model.safetensors)
-  --out DIR            output directory (default data/runs/eval-<date>-<time>)
+  --out DIR            output directory (default: a run registered in data/runs/<id>, see calib runs)
   --split S            validation | test                               (default validation)
   --tasks LIST         comma-separated: pos,cloze,genre, or none        (default pos,cloze,genre)
   --max-tokens N       tokens for tokens.arrow, 0 = none                (default 8192)
@@ -60,6 +60,13 @@ export async function run(argv: string[]): Promise<number> {
     batchSize: num(values["batch-size"], "batch-size", 16, (x) => Number.isInteger(x) && x >= 1, "an integer ≥ 1"),
   };
   const { evaluateCheckpointDir, CheckpointError } = await import("../../train/index.js");
+  // without --out: a registered eval run in data/runs/<id>, like POST /api/runs (docs/api.md)
+  if (values.out === undefined) {
+    return (await import("../../runs/local.js")).runFromCli({
+      kind: "eval", checkpoint: values.checkpoint, eval: evalOpts, splitSeed: num(values["split-seed"], "split-seed", 0, int, "an integer ≥ 0"),
+      threads: num(values.threads, "threads", 0, int, "an integer ≥ 0"), ...(values.epoch === undefined ? {} : { epoch: num(values.epoch, "epoch", 0, int, "an integer ≥ 0") }),
+    }, { quiet: values.quiet ?? false, json: values.json ?? false });
+  }
   const outDir = values.out ?? defaultOut();
   try {
     const r = evaluateCheckpointDir({

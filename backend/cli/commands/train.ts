@@ -10,7 +10,7 @@ export const summary = "train a GPT (pretrain on Brown text, or SFT on the multi
 const HELP = `usage: calib train --config FILE [options]
 
   --config FILE     JSON run config: {"kind": "pretrain" | "sft", ...} (fields and defaults: docs/trainer.md)
-  --out DIR         output directory (default data/runs/<kind>-<date>-<time>)
+  --out DIR         output directory (default: a run registered in data/runs/<id>, see calib runs)
   --resume          continue from DIR/checkpoint (same config; bit-identical to an uninterrupted run)
   --threads N       CPU threads (overrides the config; 0 = all cores)
   --quiet           no progress bar
@@ -54,6 +54,8 @@ export async function run(argv: string[]): Promise<number> {
   }
   const { parseTrainConfig, train, CheckpointError } = await import("../../train/index.js");
   const config = parseTrainConfig(raw);
+  // without --out: a registered run in data/runs/<id>, like POST /api/runs (docs/api.md)
+  if (values.out === undefined && !values.resume) return (await import("../../runs/local.js")).runFromCli(config, { quiet: values.quiet ?? false, json: values.json ?? false });
   const outDir = values.out ?? defaultOut(config.kind);
   try {
     const r = await train(config, { outDir, resume: values.resume ?? false, progress: !values.quiet });
