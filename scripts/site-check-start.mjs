@@ -5,9 +5,10 @@
 // placeholder), a clean URL (/sql), application/wasm for DuckDB's .wasm, an Arrow data file,
 // /api/health and /api/runs (JSON). With Chromium at /usr/bin/chromium it also opens /runs and /sql
 // in headless Chromium: no error cell, no console error, no request outside 127.0.0.1, and the
-// Runs page says "Live" (it found the API). Stops the server (its whole process group) at the end.
+// Runs page says "Live" (it found the API); screenshots go to test-results/screenshots/start-*.png.
+// Stops the server (its whole process group) at the end.
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -117,6 +118,8 @@ try {
         if (errors.length) fail(`${path}: console errors ${JSON.stringify(errors)}`);
         if (path === "/runs" && !(await page.textContent("main")).includes("Live")) fail("/runs does not show the live registry");
         if (path === "/sql") await page.waitForSelector("#sql-status[data-state=done]", { timeout: 120_000 });
+        mkdirSync(join(ROOT, "test-results", "screenshots"), { recursive: true });
+        await page.screenshot({ path: join(ROOT, "test-results", "screenshots", `start${path.replace("/", "-")}.png`), fullPage: true });
         await page.close();
       }
       if (external.length) fail(`requests outside 127.0.0.1: ${external.join(", ")}`);
