@@ -203,3 +203,32 @@ test("cancel: a queued run is cancelled once, a second cancel is a 409", async (
   assert.equal(c2.status, 409);
   assert.match(c2.json.error.message, /already cancelled/);
 });
+
+test("a sweep expands into its child runs (pretrain grid × SFT grid, SFT depending on its pretrain); cancel reaches every child", async () => {
+  const sweep = {
+    kind: "sweep", name: "mini",
+    pretrain: { base: tinyPretrain({ name: undefined }), grid: { "model.dModel": [32, 64] } },
+    sft: { base: { tasks: ["pos"], epochs: 1 }, grid: { "loss.labelSmoothing": [0, 0.1], seed: [0, 1] } },
+  };
+  delete (sweep.pretrain.base as Record<string, unknown>).kind;
+  delete (sweep.pretrain.base as Record<string, unknown>).name;
+  const r = await postJson(srv.url, "/api/runs", sweep, AUTH);
+  assert.equal(r.status, 201, r.text);
+  assert.equal(r.json.kind, "sweep");
+  assert.equal(r.json.device, "none");
+  const kids = (await http(srv.url, "GET", `/api/runs?parent=${r.json.id}&limit=1000`)).json.runs as Array<Record<string, any>>;
+  assert.equal(kids.length, 2 + 2 * 4);
+  const pts = kids.filter((k) => k.kind === "pretrain");
+  assert.deepEqual(pts.map((p) => p.config.model.dModel).sort(), [32, 64]);
+  for (const p of pts) {
+    const sfts = kids.filter((k) => k.kind === "sft" && k.depends_on[0] === p.id);
+    assert.equal(sfts.length, 4);
+    assert.ok(sfts.every((s) => s.config.init === `run:${p.id}` && s.config.epochs === 1));
+    assert.deepEqual(sfts.map((s) => `${s.config.loss.labelSmoothing}/${s.config.seed}`).sort(), ["0.1/0", "0.1/1", "0/0", "0/1"]);
+  }
+  const c = await http(srv.url, "POST", `/api/runs/${r.json.id}/cancel`, { headers: AUTH });
+  assert.equal(c.status, 200, c.text);
+  assert.equal(c.json.status, "cancelled");
+  const after = (await http(srv.url, "GET", `/api/runs?parent=${r.json.id}&limit=1000`)).json.runs as Array<{ status: string }>;
+  assert.ok(after.every((k) => k.status === "cancelled"));
+});
