@@ -1,11 +1,13 @@
 // CI check: `npm start` on this checkout serves the site and the API from one server.
-//   node scripts/site-check-start.mjs [--timeout-s 900] [--no-browser]
+//   node scripts/site-check-start.mjs [--timeout-s 900] [--no-browser] [--live]
 // Starts `npm start` with PORT=0 (any free port), waits for "listening on http://…" (a fresh
 // clone builds dist/ first), then checks over HTTP: the Overview page (not the "not built"
 // placeholder), a clean URL (/sql), application/wasm for DuckDB's .wasm, an Arrow data file,
 // /api/health and /api/runs (JSON). With Chromium at /usr/bin/chromium it also opens /runs and /sql
 // in headless Chromium: no error cell, no console error, no request outside 127.0.0.1, and the
 // Runs page says "Live" (it found the API); screenshots go to test-results/screenshots/start-*.png.
+// --live also submits a tiny CPU pretrain run (150 steps, d=32) through POST /api/runs, opens /runs
+// while it is queued or running, and waits for the page to show it succeeded without a reload (SSE).
 // Stops the server (its whole process group) at the end.
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
@@ -121,6 +123,39 @@ try {
         mkdirSync(join(ROOT, "test-results", "screenshots"), { recursive: true });
         await page.screenshot({ path: join(ROOT, "test-results", "screenshots", `start${path.replace("/", "-")}.png`), fullPage: true });
         await page.close();
+      }
+      if (args.includes("--live")) {
+        const res = await fetch(url + "/api/runs", {
+          method: "POST", headers: { "content-type": "application/json", ...(process.env.CALIB_TOKEN ? { authorization: `Bearer ${process.env.CALIB_TOKEN}` } : {}) },
+          body: JSON.stringify({
+            kind: "pretrain", name: "site-check-start live run", tokenizer: "byte", steps: 150, batchSize: 4, logEvery: 5, evalEvery: 0, evalWindows: 2,
+            model: { nLayer: 1, nHead: 2, dModel: 32, context: 64 }, eval: { maxTokens: 128, maxQuestions: 0 },
+          }),
+        });
+        if (res.status !== 201) fail(`POST /api/runs: HTTP ${res.status} ${await res.text()}`);
+        const run = await res.json();
+        // open /runs while the job is queued or running: the page follows it through /api/runs/<id>/events
+        const page = await ctx.newPage();
+        const errors = [];
+        page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+        await page.goto(url + "/runs");
+        const seen = new Set();
+        const deadline = Date.now() + 300_000;
+        while (Date.now() < deadline) {
+          const status = await page.getAttribute(`tr[data-run="${run.id}"]`, "data-status", { timeout: 1000 }).catch(() => null);
+          if (status && !seen.has(status)) {
+            seen.add(status);
+            console.error(`site-check-start: /runs shows ${run.id} as ${status}`);
+            if (status === "running") await page.screenshot({ path: join(ROOT, "test-results", "screenshots", "start-runs-live-running.png"), fullPage: true });
+          }
+          if (status === "succeeded" || status === "failed" || status === "cancelled") break;
+          await page.waitForTimeout(200);
+        }
+        await page.screenshot({ path: join(ROOT, "test-results", "screenshots", "start-runs-live-done.png"), fullPage: true });
+        if (!seen.has("succeeded") || seen.size < 2) fail(`/runs did not follow ${run.id} to succeeded without a reload (saw ${[...seen].join(" → ") || "nothing"})`);
+        if (errors.length) fail(`/runs (live): console errors ${JSON.stringify(errors)}`);
+        await page.close();
+        console.error(`site-check-start: live updates ok (${[...seen].join(" → ")})`);
       }
       if (external.length) fail(`requests outside 127.0.0.1: ${external.join(", ")}`);
       console.error("site-check-start: Chromium ok (/runs live, /sql query done, no outside request)");

@@ -121,18 +121,35 @@ function unitDiff(u: Unit, counts: Uint32Array | null, m: Metric): number {
   return m(cb, ab) - m(ca, aa);
 }
 
-/** Bootstraps f(per-unit differences) over the shared question keys. */
-function paired(p: Pairing, f: (d: Map<Unit, number>) => number, m: Metric): Interval | null {
-  if (p.units.length === 0) return null;
-  const full = f(new Map(p.units.map((u) => [u, unitDiff(u, null, m)])));
-  if (!Number.isFinite(full)) return null;
-  const reps = new Float64Array(SETTINGS.resamples);
+/** Per-unit differences on the full data and on every resample of the shared question keys (cached). */
+const replicateCache = new WeakMap<Pairing, Map<Metric, { full: Map<Unit, number>; reps: Map<Unit, Float64Array> }>>();
+function unitReplicates(p: Pairing, m: Metric): { full: Map<Unit, number>; reps: Map<Unit, Float64Array> } {
+  let byMetric = replicateCache.get(p);
+  if (!byMetric) replicateCache.set(p, (byMetric = new Map()));
+  const hit = byMetric.get(m);
+  if (hit) return hit;
+  const full = new Map(p.units.map((u) => [u, unitDiff(u, null, m)]));
+  const reps = new Map(p.units.map((u) => [u, new Float64Array(SETTINGS.resamples)]));
   let r = 0;
   for (const counts of bootstrapCounts(p.index.size, SETTINGS.resamples, SETTINGS.seed)) {
-    reps[r++] = f(new Map(p.units.map((u) => [u, unitDiff(u, counts, m)])));
+    for (const u of p.units) reps.get(u)![r] = unitDiff(u, counts, m);
+    r++;
   }
-  const ci = percentileInterval(reps, SETTINGS.level);
-  return { estimate: full, lo: ci.lo, hi: ci.hi };
+  const out = { full, reps };
+  byMetric.set(m, out);
+  return out;
+}
+
+/** Bootstraps f(per-unit differences) over the shared question keys (one resample of the keys serves every unit). */
+function paired(p: Pairing, f: (d: Map<Unit, number>) => number, m: Metric): Interval | null {
+  if (p.units.length === 0) return null;
+  const { full, reps } = unitReplicates(p, m);
+  const estimate = f(full);
+  if (!Number.isFinite(estimate)) return null;
+  const out = new Float64Array(SETTINGS.resamples);
+  for (let r = 0; r < SETTINGS.resamples; r++) out[r] = f(new Map(p.units.map((u) => [u, reps.get(u)![r]!])));
+  const ci = percentileInterval(out, SETTINGS.level);
+  return { estimate, lo: ci.lo, hi: ci.hi };
 }
 
 const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
