@@ -8,9 +8,9 @@
 //   const run = await runLocally(config, { progress: true });   // RunRecord, status succeeded | failed | cancelled
 import { executeJob, type JobEvent } from "./jobs.js";
 import { finalizeRun, settleSweep } from "./finish.js";
-import { dataDir as defaultDataDir, runDir } from "./paths.js";
+import { dataDir as defaultDataDir, registryPath, runDir } from "./paths.js";
 import { processTag, Registry, TERMINAL, type Progress, type RunRecord } from "./registry.js";
-import { submitRun } from "./submit.js";
+import { precheckRunConfig, submitRun } from "./submit.js";
 
 export interface LocalRunOptions {
   /** default: CALIB_DATA_DIR or <repo>/data */
@@ -32,7 +32,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Validates, registers and executes a run (or a sweep, child after child) in this process. */
 export async function runLocally(config: unknown, o: LocalRunOptions = {}): Promise<RunRecord> {
   const dataDir = o.dataDir ?? defaultDataDir();
-  const registry = o.registry ?? Registry.open(`${dataDir}/registry.sqlite`);
+  precheckRunConfig(config, { allowPaths: true }); // bad input never opens (or creates) the registry
+  const registry = o.registry ?? Registry.open(registryPath(dataDir));
   try {
     const run = await submitRun(registry, config, { source: "cli", owner: processTag(), allowPaths: true, dataDir });
     o.onCreated?.(run);

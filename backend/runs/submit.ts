@@ -81,6 +81,33 @@ function normalizePaths(config: RunConfig, o: SubmitOptions): RunConfig {
   return config;
 }
 
+/**
+ * What can be checked without the registry: the schema and (CLI) checkpoint directories. The CLI
+ * calls it before opening the registry, so a bad config leaves no trace.
+ */
+export function precheckRunConfig(input: unknown, o: { allowPaths?: boolean } = {}): RunConfig {
+  const config = parseRunConfig(input);
+  const paths: Array<[string, string]> = [];
+  if (config.kind === "sft") paths.push(["init", config.init]);
+  if (config.kind === "eval") paths.push(["checkpoint", config.checkpoint]);
+  for (const [field, value] of paths) {
+    let ref: string | null;
+    try {
+      ref = runReference(value);
+    } catch (err) {
+      throw new FieldError(field, (err as Error).message);
+    }
+    if (ref !== null) continue;
+    if (!o.allowPaths) throw new FieldError(field, "must be 'run:<id>' (checkpoint directories are accepted from the CLI only)");
+    try {
+      readCheckpointConfig(resolve(value));
+    } catch (err) {
+      throw new FieldError(field, (err as Error).message);
+    }
+  }
+  return config;
+}
+
 /** Validates and registers a run (or a sweep and its children). Returns the new run. */
 export async function submitRun(registry: Registry, input: unknown, o: SubmitOptions): Promise<RunRecord> {
   const config = parseRunConfig(input);
