@@ -118,3 +118,15 @@ test("runLocally (for calib train / calib eval): registered like an API run, exe
   // invalid configs never reach the registry
   await assert.rejects(runLocally({ kind: "pretrain", steps: 0 }, { dataDir, progress: false }), /steps/);
 });
+
+test("runLocally runs a sweep child after child and settles it", async () => {
+  const base = tinyPretrain({ steps: 2, logEvery: 1, eval: { maxTokens: 256, maxQuestions: 0 } });
+  delete base.kind;
+  delete base.name;
+  const sweep = await runLocally({ kind: "sweep", name: "local sweep", pretrain: { base, grid: { seed: [0, 1] } } }, { dataDir, progress: false });
+  assert.equal(sweep.status, "succeeded", sweep.error ?? "");
+  assert.deepEqual(sweep.metrics, { runs: 2, succeeded: 2, failed: 0, cancelled: 0 });
+  const kids = (await http(srv.url, "GET", `/api/runs?parent=${sweep.id}`)).json.runs as Array<{ status: string; source: string; config: { seed: number } }>;
+  assert.deepEqual(kids.map((k) => k.config.seed).sort(), [0, 1]);
+  assert.ok(kids.every((k) => k.status === "succeeded" && k.source === "cli"));
+});
