@@ -5,6 +5,7 @@
 
 namespace calib::napi {
 Napi::Value LinearCrossEntropy(const Napi::CallbackInfo& info);
+void RegisterCuda(Napi::Env env, Napi::Object exports);  // cuda.cc
 Napi::Function ModelClass(Napi::Env env);
 
 static Napi::Value Info(const Napi::CallbackInfo& info) {
@@ -34,6 +35,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("linearCrossEntropy", Napi::Function::New(env, LinearCrossEntropy));
+  RegisterCuda(env, exports);
   exports.Set("Model", ModelClass(env));
   return exports;
 }
