@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Builds here everything a GPU job needs, into git-ignored paths, so that the device
+# machine (no Node.js, no registry) runs it as is:
+#   native/build/Release/calib.node   the addon, CUDA for sm_90a, host code for x86-64-v3
+#   .device/node.xz                   this machine's Node.js (../shared/gpu/prepare-node.sh)
+#   .device/libcalib.so               the engine's C API for the Python harness (ctypes)
+#   .device/mma_selftest              tensor-core building-block self-test
+#   .device/b/*.mjs                   esbuild bundles of the CUDA tests, the sanitizer
+#                                     driver and the benchmark (node_modules stays here)
+#   .ref/                             peer sources (CCE, Liger), extracted beforehand
+# Afterwards rebuild the default addon with `npm run build:native`.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+t0=$(date +%s)
+# --no-build: keep the addon built by an earlier run of this script
+[ "${1:-}" = --no-build ] || CALIB_MARCH=x86-64-v3 CALIB_CUDA=1 node native/scripts/build.mjs --force
+/work/shared/gpu/prepare-node.sh >/dev/null
+mkdir -p .device/b
+nvcc_bin=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
+cuda_lib=""
+for d in "$(dirname "$(readlink -f "$nvcc_bin")")/../lib64" "${CUDA_HOME:-/usr/local/cuda}/lib64" /usr/local/cuda/lib64; do
+  [ -f "$d/libcudart_static.a" ] && { cuda_lib=$d; break; }
+done
+[ -n "$cuda_lib" ] || { echo "libcudart_static.a not found" >&2; exit 1; }
+g++ -O3 -march=x86-64-v3 -std=c++17 -fPIC -shared -Inative/include -DCALIB_WITH_CUDA=1 \
+  native/src/common/info.cc native/src/common/parallel.cc native/src/common/gemm.cc \
+  native/src/loss/linear_ce.cc native/src/loss/linear_ce_cpu.cc \
+  native/build-cuda/libcalib_cuda.a -L"$cuda_lib" -lcudart_static -ldl -lrt -lpthread -o .device/libcalib.so
+for lbo in 1 0; do  # the two readings of the MN-major wgmma descriptor (see native/src/cuda/wgmma.cuh)
+  "$nvcc_bin" -std=c++17 -O3 --use_fast_math -lineinfo -Inative/include -Inative/src -DCALIB_WG_MN_LBO_IS_BLOCK=$lbo \
+    -gencode arch=compute_90a,code=sm_90a -o .device/mma_selftest$([ $lbo = 0 ] && echo _lbo0) test/cuda/mma_selftest.cu &
+done
+wait
+for entry in test/cuda/linear_ce_cuda.test.ts:cuda-test test/cuda/sanitize.ts:sanitize bench/gpu/bench-entry.ts:bench; do
+  npx esbuild "${entry%%:*}" --bundle --platform=node --format=esm --target=node20 --log-level=warning \
+    --outfile=".device/b/${entry##*:}.mjs"
+done
+[ -d .ref/cce/cut_cross_entropy ] && [ -d .ref/liger/src/liger_kernel ] || echo "warning: .ref/ peers missing"
+du -sh .device native/build/Release/calib.node .ref | sed 's/^/  /'
+echo "bundle ready in $(( $(date +%s) - t0 )) s"

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The one GPU job of the CUDA loss (run from the repository root on the device machine,
+# after scripts/gpu/bundle.sh ran on the development machine):
+#   scripts/gpu/job.sh check     building-block self-test, the CUDA tests, compute-sanitizer
+#                                (memcheck, racecheck), a quick benchmark of the headline shape
+#   scripts/gpu/job.sh bench     the full benchmark against the peers → results.json, Arrow
+#   scripts/gpu/job.sh profile   Nsight Compute on the three main kernels
+#   scripts/gpu/job.sh all       check, then bench
+# Extra arguments after the mode go to the benchmark harness (e.g. --budget-s 300).
+# Everything lands in $OUT (at most 8 files: job.log and the result files); a short
+# summary is printed last.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+mode=${1:-check}
+shift || true
+OUT=${OUT:-/tmp/calib-gpu-out}
+mkdir -p "$OUT"
+LOG="$OUT/job.log"
+: > "$LOG"
+nd=$(mktemp -d)
+xz -d -c .device/node.xz > "$nd/node" && chmod +x "$nd/node" && export PATH="$nd:$PATH"
+export PYTHONPATH="$PWD/.ref/cce:$PWD/.ref/liger/src${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONUNBUFFERED=1
+summary=()
+
+# step NAME TIMEOUT_S CMD...: runs with a time limit, appends its output to job.log.
+step() {
+  local name=$1 limit=$2
+  shift 2
+  local t=$(date +%s)
+  echo "===== $name: $*" >> "$LOG"
+  timeout "$limit" "$@" >> "$LOG" 2>&1
+  local rc=$?
+  summary+=("$(printf '%-16s exit %-3s %5ss' "$name" "$rc" "$(( $(date +%s) - t ))")")
+  return 0
+}
+
+{
+  echo "===== machine"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv
+  node --version
+  python3 -c 'import torch, triton; print("torch", torch.__version__, "triton", triton.__version__)'
+} >> "$LOG" 2>&1
+
+ncu_profile() {  # the three main kernels of one forward+backward, small shape unless given
+  step ncu "$1" ncu --clock-control none --target-processes all -k 'regex:lse_kernel|gtile_kernel|grad_kernel' -c 3 \
+    --section SpeedOfLight --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section Occupancy \
+    --section LaunchStats --section WarpStateStats --section SourceCounters \
+    python3 bench/gpu/lce_bench.py --lib .device/libcalib.so --out "$OUT/once.json" --once --shapes "${PROFILE_SHAPE:-8192,2304,32768}"
+  sed -n '/==PROF==/,$p' "$LOG" > "$OUT/ncu.txt"
+}
+hung() { printf '%s\n' "${summary[@]}" | grep -q "exit 124"; }
+
+# Which MN-major wgmma descriptor reading passes the self-test (default 1; 0 if only it
+# passes); if neither does, the jobs below fall back to the mma.sync kernels.
+pick_lbo() {
+  if ! sed -n '/===== selftest:/,/=====/p' "$LOG" | grep -q "SELFTEST PASS"; then
+    step selftest-lbo0 40 .device/mma_selftest_lbo0 --wgmma
+    if sed -n '/===== selftest-lbo0:/,$p' "$LOG" | grep -q "SELFTEST PASS"; then export CALIB_WG_MN_LBO=0
+    else export CALIB_CUDA_GEMM=mma; fi
+  fi
+  echo "CALIB_WG_MN_LBO=${CALIB_WG_MN_LBO:-1} CALIB_CUDA_GEMM=${CALIB_CUDA_GEMM:-auto}" >> "$LOG"
+}
+
+tests_failed() { ! sed -n '/===== tests:/,/=====/p' "$LOG" | grep -q "^# fail 0"; }
+
+if [ "$mode" = check ] || [ "$mode" = all ]; then
+  step selftest 40 .device/mma_selftest
+  pick_lbo
+  hung || step tests 150 node .device/b/cuda-test.mjs
+  if [ "$mode" = all ] && tests_failed && [ "${CALIB_CUDA_GEMM:-}" != mma ]; then
+    export CALIB_CUDA_GEMM=mma  # the verified mma.sync kernels for what follows
+    echo "tests failed with wgmma: falling back to CALIB_CUDA_GEMM=mma" >> "$LOG"
+    step tests-mma 150 node .device/b/cuda-test.mjs
+  fi
+  hung || step memcheck-node 150 compute-sanitizer --tool memcheck --error-exitcode 9 node .device/b/sanitize.mjs
+  hung || step racecheck-self 60 compute-sanitizer --tool racecheck --error-exitcode 9 .device/mma_selftest
+  [ "$mode" = check ] && { hung || step quick 150 python3 bench/gpu/lce_bench.py --lib .device/libcalib.so --out "$OUT/quick.json" --quick --iters 3 --sweep 1073741824 "$@"; }
+  hung || ncu_profile 120
+fi
+if [ "$mode" = bench ] || [ "$mode" = all ]; then
+  [ "$mode" = bench ] && { step selftest 40 .device/mma_selftest; pick_lbo; }
+  hung || step bench 560 python3 bench/gpu/lce_bench.py --lib .device/libcalib.so --out "$OUT/results.json" "$@"
+  [ -s "$OUT/results.json" ] && step arrow 120 node .device/b/bench.mjs --json "$OUT/results.json" --api --out "$OUT/kernels.arrow"
+fi
+if [ "$mode" = profile ]; then
+  ncu_profile 300
+fi
+
+echo
+echo "================ summary ($mode)"
+grep -E "^device:|FAIL|SELFTEST|CALIB_WG_MN_LBO|falling back|^(not ok|# (tests|pass|fail|skipped))|ERROR SUMMARY|sanitize:" "$LOG" | sed 's/^/  /' | head -40
+grep -E "^\s+(# |)(dE|dC|loss|lse)|AssertionError|relative error" "$LOG" | sed 's/^/  /' | head -20
+grep -E "^  [a-z_]+_kernel|Duration|Compute \(SM\) Throughput|Memory Throughput|Registers Per|Achieved Occupancy" "$OUT/ncu.txt" 2>/dev/null | sed 's/^/  /' | head -24
+grep -E "^\[ *[0-9.]+s\] +(ours|torch|liger|cce)|cuBLAS|regime |failed|Error|error" "$LOG" | grep -v "^=====" | sed 's/^/  /' | tail -45
+printf '%s\n' "${summary[@]}"
