@@ -110,6 +110,16 @@ describe("site loaders (src/data/lib)", () => {
       }
       assert.equal(t.numRows, total, `${file}: total rows`);
       assert.ok(total > 0, `${file}: the fixture has rows`);
+      if (file === "questions.arrow") {
+        // answer / answer_class, regenerated from backend/data: a part of speech for pos and cloze
+        const COARSE = new Set(["noun", "verb", "adjective", "adverb", "pronoun", "determiner", "preposition", "conjunction", "numeral", "interjection"]);
+        for (let i = 0; i < t.numRows; i++) {
+          const task = t.getChild("task")!.get(i), cls = t.getChild("answer_class")!.get(i), ans = t.getChild("answer")!.get(i);
+          assert.ok(typeof ans === "string" && ans.length > 0, `answer of row ${i}`);
+          assert.ok(COARSE.has(cls), `answer_class '${cls}' of a ${task} question`);
+          if (task === "pos") assert.equal(ans, cls, "a pos answer is its own class");
+        }
+      }
     }
   });
 
