@@ -1,6 +1,7 @@
 // npm run bench -- <name> [options]: runs bench/<name>.ts, which prints its tables.
 const BENCHES: Record<string, () => Promise<{ main(argv: string[]): Promise<void> }>> = {
   loss: () => import("./loss.js"),
+  train: () => import("./train.js"),
   api: () => import("./api.js"),
   site: () => import("./site.js"),
   metrics: () => import("./metrics.js"),

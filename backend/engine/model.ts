@@ -18,7 +18,8 @@ export interface ModelConfig {
 export type Precision = "float32" | "float64";
 
 export interface ModelOptions {
-  /** Sequences per call; activations are allocated once for maxBatch × context. */
+  /** Activations are allocated once for maxBatch × context positions: a call takes b sequences
+   * of t ≤ context tokens with b·t ≤ maxBatch·context. */
   maxBatch: number;
   device?: Device;
   /** float32 trains; float64 is the CPU reference for gradient checks. */

@@ -80,6 +80,9 @@ export const PretrainSchema = z.strictObject({
   model: ModelSchema.prefault({}),
   optim: OptimSchema.prefault({}),
   steps: int(1).default(2000),
+  /** sequence-length warm-up: the first `steps` steps train on windows of `length` tokens
+   * (batchSize·context/length of them, the same tokens per step); null = none */
+  contextWarmup: z.strictObject({ steps: int(0), length: int(1) }).nullable().default(null),
   /** validation loss every this many steps (0: only at the end) */
   evalEvery: int(0).default(200),
   /** validation windows per validation-loss row */

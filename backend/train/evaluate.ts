@@ -127,6 +127,8 @@ export interface QuestionEval {
   nll: number;
   /** mean full-vocabulary entropy at the answer position */
   entropy: number;
+  /** full-vocabulary entropy at the answer position of each row */
+  entropies: Float64Array;
 }
 
 /** Scores each question by the option letters' logits at the position before the answer. */
@@ -136,6 +138,7 @@ export function evaluateQuestions(model: GptModel, questions: readonly EncodedQu
   const kept = questions.filter((q) => q.promptIds.length <= context);
   const skipped = questions.filter((q) => q.promptIds.length > context).map((q) => q.id);
   const rows: QuestionRow[] = [];
+  const entropies = new Float64Array(kept.length);
   let nll = 0, ent = 0, correct = 0;
   for (let s = 0; s < kept.length; s += B) {
     const group = kept.slice(s, s + B);
@@ -170,9 +173,10 @@ export function evaluateQuestions(model: GptModel, questions: readonly EncodedQu
       if (pred === q.answer) correct++;
       nll += lse - logits[q.answer]!;
       ent += r.entropy[i]!;
+      entropies[s + i] = r.entropy[i]!;
     });
     o.onBatch?.(Math.min(kept.length, s + B), kept.length);
   }
   const n = rows.length;
-  return { rows, skipped, accuracy: n ? correct / n : NaN, nll: n ? nll / n : NaN, entropy: n ? ent / n : NaN };
+  return { rows, skipped, accuracy: n ? correct / n : NaN, nll: n ? nll / n : NaN, entropy: n ? ent / n : NaN, entropies };
 }

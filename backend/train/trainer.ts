@@ -174,7 +174,7 @@ class Run {
   }
 
   /** One optimizer step over the given micro-batches; returns the mean loss and the pre-clip norm. */
-  step(micro: Batch[], epochFrac: number, wantRow: boolean): { loss: number; norm: number; lr: number } {
+  step(micro: Batch[], epochFrac: number, wantRow: boolean, epochAfter?: () => number): { loss: number; norm: number; lr: number } {
     const c = this.config;
     const step = this.state.step + 1;
     const loss = { labelSmoothing: c.loss.labelSmoothing, temperature: c.loss.temperature, softcap: c.loss.softcap ?? 0 };
@@ -220,7 +220,7 @@ class Run {
     this.state.pendingTokens += total;
     const mean = total > 0 ? lossSum / total : NaN;
     if (wantRow) {
-      this.row({ split: "train", step, epoch: epochFrac, loss: this.state.pendingLossSum / Math.max(1, this.state.pendingTokens), lr, grad_norm: norm, entropy });
+      this.row({ split: "train", step, epoch: epochAfter ? epochAfter() : epochFrac, loss: this.state.pendingLossSum / Math.max(1, this.state.pendingTokens), lr, grad_norm: norm, entropy });
       this.state.pendingLossSum = 0;
       this.state.pendingTokens = 0;
     }
@@ -324,6 +324,11 @@ function evalQuestions(ev: EvalConfig, tok: Tokenizer, splitSeed: number, tasks:
 
 // ------------------------------------------------------------------------------------------
 
+/** Sequences per micro-batch during the sequence-length warm-up: the same tokens per step. */
+function warmBatch(config: PretrainConfig): number {
+  return Math.max(1, Math.floor((config.batchSize * config.model.context) / config.contextWarmup!.length));
+}
+
 async function pretrain(config: PretrainConfig, options: TrainOptions): Promise<TrainResult> {
   const progress = options.progress ?? true;
   const tok = tokenizer(config.tokenizer as TokenizerName);
@@ -331,43 +336,67 @@ async function pretrain(config: PretrainConfig, options: TrainOptions): Promise<
   const model = GptModel.create({ ...config.model, vocab: tok.vocabSize }, {
     maxBatch: Math.max(config.batchSize, config.eval.batchSize), device: config.device, threads: config.threads,
   });
+  if (config.contextWarmup && config.contextWarmup.length > config.model.context) {
+    throw new RangeError(`contextWarmup.length ${config.contextWarmup.length} exceeds the context ${config.model.context}`);
+  }
   try {
     const run = new Run(config, model, options, config.steps, `pretrain ${tok.name}`);
     if (!run.resume()) model.init(config.seed);
     const T = config.model.context;
-    const epochs = new Map<number, LmEpoch>();
-    const epochOf = (e: number): LmEpoch => {
-      let ep = epochs.get(e);
+    // Sequence-length warm-up: the first `warm.steps` steps use windows of `warm.length` tokens
+    // and proportionally more of them (the same tokens per step), then full windows.
+    const warm = config.contextWarmup;
+    const phases = [
+      ...(warm && warm.steps > 0 ? [{ steps: warm.steps, t: warm.length, b: warmBatch(config) }] : []),
+      { steps: Infinity, t: T, b: config.batchSize },
+    ];
+    const cache = new Map<string, LmEpoch>();
+    const epochOf = (phase: number, e: number): LmEpoch => {
+      const key = `${phase}:${e}`;
+      let ep = cache.get(key);
       if (!ep) {
-        epochs.clear();
-        ep = lmBatches(data.splits.train, { contextLength: T, batchSize: config.batchSize, seed: config.seed, epoch: e, dropLast: true });
-        epochs.set(e, ep);
+        cache.clear();
+        const ph = phases[phase]!;
+        ep = lmBatches(data.splits.train, { contextLength: ph.t, batchSize: ph.b, seed: config.seed, epoch: e, dropLast: true });
+        if (ep.numBatches < 1) throw new RangeError(`batchSize ${ph.b} × context ${ph.t} is larger than the training split`);
+        cache.set(key, ep);
       }
       return ep;
     };
-    const perEpoch = epochOf(0).numBatches;
-    if (perEpoch < 1) throw new RangeError(`batchSize ${config.batchSize} × context ${T} is larger than the training split`);
+    /** The g-th micro-batch of the run (phase by phase, epochs within a phase). */
+    const microBatch = (g: number): { batch: Batch; epoch: number; index: number } => {
+      let phase = 0, start = 0;
+      while (g >= start + phases[phase]!.steps * config.gradAccum) {
+        start += phases[phase]!.steps * config.gradAccum;
+        phase++;
+      }
+      const ep = epochOf(phase, 0);
+      const k = g - start, e = Math.floor(k / ep.numBatches), i = k % ep.numBatches;
+      const b = epochOf(phase, e).batch(i);
+      return { batch: { inputs: b.inputs, targets: b.targets, b: b.rows, t: phases[phase]!.t }, epoch: e, index: i };
+    };
+    epochOf(phases.length - 1, 0);
+    const trainTokens = data.splits.train.tokens.length;
     run.writeRun("running", {});
     let last = { loss: NaN, norm: NaN, lr: NaN };
     let validation = NaN;
     while (run.state.step < config.steps && !run.stopRequested()) {
       const micro: Batch[] = [];
       for (let a = 0; a < config.gradAccum; a++) {
-        const g = run.state.microBatches;
-        const e = Math.floor(g / perEpoch), i = g % perEpoch;
-        const b = epochOf(e).batch(i);
-        micro.push({ inputs: b.inputs, targets: b.targets, b: b.rows, t: T });
-        run.state.microBatches = g + 1;
-        run.state.epoch = Math.floor((g + 1) / perEpoch);
-        run.state.batchInEpoch = (g + 1) % perEpoch;
+        const m = microBatch(run.state.microBatches);
+        micro.push(m.batch);
+        run.state.microBatches += 1;
+        run.state.epoch = m.epoch;
+        run.state.batchInEpoch = m.index + 1;
       }
       const step = run.state.step + 1;
       const isLast = step === config.steps;
-      last = run.step(micro, run.state.microBatches / perEpoch, step % config.logEvery === 0 || isLast);
+      const epochFrac = () => run.state.tokens / trainTokens;
+      last = run.step(micro, 0, step % config.logEvery === 0 || isLast, epochFrac);
       if ((config.evalEvery > 0 && step % config.evalEvery === 0) || isLast) {
         const v = validationLoss(model, data.splits.validation, config.evalWindows, config.eval.batchSize);
         validation = v.nll;
-        run.row({ split: "validation", step, epoch: run.state.microBatches / perEpoch, loss: v.nll, lr: last.lr, grad_norm: NaN, entropy: v.entropy });
+        run.row({ split: "validation", step, epoch: epochFrac(), loss: v.nll, lr: last.lr, grad_norm: NaN, entropy: v.entropy });
         run.progress.message(`step ${step}: validation loss ${v.nll.toFixed(4)} (entropy ${v.entropy.toFixed(4)})`);
       }
       if (config.checkpointEvery > 0 && step % config.checkpointEvery === 0 && !isLast) run.checkpoint(tok.name, { tokenizer: tok.name });
@@ -451,10 +480,11 @@ async function sft(config: SftConfig, options: TrainOptions): Promise<TrainResul
         const { metrics: m, questions: qe } = evaluateCheckpoint(run, config.eval, run.state.epoch, data, evalQs, `epoch ${run.state.epoch}`);
         metrics = { ...metrics, ...m };
         // validation row: full-vocabulary NLL of the gold answer letter on the SFT tasks' questions
-        const own = (qe?.rows ?? []).filter((r) => sftTasks.has(r.task));
+        const own = (qe?.rows ?? []).map((r, i) => ({ r, h: qe!.entropies[i]! })).filter(({ r }) => sftTasks.has(r.task));
         if (own.length > 0) {
-          const nll = own.reduce((a, r) => a - Math.log(r.vocabProbs![r.gold]!), 0) / own.length;
-          run.row({ split: "validation", step, epoch: run.state.epoch, loss: nll, lr: last.lr, grad_norm: NaN, entropy: qe!.entropy });
+          const nll = own.reduce((a, { r }) => a - Math.log(r.vocabProbs![r.gold]!), 0) / own.length;
+          const entropy = own.reduce((a, { h }) => a + h, 0) / own.length;
+          run.row({ split: "validation", step, epoch: run.state.epoch, loss: nll, lr: last.lr, grad_norm: NaN, entropy });
         }
         if (config.checkpointEvery === 0 || step === totalSteps) run.checkpoint(tok.name, { tokenizer: tok.name, init: config.init, sft_epoch: run.state.epoch });
       }

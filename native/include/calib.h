@@ -125,7 +125,7 @@ typedef struct {
   int32_t context;    /* maximum sequence length T (rows of wpe) */
   int32_t vocab;      /* V ≥ 2 */
   int32_t tied;       /* 1: the LM head is wte; 0: a separate lm_head (V×d_model) */
-  int32_t max_batch;  /* B: sequences per call; activations are allocated for B×context */
+  int32_t max_batch;  /* activations are allocated for max_batch × context positions */
   calib_device device;
   /* F32 trains; F64 is the float64 reference used by gradient checks (CPU only; its LM head
    * is a direct implementation of the same loss, not the fused op). */
@@ -175,7 +175,7 @@ calib_status calib_model_init(calib_model* model, uint64_t seed, float std, char
  *   gradients are those of grad_scale · loss_sum; grad_scale = 0 means 1/valid_count (the mean).
  * For gradient accumulation pass grad_scale = 1/(supervised tokens of the whole step). */
 typedef struct {
-  int32_t b, t;              /* 1 ≤ b ≤ max_batch, 1 ≤ t ≤ context */
+  int32_t b, t;              /* 1 ≤ t ≤ context, b ≥ 1, b·t ≤ max_batch·context */
   const int32_t* inputs;     /* b×t token ids in [0, V) */
   const int32_t* targets;    /* b×t: ids in [0, V), or ignore_index (not supervised) */
   float label_smoothing;     /* ε ∈ [0, 1] */

@@ -13,6 +13,7 @@ const PRETRAIN: TrainConfigInput = {
   kind: "pretrain", tokenizer: "byte", seed: 3, threads: 2,
   model: { nLayer: 1, nHead: 2, dModel: 16, context: 256 },
   batchSize: 2, gradAccum: 2, steps: 12, logEvery: 2, evalEvery: 4, evalWindows: 2,
+  contextWarmup: { steps: 4, length: 64 }, // 8 windows of 64 per micro-batch for 4 steps, then 2 of 256
   optim: { lr: 3e-3, warmupSteps: 3 }, loss: { labelSmoothing: 0.1 },
   eval: { maxTokens: 512, tasks: [], maxQuestions: 0, batchSize: 2 },
 };
@@ -33,7 +34,7 @@ function sameTable(a: string, b: string): void {
   assert.deepEqual(plain(ta), plain(tb));
 }
 
-test("pretraining: stop at step 5 + resume = uninterrupted run, bit for bit; then SFT likewise", async () => {
+test("pretraining (with a sequence-length warm-up): stop at step 5 + resume = uninterrupted run, bit for bit; then SFT likewise", async () => {
   const whole = tempDir("resume"), parts = tempDir("resume");
   try {
     const opts = { runId: "r", progress: false };
@@ -45,6 +46,7 @@ test("pretraining: stop at step 5 + resume = uninterrupted run, bit for bit; the
     const state = JSON.parse(readFileSync(join(parts.dir, "checkpoint", "trainer_state.json"), "utf8"));
     assert.equal(state.step, 5);
     assert.equal(state.microBatches, 10);
+    assert.equal(state.batchInEpoch, 2, "8 warm-up micro-batches (4 steps × 2), then 2 of full length");
     const rest = await train(PRETRAIN, { outDir: parts.dir, resume: true, ...opts });
     assert.equal(rest.completed, true);
     assert.equal(rest.steps, 12);

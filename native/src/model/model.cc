@@ -71,11 +71,15 @@ calib_status check_targets(const int32_t* t, int64_t n, int32_t V, int32_t ignor
   return CALIB_OK;
 }
 
+// Activations hold max_batch × context positions: any b sequences of t ≤ context tokens with
+// b·t ≤ max_batch·context fit (e.g. more, shorter sequences during a sequence-length warm-up).
 calib_status check_shape(const calib_model* m, int32_t b, int32_t t, const int32_t* inputs, char* err) {
-  if (b < 1 || b > m->config.max_batch)
-    return fail(err, CALIB_ERR_RANGE, "batch size %d is outside [1, maxBatch = %d]", b, m->config.max_batch);
   if (t < 1 || t > m->config.context)
     return fail(err, CALIB_ERR_RANGE, "sequence length %d is outside [1, context = %d]", t, m->config.context);
+  const int64_t room = static_cast<int64_t>(m->config.max_batch) * m->config.context;
+  if (b < 1 || static_cast<int64_t>(b) * t > room)
+    return fail(err, CALIB_ERR_RANGE, "batch of %d × %d tokens does not fit maxBatch × context = %d × %d", b, t,
+                m->config.max_batch, m->config.context);
   if (!inputs) return fail(err, CALIB_ERR_TYPE, "inputs are required");
   return check_tokens(inputs, static_cast<int64_t>(b) * t, m->config.vocab, "inputs", err);
 }
