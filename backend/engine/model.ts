@@ -15,14 +15,16 @@ export interface ModelConfig {
   tied: boolean;
 }
 
-export type Precision = "float32" | "float64";
+/** float32 trains (on CUDA in fp32, no TF32); float64 is the CPU reference for gradient checks;
+ * bfloat16 is CUDA mixed precision (fp32 master weights: the flat buffers stay float32). */
+export type Precision = "float32" | "float64" | "bfloat16";
 
 export interface ModelOptions {
   /** Activations are allocated once for maxBatch × context positions: a call takes b sequences
    * of t ≤ context tokens with b·t ≤ maxBatch·context. */
   maxBatch: number;
   device?: Device;
-  /** float32 trains; float64 is the CPU reference for gradient checks. */
+  /** Default: float32 on the CPU; on CUDA $CALIB_CUDA_PRECISION, else bfloat16 (mixed precision). */
   precision?: Precision;
   /** CPU threads (0 = engine default, CALIB_THREADS or all cores). */
   threads?: number;
@@ -161,7 +163,10 @@ function checkBatch(batch: Batch, withTargets: boolean): void {
 export class GptModel {
   readonly config: ModelConfig;
   readonly device: "cpu" | "cuda";
-  readonly precision: Precision;
+  /** Precision of the flat buffers (read/write/checkpoints): float32 also for bfloat16 compute. */
+  readonly precision: "float32" | "float64";
+  /** Precision of the arithmetic: float32, float64 (CPU) or bfloat16 (CUDA mixed precision). */
+  readonly compute: Precision;
   readonly maxBatch: number;
   readonly numParams: number;
   private native: NativeModel | null;
@@ -170,7 +175,8 @@ export class GptModel {
   private constructor(config: ModelConfig, options: Required<Omit<ModelOptions, "device">> & { device: "cpu" | "cuda" }, native: NativeModel) {
     this.config = config;
     this.device = options.device;
-    this.precision = options.precision;
+    this.compute = options.precision;
+    this.precision = options.precision === "float64" ? "float64" : "float32";
     this.maxBatch = options.maxBatch;
     this.native = native;
     this.numParams = native.numParams();
@@ -182,14 +188,16 @@ export class GptModel {
     const cfg = validateModelConfig(config);
     if (options === null || typeof options !== "object") throw new TypeError("model options must be an object");
     const maxBatch = positiveInt(options.maxBatch, "maxBatch", 1 << 20);
-    const precision = options.precision ?? "float32";
-    if (precision !== "float32" && precision !== "float64") throw new TypeError(`precision must be 'float32' or 'float64' (got ${String(precision)})`);
     const threads = options.threads ?? 0;
     if (!Number.isInteger(threads) || threads < 0) throw new RangeError(`threads must be an integer ≥ 0 (got ${String(threads)})`);
     const device = resolveDevice(options.device ?? "cpu");
+    const precision = options.precision ?? (device === "cuda" ? (process.env.CALIB_CUDA_PRECISION ?? "bfloat16") : "float32");
+    if (precision !== "float32" && precision !== "float64" && precision !== "bfloat16") {
+      throw new TypeError(`precision must be 'float32', 'float64' or 'bfloat16' (got ${String(precision)})`);
+    }
     const Model = addon().Model as NativeModelClass;
     const native = new Model({ ...cfg, maxBatch, device, precision, threads });
-    return new GptModel(cfg, { maxBatch, device, precision, threads }, native);
+    return new GptModel(cfg, { maxBatch, device, precision: precision as Precision, threads }, native);
   }
 
   private get m(): NativeModel {

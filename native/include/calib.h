@@ -116,7 +116,10 @@ void calib_set_threads(int32_t threads); /* 0 = hardware concurrency */
  * =============================================================================== */
 typedef struct calib_model calib_model; /* opaque */
 
-typedef enum { CALIB_MODEL_F32 = 0, CALIB_MODEL_F64 = 1 } calib_model_precision;
+/* BF16 (CUDA only): mixed precision — fp32 master weights, gradients and AdamW moments, bf16
+ * weights and activations for the matmuls and the LM head, fp32 accumulation, fp32 residual
+ * stream and LayerNorm statistics. The flat buffers (read/write) are float32 as for F32. */
+typedef enum { CALIB_MODEL_F32 = 0, CALIB_MODEL_F64 = 1, CALIB_MODEL_BF16 = 2 } calib_model_precision;
 
 typedef struct {
   int32_t n_layer;    /* ≥ 1 */
@@ -128,7 +131,8 @@ typedef struct {
   int32_t max_batch;  /* activations are allocated for max_batch × context positions */
   calib_device device;
   /* F32 trains; F64 is the float64 reference used by gradient checks (CPU only; its LM head
-   * is a direct implementation of the same loss, not the fused op). */
+   * is a direct implementation of the same loss, not the fused op); BF16 is CUDA's mixed
+   * precision. On CUDA, F32 computes in fp32 (cuBLAS without TF32). */
   calib_model_precision precision;
   int32_t threads;    /* CPU threads; 0 = engine default */
 } calib_model_config;
@@ -151,7 +155,11 @@ typedef struct {
   int32_t decay;      /* 1: AdamW weight decay applies (matmul weights; not LN, biases, embeddings) */
 } calib_model_tensor;
 
-/* Creation validates the configuration; CALIB_ERR_DEVICE for 'cuda' until issue 9. */
+/* Creation validates the configuration. device CALIB_DEVICE_CUDA (issue 9, native/src/model/gpt_cuda.cu):
+ * parameters, gradients, moments and activations live on the current GPU between calls; every
+ * call below takes and returns host arrays as on the CPU. cuBLAS is loaded at run time
+ * (CALIB_CUBLAS_PATH overrides the search); no GPU, no driver or no cuBLAS give CALIB_ERR_DEVICE
+ * with the reason. Activations are allocated for max_batch × context (≤ 2,000,000 tokens). */
 calib_status calib_model_create(const calib_model_config* config, calib_model** out, char* err);
 void calib_model_free(calib_model* model); /* NULL is fine */
 int64_t calib_model_num_params(const calib_model* model);

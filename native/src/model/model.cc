@@ -1,5 +1,5 @@
 // The C entry points of the model: validate every argument before any memory is touched,
-// then dispatch to the device implementation (gpt_cpu.cc now; gpt_cuda.cu in issue 9).
+// then dispatch to the device implementation (gpt_cpu.cc, or gpt_cuda.cu for device 'cuda').
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
@@ -9,6 +9,11 @@
 #include "gpt.h"
 
 namespace calib::model {
+
+#if CALIB_WITH_CUDA
+// gpt_cuda.cu: the CUDA implementation (CALIB_ERR_DEVICE without a GPU or cuBLAS).
+calib_status make_gpt_cuda(const calib_model_config& c, const Layout& layout, std::unique_ptr<GptImpl>* out, char* err);
+#endif
 
 calib_status fail(char* err, calib_status code, const char* fmt, ...) {
   va_list ap;
@@ -23,7 +28,7 @@ namespace {
 calib_status validate_config(const calib_model_config& c, char* err) {
   if (c.device != CALIB_DEVICE_CPU && c.device != CALIB_DEVICE_CUDA)
     return fail(err, CALIB_ERR_TYPE, "unknown device %d", static_cast<int>(c.device));
-  if (c.precision != CALIB_MODEL_F32 && c.precision != CALIB_MODEL_F64)
+  if (c.precision != CALIB_MODEL_F32 && c.precision != CALIB_MODEL_F64 && c.precision != CALIB_MODEL_BF16)
     return fail(err, CALIB_ERR_TYPE, "unknown precision %d", static_cast<int>(c.precision));
   if (c.n_layer < 1 || c.n_layer > 4096) return fail(err, CALIB_ERR_RANGE, "nLayer must be in [1, 4096] (got %d)", c.n_layer);
   if (c.d_model < 1 || c.d_model > 65536) return fail(err, CALIB_ERR_RANGE, "dModel must be in [1, 65536] (got %d)", c.d_model);
@@ -44,6 +49,8 @@ calib_status validate_config(const calib_model_config& c, char* err) {
                 c.max_batch, c.context, c.d_model, c.n_layer, c.vocab);
   if (c.precision == CALIB_MODEL_F64 && c.device != CALIB_DEVICE_CPU)
     return fail(err, CALIB_ERR_TYPE, "precision 'float64' is the CPU reference only");
+  if (c.precision == CALIB_MODEL_BF16 && c.device != CALIB_DEVICE_CUDA)
+    return fail(err, CALIB_ERR_TYPE, "precision 'bfloat16' (mixed precision) needs device 'cuda'");
   return CALIB_OK;
 }
 
@@ -102,9 +109,23 @@ extern "C" calib_status calib_model_create(const calib_model_config* config, cal
   if (!config || !out) return fail(err, CALIB_ERR_TYPE, "no config or output handle");
   *out = nullptr;
   if (calib_status st = validate_config(*config, err)) return st;
-  if (config->device == CALIB_DEVICE_CUDA)
-    return fail(err, CALIB_ERR_DEVICE,
-                "the CUDA trainer is not built yet (issue 9): create the model with device 'cpu'");
+  if (config->device == CALIB_DEVICE_CUDA) {
+#if CALIB_WITH_CUDA
+    std::unique_ptr<calib_model> m;
+    try {
+      m = std::make_unique<calib_model>();
+      m->config = *config;
+      m->layout = make_layout(*config);
+      if (calib_status st = make_gpt_cuda(*config, m->layout, &m->impl, err)) return st;
+    } catch (const std::bad_alloc&) {
+      return fail(err, CALIB_ERR_RUNTIME, "cannot allocate the CUDA model's host state");
+    }
+    *out = m.release();
+    return CALIB_OK;
+#else
+    return fail(err, CALIB_ERR_DEVICE, "this build of the engine has no CUDA path (rebuild with nvcc present)");
+#endif
+  }
   calib_model* m = nullptr;
   try {
     m = new calib_model();

@@ -65,7 +65,7 @@ class Model : public Napi::ObjectWrap<Model> {
       type_error(env, "nLayer, nHead, dModel, context, vocab and maxBatch are required");
     c.tied = boolean(o, "tied", true) ? 1 : 0;
     c.device = static_cast<calib_device>(choice(o, "device", {"cpu", "cuda"}, 0));
-    c.precision = static_cast<calib_model_precision>(choice(o, "precision", {"float32", "float64"}, 0));
+    c.precision = static_cast<calib_model_precision>(choice(o, "precision", {"float32", "float64", "bfloat16"}, 0));
     c.threads = static_cast<int32_t>(integer(o, "threads", 0, 0, 1024));
     f64_ = c.precision == CALIB_MODEL_F64;
     char err[CALIB_ERRLEN];
