@@ -5,6 +5,7 @@ const BENCHES: Record<string, () => Promise<{ main(argv: string[]): Promise<void
   api: () => import("./api.js"),
   site: () => import("./site.js"),
   metrics: () => import("./metrics.js"),
+  "train-cuda": () => import("./train_cuda.js"),
 };
 
 const [name, ...rest] = process.argv.slice(2);
