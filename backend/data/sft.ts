@@ -12,6 +12,11 @@
 // to) — and `positions` restart at 0 for each example, for per-example position ids.
 // Examples longer than contextLength are left out and listed in `skipped` (never truncated:
 // cutting a question would change what is asked).
+//
+// align 'right' (pad mode only) puts each example at the *end* of its row, after left padding,
+// so that the answer is always predicted at the last position and the options always sit at
+// nearly the same absolute positions. Models with learned absolute position embeddings bind an
+// option letter to its text much more easily that way (docs/trainer.md, "SFT at tiny scale").
 import { Rng } from "./rng.js";
 import type { EncodedQuestion } from "./prompt.js";
 
@@ -23,6 +28,8 @@ export interface SftOptions {
   /** input id for padding (use tokenizer.padId) */
   padId: number;
   mode?: "pad" | "pack";
+  /** 'left' (default): examples start at column 0; 'right': examples end at the last column (pad mode) */
+  align?: "left" | "right";
   seed?: number;
   epoch?: number;
   /** shuffle example order per (seed, epoch) (default true) */
@@ -76,6 +83,9 @@ export function sftBatches(examples: readonly EncodedQuestion[], opts: SftOption
   if (!Number.isInteger(opts.padId) || opts.padId < 0) throw new TypeError(`padId must be a token id (got ${String(opts.padId)})`);
   const mode = opts.mode ?? "pad";
   if (mode !== "pad" && mode !== "pack") throw new TypeError(`mode must be pad or pack (got '${String(mode)}')`);
+  const align = opts.align ?? "left";
+  if (align !== "left" && align !== "right") throw new TypeError(`align must be left or right (got '${String(align)}')`);
+  if (align === "right" && mode !== "pad") throw new TypeError("align 'right' needs mode 'pad'");
   const ignore = opts.ignoreIndex ?? IGNORE_INDEX;
   const seed = opts.seed ?? 0;
   const epoch = opts.epoch ?? 0;
@@ -120,8 +130,10 @@ export function sftBatches(examples: readonly EncodedQuestion[], opts: SftOption
     const positions = new Int32Array(rows * T).fill(-1);
     const members: number[] = [];
     for (let r = 0; r < rows; r++) {
+      const plan = rowsPlan[bi * B + r]!;
       let col = r * T;
-      for (const ei of rowsPlan[bi * B + r]!) {
+      if (align === "right") col += T - examples[plan[0]!]!.promptIds.length;
+      for (const ei of plan) {
         const e = examples[ei]!;
         const L = e.promptIds.length;
         inputs.set(e.promptIds, col);

@@ -54,6 +54,9 @@ export const EvalSchema = z.strictObject({
   temperature: positive.default(1),
   softcap: positive.nullable().default(null),
   batchSize: int(1).default(16),
+  /** where a question's prompt sits in the model's context: 'right' ends every prompt at the last
+   * position (left padding; SFT trains the same way), 'left' starts it at position 0 */
+  promptAlign: z.enum(["left", "right"]).default("right"),
 });
 
 const common = {
@@ -132,10 +135,11 @@ export function parseTrainConfig(input: unknown): TrainConfig {
 
 /** Hash of everything that determines the numbers of a run (resume refuses another config). */
 export function configHash(config: TrainConfig): string {
-  const { name: _n, threads: _t, logEvery: _l, checkpointEvery: _c, eval: _e, ...rest } = config;
+  const { name: _n, threads: _t, logEvery: _l, checkpointEvery: _c, eval: ev, ...rest } = config;
+  // of the evaluation settings only the prompt alignment changes training (SFT batches)
   const stable = (v: unknown): unknown =>
     v && typeof v === "object" && !Array.isArray(v)
       ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, stable((v as Record<string, unknown>)[k])]))
       : v;
-  return createHash("sha256").update(JSON.stringify(stable(rest))).digest("hex").slice(0, 16);
+  return createHash("sha256").update(JSON.stringify(stable({ ...rest, promptAlign: ev.promptAlign }))).digest("hex").slice(0, 16);
 }

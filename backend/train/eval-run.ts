@@ -80,7 +80,7 @@ export function evaluateCheckpointDir(o: EvalRunOptions): EvalRunResult {
       const bar = progressBar(`eval questions (${ev.split})`, qs.length, { enabled: progress, unit: "questions" });
       let seen = 0;
       const q = evaluateQuestions(model, qs, {
-        split: ev.split, epoch, batchSize: ev.batchSize, ...transform,
+        split: ev.split, epoch, batchSize: ev.batchSize, align: ev.promptAlign, padId: tok.padId, ...transform,
         onBatch: (done) => {
           bar.tick(done - seen);
           seen = done;

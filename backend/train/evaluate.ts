@@ -113,6 +113,10 @@ export function validationLoss(model: GptModel, split: SplitTokens, windows: num
 
 export interface QuestionEvalOptions extends TransformOptions {
   split: string;
+  /** 'right': every prompt ends at the last position of a context-long row (left padding with
+   * padId), as SFT trains with promptAlign 'right'; 'left' (default): prompts start at 0 */
+  align?: "left" | "right";
+  padId?: number;
   epoch: number;
   batchSize: number;
   onBatch?: (done: number, total: number) => void;
@@ -143,16 +147,24 @@ export function evaluateQuestions(model: GptModel, questions: readonly EncodedQu
   for (let s = 0; s < kept.length; s += B) {
     const group = kept.slice(s, s + B);
     const letters = group[0]!.letterIds;
-    const T = Math.max(...group.map((q) => q.promptIds.length));
+    const right = o.align === "right";
+    const T = right ? context : Math.max(...group.map((q) => q.promptIds.length));
     const inputs = new Int32Array(group.length * T);
     const at = new Int32Array(group.length);
     group.forEach((q, i) => {
       if (q.letterIds.length !== letters.length || q.letterIds.some((id, k) => id !== letters[k])) {
         throw new TypeError(`question ${q.id}: option letters differ within one evaluation (mixed tokenizers?)`);
       }
-      inputs.set(q.promptIds, i * T);
-      inputs.fill(q.promptIds[q.promptIds.length - 1]!, i * T + q.promptIds.length, (i + 1) * T);
-      at[i] = i * T + q.promptIds.length - 1;
+      const L = q.promptIds.length;
+      if (right) {
+        inputs.fill(o.padId ?? 0, i * T, (i + 1) * T - L);
+        inputs.set(q.promptIds, (i + 1) * T - L);
+        at[i] = (i + 1) * T - 1;
+      } else {
+        inputs.set(q.promptIds, i * T);
+        inputs.fill(q.promptIds[L - 1]!, i * T + L, (i + 1) * T);
+        at[i] = i * T + L - 1;
+      }
     });
     const r = model.evaluate({ inputs, b: group.length, t: T }, {
       rows: at, topK: 0, optionIds: Int32Array.from(letters), temperature: o.temperature ?? 1, softcap: o.softcap ?? 0,

@@ -108,6 +108,8 @@ class Run {
   readonly hash: string;
   state: TrainerState;
   segmentStart = performance.now();
+  /** input id that left-pads right-aligned question prompts (the tokenizer's padId) */
+  padId = 0;
   private created: string;
   private lastRowTime = performance.now();
   private tokensSinceRow = 0;
@@ -293,7 +295,7 @@ function evaluateCheckpoint(
     Object.assign(metrics, { token_nll: t.nll, token_accuracy: t.accuracy, token_entropy: t.entropy, tokens_evaluated: t.count });
   }
   if (questions.length > 0) {
-    const q = evaluateQuestions(run.model, questions, { split: ev.split, epoch, batchSize: ev.batchSize, ...transform });
+    const q = evaluateQuestions(run.model, questions, { split: ev.split, epoch, batchSize: ev.batchSize, align: ev.promptAlign, padId: run.padId, ...transform });
     qe = q;
     writeQuestions(join(run.evalDir, `epoch-${epoch}.questions.arrow`), run.runId, q.rows);
     metrics.question_accuracy = q.accuracy;
@@ -341,6 +343,7 @@ async function pretrain(config: PretrainConfig, options: TrainOptions): Promise<
   }
   try {
     const run = new Run(config, model, options, config.steps, `pretrain ${tok.name}`);
+    run.padId = tok.padId;
     if (!run.resume()) model.init(config.seed);
     const T = config.model.context;
     // Sequence-length warm-up: the first `warm.steps` steps use windows of `warm.length` tokens
@@ -440,7 +443,7 @@ async function sft(config: SftConfig, options: TrainOptions): Promise<TrainResul
   const evalQs = evalQuestions(config.eval, tok, config.splitSeed, config.eval.tasks);
   const data = config.eval.maxTokens > 0 ? prepareSplits({ tokenizer: tok, splitSeed: config.splitSeed, progress }) : null;
   const epochOf = (e: number): SftEpoch =>
-    sftBatches(train, { contextLength: context, batchSize: config.batchSize, padId: tok.padId, mode: "pad", seed: config.seed, epoch: e });
+    sftBatches(train, { contextLength: context, batchSize: config.batchSize, padId: tok.padId, mode: "pad", align: config.eval.promptAlign, seed: config.seed, epoch: e });
   const first = epochOf(0);
   if (first.numBatches < 1) throw new RangeError(`no SFT example fits the context of ${context} tokens`);
   const perEpoch = first.numBatches;
@@ -449,6 +452,7 @@ async function sft(config: SftConfig, options: TrainOptions): Promise<TrainResul
   const model = GptModel.create(init.config.model, { maxBatch: Math.max(config.batchSize, config.eval.batchSize), device: config.device, threads: config.threads });
   try {
     const run = new Run(config, model, options, totalSteps, `sft ${config.tasks.join("+")}`);
+    run.padId = tok.padId;
     if (!run.resume()) loadIntoModel(model, init);
     if (first.skipped.length > 0) run.progress.message(`sft: ${first.skipped.length} of ${train.length} training questions are longer than the context (${context}) and are left out`);
     run.writeRun("running", {});
