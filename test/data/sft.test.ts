@@ -129,6 +129,33 @@ test("pad mode: one example per row, right-padded, only the answer supervised; t
   assert.deepEqual(fixed, [0, 1, 2, 4, 5, 6]);
 });
 
+test("align 'right': each example ends at the last column after left padding; only its answer is supervised", () => {
+  const ex = examples([5, 8, 3, 9, 1]);
+  const T = 8;
+  const e = sftBatches(ex, { contextLength: T, batchSize: 2, padId: 7, mode: "pad", align: "right", shuffle: false });
+  assert.deepEqual(e.skipped, ["q3"]);
+  const rows: number[] = [];
+  for (const b of e) {
+    for (let r = 0; r < b.rows; r++) {
+      const x = ex[b.examples[r]!]!;
+      const L = x.promptIds.length, start = r * T + T - L;
+      for (let k = r * T; k < start; k++) {
+        assert.equal(b.inputs[k], 7, "left padding uses padId");
+        assert.equal(b.targets[k], IGNORE_INDEX);
+        assert.equal(b.segments[k], -1);
+      }
+      assert.deepEqual([...b.inputs.subarray(start, (r + 1) * T)], [...x.promptIds]);
+      for (let k = start; k < (r + 1) * T - 1; k++) assert.equal(b.targets[k], IGNORE_INDEX);
+      assert.equal(b.targets[(r + 1) * T - 1], x.answerId, "the answer is always predicted at the last position");
+      assert.equal(b.positions[(r + 1) * T - 1], L - 1);
+      rows.push(b.examples[r]!);
+    }
+  }
+  assert.deepEqual(rows, [0, 1, 2, 4]);
+  assert.throws(() => sftBatches(ex, { contextLength: T, batchSize: 2, padId: 7, mode: "pack", align: "right" }), { name: "TypeError", message: /align 'right' needs mode 'pad'/ });
+  assert.throws(() => sftBatches(ex, { contextLength: T, batchSize: 2, padId: 7, align: "middle" as never }), { name: "TypeError", message: /align/ });
+});
+
 test("pack mode: examples packed into rows without crossing rows; each epoch places each example once", () => {
   const lengths = [5, 8, 3, 9, 8, 1, 2, 4, 4, 6];
   const ex = examples(lengths);
