@@ -8,19 +8,11 @@
 
 #include "../common/bf16.h"
 #include "../common/parallel.h"
+#include "../common/status.h"
 #include "linear_ce.h"
 
 namespace calib {
 namespace {
-
-calib_status fail(char* err, calib_status code, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
-calib_status fail(char* err, calib_status code, const char* fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  std::vsnprintf(err, CALIB_ERRLEN, fmt, ap);
-  va_end(ap);
-  return code;
-}
 
 // First non-finite element of a float32 / bf16 array, or -1.
 int64_t first_non_finite(const void* data, bool bf16, int64_t count) {

@@ -13,8 +13,11 @@
 #include <vector>
 
 #include "calib.h"
+#include "../common/status.h"  // fail()
 
 namespace calib::model {
+
+using calib::fail;  // common/status.h
 
 // The parameter tensors in flat-buffer order (llm.c order; lm_head only when untied).
 enum TensorId {
@@ -51,9 +54,6 @@ class GptImpl {
   virtual double grad_norm(double* tensor_norms) = 0;
   virtual void adamw(const calib_adamw_args& a) = 0;
 };
-
-// Writes a message into err (CALIB_ERRLEN) and returns code (model.cc).
-calib_status fail(char* err, calib_status code, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
 
 // CPU implementations (gpt_cpu.cc). Throws std::bad_alloc when buffers do not fit.
 std::unique_ptr<GptImpl> make_gpt_cpu(const calib_model_config& c, const Layout& layout);

@@ -15,14 +15,6 @@ namespace calib::model {
 calib_status make_gpt_cuda(const calib_model_config& c, const Layout& layout, std::unique_ptr<GptImpl>* out, char* err);
 #endif
 
-calib_status fail(char* err, calib_status code, const char* fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  std::vsnprintf(err, CALIB_ERRLEN, fmt, ap);
-  va_end(ap);
-  return code;
-}
-
 namespace {
 
 calib_status validate_config(const calib_model_config& c, char* err) {
