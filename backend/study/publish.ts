@@ -1,0 +1,197 @@
+// Publishing a study: its run directories (as the workers wrote them) → <data>/runs/<id>/, in
+// the form that is committed and read by the site (docs/study.md, "Publishing"):
+//   - run.json, train_log.arrow, calibration.arrow, job.log: as written (calibration.arrow was
+//     computed from the full records, before any subsampling);
+//   - questions.arrow: every question record, except that an SFT run's epoch-0 rows (the
+//     pretrained model, evaluated on the same questions) are dropped when they equal the parent
+//     pretrain run's own records bit for bit — the parent publishes them once, and the claims
+//     read epoch 0 from it (metrics.epoch0_from_parent = rows dropped);
+//   - tokens.arrow: the first `tokensPerCheckpoint` tokens of every evaluated checkpoint (whole
+//     windows from the start of the split, the same tokens for every run);
+//   - sft configs: init = "data/runs/<parent>/checkpoint" (the checkpoint itself is not published).
+// The previous publication of the same study (its manifest, <data>/study/<name>.json) is removed
+// first, so a rerun replaces it; the manifest lists the runs, their outcomes and timings.
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
+import type { Table } from "apache-arrow";
+import { readArrowStream, writeArrowStream } from "../records/arrow.js";
+import { writeRunJson, type RunJson } from "../records/run.js";
+import { writeFileAtomic } from "../io/atomic.js";
+import type { StudyPlan } from "./definition.js";
+import type { ExecuteResult } from "./execute.js";
+
+export interface PublishOptions {
+  /** where the workers wrote the runs */
+  runsRoot: string;
+  /** the data directory to publish into (runs/ and study/ below it) */
+  dataDir: string;
+  /** the study file (recorded in the manifest) */
+  source?: string;
+  /** device description for the manifest (e.g. the GPU's name) */
+  device?: string;
+  /** extra manifest fields (timings of the job, …) */
+  extra?: Record<string, unknown>;
+}
+
+export interface Manifest {
+  format: "calib-study/1";
+  name: string;
+  title: string | null;
+  description: string | null;
+  source: string | null;
+  device: string | null;
+  published_at: string;
+  execution: Omit<ExecuteResult, "outcomes"> | null;
+  runs: Array<{
+    id: string; kind: string; parent: string | null; arm: string | null; point: Record<string, unknown>; status: string;
+    seconds: number | null; error?: string; published: boolean;
+  }>;
+  bytes: number;
+  [k: string]: unknown;
+}
+
+export function manifestPath(dataDir: string, name: string): string {
+  return join(dataDir, "study", `${name}.json`);
+}
+
+export function readManifest(dataDir: string, name: string): Manifest | null {
+  const f = manifestPath(dataDir, name);
+  if (!existsSync(f)) return null;
+  return JSON.parse(readFileSync(f, "utf8")) as Manifest;
+}
+
+/** Every manifest in <data>/study/. */
+export function listManifests(dataDir: string): Manifest[] {
+  const dir = join(dataDir, "study");
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).filter((f) => f.endsWith(".json")).sort().flatMap((f) => {
+    try {
+      const m = JSON.parse(readFileSync(join(dir, f), "utf8")) as Manifest;
+      return m.format === "calib-study/1" ? [m] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+function dirBytes(dir: string): number {
+  let n = 0;
+  for (const f of readdirSync(dir)) {
+    const p = join(dir, f);
+    const s = statSync(p);
+    n += s.isDirectory() ? dirBytes(p) : s.size;
+  }
+  return n;
+}
+
+/** The first k rows of every epoch (rows of one epoch are contiguous, in epoch order). */
+export function firstRowsPerEpoch(t: Table, k: number): Table {
+  if (k <= 0 || t.numRows === 0) return t;
+  const epoch = t.getChild("epoch")!;
+  const parts: Table[] = [];
+  let start = 0;
+  while (start < t.numRows) {
+    const e = epoch.get(start);
+    let end = start;
+    while (end < t.numRows && epoch.get(end) === e) end++;
+    parts.push(t.slice(start, Math.min(end, start + k)));
+    start = end;
+  }
+  return parts.slice(1).reduce((a, b) => a.concat(b), parts[0]!);
+}
+
+/** Rows [0, n) of epoch 0 when they equal the parent's epoch-0 rows (same ids, bits of every value); else 0. */
+export function epoch0Duplicate(child: Table, parent: Table): number {
+  const ce = child.getChild("epoch")!, pe = parent.getChild("epoch")!;
+  let n = 0;
+  while (n < child.numRows && ce.get(n) === 0) n++;
+  let m = 0;
+  while (m < parent.numRows && pe.get(m) === 0) m++;
+  if (n === 0 || n !== m) return 0;
+  const cols = ["split", "task", "id", "doc", "gold", "pred", "confidence", "entropy", "logits", "probs", "vocab_probs"];
+  for (const c of cols) {
+    const a = child.getChild(c), b = parent.getChild(c);
+    if (!a || !b) return 0;
+    for (let i = 0; i < n; i++) {
+      const x = a.get(i), y = b.get(i);
+      if (x === y) continue;
+      if (x && y && typeof x === "object" && typeof y === "object") {
+        const xa = (x as { toArray(): Float32Array }).toArray(), ya = (y as { toArray(): Float32Array }).toArray();
+        if (xa.length !== ya.length || xa.some((v, j) => !Object.is(v, ya[j]))) return 0;
+        continue;
+      }
+      return 0;
+    }
+  }
+  return n;
+}
+
+export function publishStudy(plan: StudyPlan, exec: ExecuteResult | null, o: PublishOptions): Manifest {
+  const { study } = plan;
+  const runsDir = join(o.dataDir, "runs");
+  mkdirSync(runsDir, { recursive: true });
+  const previous = readManifest(o.dataDir, study.name);
+  for (const r of previous?.runs ?? []) {
+    if (r.published) rmSync(join(runsDir, r.id), { recursive: true, force: true });
+  }
+  const outcome = new Map((exec?.outcomes ?? []).map((x) => [x.id, x]));
+  const k = study.publish.tokensPerCheckpoint;
+  const published = new Set<string>();
+  // parents first: an SFT run's epoch 0 is compared with its published parent
+  const ordered = [...plan.runs].sort((a, b) => (a.kind === b.kind ? 0 : a.kind === "pretrain" ? -1 : 1));
+  for (const run of ordered) {
+    const src = join(o.runsRoot, run.id);
+    const jsonPath = join(src, "run.json");
+    if (!existsSync(jsonPath)) continue;
+    const json = JSON.parse(readFileSync(jsonPath, "utf8")) as RunJson;
+    if (json.status !== "succeeded") continue;
+    const dst = join(runsDir, run.id);
+    if (src !== dst) {
+      rmSync(dst, { recursive: true, force: true });
+      mkdirSync(dst, { recursive: true });
+    }
+    for (const f of ["train_log.arrow", "calibration.arrow", "job.log"]) if (existsSync(join(src, f)) && src !== dst) copyFileSync(join(src, f), join(dst, f));
+    if (existsSync(join(src, "tokens.arrow"))) {
+      const keep = run.kind === "pretrain" ? study.publish.pretrainTokens ?? k : k;
+      writeArrowStream(join(dst, "tokens.arrow"), firstRowsPerEpoch(readArrowStream(join(src, "tokens.arrow")), keep));
+    }
+    if (existsSync(join(src, "questions.arrow"))) {
+      let q = readArrowStream(join(src, "questions.arrow"));
+      const parentQ = run.parent ? join(runsDir, run.parent, "questions.arrow") : null;
+      if (run.kind === "sft" && parentQ && existsSync(parentQ)) {
+        const n = epoch0Duplicate(q, readArrowStream(parentQ));
+        if (n > 0) {
+          q = q.slice(n);
+          json.metrics = { ...json.metrics, epoch0_from_parent: n };
+        }
+      }
+      writeArrowStream(join(dst, "questions.arrow"), q);
+    }
+    const config = json.config as Record<string, unknown>;
+    if (run.kind === "sft") json.config = { ...config, init: `data/runs/${run.parent}/checkpoint` };
+    json.artifacts = ["train_log.arrow", "tokens.arrow", "questions.arrow", "calibration.arrow", "job.log"].filter((f) => existsSync(join(dst, f)));
+    const kt = run.kind === "pretrain" ? study.publish.pretrainTokens ?? k : k;
+    if (kt > 0) json.metrics = { ...json.metrics, tokens_published_per_checkpoint: kt };
+    writeRunJson(join(dst, "run.json"), json);
+    if (src !== dst) rmSync(join(dst, "checkpoint"), { recursive: true, force: true });
+    published.add(run.id);
+  }
+  const bytes = [...published].reduce((a, id) => a + dirBytes(join(runsDir, id)), 0);
+  const { outcomes: _o, ...execution } = exec ?? ({} as ExecuteResult);
+  const manifest: Manifest = {
+    format: "calib-study/1", name: study.name, title: study.title ?? null, description: study.description ?? null,
+    source: o.source ?? null, device: o.device ?? null, published_at: new Date().toISOString(), execution: exec ? execution : null,
+    runs: plan.runs.map((r) => {
+      const x = outcome.get(r.id);
+      return {
+        id: r.id, kind: r.kind, parent: r.parent, arm: r.arm, point: r.point, status: x?.status ?? (published.has(r.id) ? "succeeded" : "missing"),
+        seconds: x?.seconds ?? null, ...(x?.error ? { error: x.error } : {}), published: published.has(r.id),
+      };
+    }),
+    bytes,
+    ...(o.extra ?? {}),
+  };
+  mkdirSync(join(o.dataDir, "study"), { recursive: true });
+  writeFileAtomic(manifestPath(o.dataDir, study.name), JSON.stringify(manifest, null, 1) + "\n");
+  return manifest;
+}
