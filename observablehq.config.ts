@@ -9,6 +9,7 @@ export default {
   output: process.env.CALIB_SITE_OUT ?? "dist",
   title: "Calibration Lab",
   pages: [
+    { name: "Findings", path: "/findings" },
     { name: "Reliability", path: "/reliability" },
     { name: "Entropy", path: "/entropy" },
     { name: "Training", path: "/training" },

@@ -7,8 +7,8 @@
 // On a GPU several workers share the device (each its own CUDA context): small models are bound
 // by kernel launches and host work, so the GPU has room for several of them at once.
 //
-// Deadline: a run does not start when its estimated time (from the runs of its kind and
-// tokenizer measured so far) would end after `deadline`; at `hardDeadline` the workers are killed
+// Deadline: a run does not start when its estimated time (the mean of the most similar runs
+// measured so far) would end after `deadline`; at `hardDeadline` the workers are killed
 // and unfinished runs are reported as killed (their directories removed).
 import { fork, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
@@ -112,7 +112,7 @@ export async function executePlan(plan: StudyPlan, o: ExecuteOptions): Promise<E
   const pending = scheduleOrder(plan);
   const byId = new Map(plan.runs.map((r) => [r.id, r]));
   const total = plan.runs.length;
-  const done = () => [...outcomes.values()].filter((x) => x.status !== "kept" || true).length;
+  const done = () => outcomes.size;
 
   if (o.resume) {
     for (const r of [...pending]) {
@@ -128,12 +128,20 @@ export async function executePlan(plan: StudyPlan, o: ExecuteOptions): Promise<E
   const measured: Array<{ run: PlannedRun; seconds: number }> = [];
   const tokenizerOf = (r: PlannedRun): string =>
     r.kind === "pretrain" ? (r.config as { tokenizer: string }).tokenizer : (byId.get(r.parent!)?.config as { tokenizer?: string } | undefined)?.tokenizer ?? "?";
+  // the mean measured time of the closest runs: same pretrained model (SFT), else same kind and
+  // tokenizer, else same kind. Small models are dominated by per-step overhead, so the mean of
+  // similar runs predicts better than a FLOP count (which under-estimated d = 64 SFT runs by 2×).
   const estimate = (r: PlannedRun): number | null => {
-    const same = measured.filter((m) => m.run.kind === r.kind && tokenizerOf(m.run) === tokenizerOf(r));
-    const pool = same.length > 0 ? same : measured.filter((m) => m.run.kind === r.kind);
-    if (pool.length === 0) return null;
-    const rate = pool.reduce((a, m) => a + m.seconds, 0) / pool.reduce((a, m) => a + m.run.cost, 0);
-    return rate * r.cost;
+    const mean = (xs: Array<{ seconds: number }>) => xs.reduce((a, m) => a + m.seconds, 0) / xs.length;
+    for (const same of [
+      (m: PlannedRun) => m.kind === r.kind && r.kind === "sft" && m.parent === r.parent,
+      (m: PlannedRun) => m.kind === r.kind && tokenizerOf(m) === tokenizerOf(r),
+      (m: PlannedRun) => m.kind === r.kind,
+    ]) {
+      const pool = measured.filter((m) => same(m.run));
+      if (pool.length > 0) return mean(pool);
+    }
+    return null;
   };
 
   const spec = o.worker ?? defaultWorker();

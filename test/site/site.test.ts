@@ -20,7 +20,7 @@ import { makeFixture, FIXTURE_RUNS } from "./fixture.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const SHOTS = join(ROOT, "test-results", "screenshots");
-const PAGES = ["", "reliability", "entropy", "training", "sweeps", "kernels", "sql", "runs"];
+const PAGES = ["", "findings", "reliability", "entropy", "training", "sweeps", "kernels", "sql", "runs"];
 
 interface Served { url: string; close(): void }
 const serveModule = "../../scripts/site-serve.mjs";
