@@ -3,14 +3,15 @@
 // Starts `npm start` with PORT=0 (any free port), waits for "listening on http://…" (a fresh
 // clone builds dist/ first), then checks over HTTP: the Overview page (not the "not built"
 // placeholder), a clean URL (/sql), application/wasm for DuckDB's .wasm, an Arrow data file,
-// /api/health and /api/runs (JSON). With Chromium at /usr/bin/chromium it also opens /runs and /sql
-// in headless Chromium: no error cell, no console error, no request outside 127.0.0.1, and the
-// Runs page says "Live" (it found the API); screenshots go to test-results/screenshots/start-*.png.
+// /api/health and /api/runs (JSON). With Chromium at /usr/bin/chromium it also opens /runs, /sql
+// and /findings in headless Chromium: no error cell, no console error, no request outside
+// 127.0.0.1; the Runs page says "Live" (it found the API); /findings shows a verdict for each of
+// C1–C4 from the published study; screenshots go to test-results/screenshots/start-*.png.
 // --live also submits a tiny CPU pretrain run (150 steps, d=32) through POST /api/runs, opens /runs
 // while it is queued or running, and waits for the page to show it succeeded without a reload (SSE).
 // Stops the server (its whole process group) at the end.
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -24,6 +25,14 @@ function fail(msg) {
   console.error(`site-check-start: FAIL: ${msg}`);
   process.exitCode = 1;
   throw new Error(msg);
+}
+
+/** The studies published in data/study/*.json, with their number of published runs. */
+function publishedStudies() {
+  const dir = join(ROOT, "data", "study");
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).filter((f) => f.endsWith(".json")).map((f) => JSON.parse(readFileSync(join(dir, f), "utf8")))
+    .filter((m) => m.format === "calib-study/1").map((m) => ({ name: m.name, runs: m.runs.filter((r) => r.published).length }));
 }
 
 function findFile(dir, re) {
@@ -107,7 +116,7 @@ try {
     const external = [];
     await ctx.route("**/*", (r) => (new URL(r.request().url()).hostname === "127.0.0.1" || /^(data|blob):/.test(r.request().url()) ? r.continue() : (external.push(r.request().url()), r.abort())));
     try {
-      for (const path of ["/runs", "/sql"]) {
+      for (const path of ["/runs", "/sql", "/findings"]) {
         const page = await ctx.newPage();
         const errors = [];
         page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
@@ -120,6 +129,17 @@ try {
         if (errors.length) fail(`${path}: console errors ${JSON.stringify(errors)}`);
         if (path === "/runs" && !(await page.textContent("main")).includes("Live")) fail("/runs does not show the live registry");
         if (path === "/sql") await page.waitForSelector("#sql-status[data-state=done]", { timeout: 120_000 });
+        if (path === "/findings") {
+          // the published study, as committed: every claim has a verdict, and the summary names the study
+          const verdicts = await page.$$eval("#findings-claims tr[data-claim]", (rows) => rows.map((r) => r.getAttribute("data-verdict")));
+          const summary = (await page.textContent("#study-summary").catch(() => "")) ?? "";
+          const published = publishedStudies();
+          if (published.length > 0) {
+            if (verdicts.length !== 4 || verdicts.some((v) => !v)) fail(`/findings: expected a verdict for C1–C4, got ${JSON.stringify(verdicts)}`);
+            if (!published.some((m) => summary.includes(`${m.runs} runs published`))) fail(`/findings: the study summary does not show the published study (${summary.slice(0, 200)})`);
+            console.error(`site-check-start: /findings shows the published study: ${verdicts.join(", ")}`);
+          }
+        }
         mkdirSync(join(ROOT, "test-results", "screenshots"), { recursive: true });
         await page.screenshot({ path: join(ROOT, "test-results", "screenshots", `start${path.replace("/", "-")}.png`), fullPage: true });
         await page.close();
