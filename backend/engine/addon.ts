@@ -3,6 +3,7 @@
 import { createRequire } from "node:module";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import type { LinearCrossEntropyResult } from "./loss.js";
 
 export interface EngineInfo {
   cudaBuilt: boolean;
@@ -15,14 +16,7 @@ export interface EngineInfo {
 export interface NativeAddon {
   info(): EngineInfo;
   setThreads(n: number): void;
-  linearCrossEntropy(options: Record<string, unknown>): {
-    loss: number | Float32Array;
-    lse: Float32Array;
-    validCount: number;
-    dE?: Float32Array;
-    dC?: Float32Array;
-    dBias?: Float32Array;
-  };
+  linearCrossEntropy(options: Record<string, unknown>): Omit<LinearCrossEntropyResult, "device">;
   [name: string]: unknown;
 }
 

@@ -7,7 +7,6 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { createRequire } from "node:module";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { tableFromIPC, type Table } from "apache-arrow";
 import { binnedMetricsSql, calibrationSummaries, type SummaryInput } from "../../backend/metrics/index.js";
@@ -15,6 +14,8 @@ import {
   followEvents, http, postJson, removeDir, startTestServer, tinyEval, tinyPretrain, tinySft, type SseEvent, type TestServer,
 } from "./helpers.js";
 import { harnessFile, randomSamples, softmax64 } from "./lmeval-samples.js";
+import { refEce } from "../metrics/reference.js";
+import { connectDuckDBWasm } from "../helpers/duckdb-wasm.js";
 
 let srv: TestServer;
 const ids: Record<"pretrain" | "sft" | "eval", string> = { pretrain: "", sft: "", eval: "" };
@@ -63,20 +64,6 @@ function checkSchema(name: string, t: Table): void {
   const want = SCHEMAS[name]!;
   assert.deepEqual(t.schema.fields.map((f) => f.name), Object.keys(want), `${name}: columns`);
   for (const f of t.schema.fields) assert.equal(typeName(f.type), want[f.name], `${name}.${f.name}: type`);
-}
-
-/** float64 reference: top-label ECE with M equal-width bins, half-open, last bin closed. */
-function refEce(conf: number[], correct: number[], M: number): number {
-  const cnt = new Float64Array(M), sc = new Float64Array(M), sa = new Float64Array(M);
-  conf.forEach((c, i) => {
-    const b = Math.min(M - 1, Math.floor(c * M));
-    cnt[b]!++;
-    sc[b]! += c;
-    sa[b]! += correct[i]!;
-  });
-  let e = 0;
-  for (let b = 0; b < M; b++) if (cnt[b]! > 0) e += Math.abs(sa[b]! / cnt[b]! - sc[b]! / cnt[b]!) * cnt[b]!;
-  return e / conf.length;
 }
 
 async function download(id: string, name: string): Promise<Buffer> {
@@ -231,15 +218,7 @@ test("calibration.arrow equals backend/metrics recomputed from the downloaded qu
 });
 
 test("DuckDB reads the Arrow streams (DuckDB-wasm) and its SQL metrics agree (DuckDB-wasm and @duckdb/node-api)", async () => {
-  const require = createRequire(import.meta.url);
-  const duckdb = require("@duckdb/duckdb-wasm/blocking");
-  const bundles = {
-    mvp: { mainModule: require.resolve("@duckdb/duckdb-wasm/dist/duckdb-mvp.wasm"), mainWorker: require.resolve("@duckdb/duckdb-wasm/dist/duckdb-node-mvp.worker.cjs") },
-    eh: { mainModule: require.resolve("@duckdb/duckdb-wasm/dist/duckdb-eh.wasm"), mainWorker: require.resolve("@duckdb/duckdb-wasm/dist/duckdb-node-eh.worker.cjs") },
-  };
-  const db = await duckdb.createDuckDB(bundles, new duckdb.VoidLogger(), duckdb.NODE_RUNTIME);
-  await db.instantiate(() => {});
-  const conn = db.connect();
+  const conn = await connectDuckDBWasm();
   const rows = (sql: string): Record<string, unknown>[] => conn.query(sql).toArray().map((r: { toJSON(): Record<string, unknown> }) => r.toJSON());
   const num = (v: unknown) => (typeof v === "bigint" ? Number(v) : (v as number));
   const node = await DuckDBInstance.create(":memory:");

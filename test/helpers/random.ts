@@ -10,6 +10,13 @@ export function rng(seed: number): () => number {
   };
 }
 
+/** A generator seeded by a name (FNV-1a of it), e.g. one stream per synthetic run and epoch. */
+export function rngFromName(name: string): () => number {
+  let h = 2166136261;
+  for (const ch of name) h = Math.imul(h ^ ch.charCodeAt(0), 16777619) >>> 0;
+  return rng(h);
+}
+
 export function normals(r: () => number, n: number, scale = 1): Float32Array {
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) {

@@ -63,6 +63,20 @@ export function refCE(xs: Example[], M: number, scheme: "equal-width" | "equal-m
   return Math.sqrt(bins.reduce((s, b) => s + (b.n / n) * (b.acc - b.conf) ** 2, 0));
 }
 
+/** Top-label ECE, M equal-width bins (half-open, the last closed): Σ_b |Σ correct − Σ confidence| / n in float64. */
+export function refEce(conf: ArrayLike<number>, correct: ArrayLike<number | boolean>, M = 15): number {
+  const sc = new Float64Array(M), sa = new Float64Array(M);
+  for (let i = 0; i < conf.length; i++) {
+    const c = Number(conf[i]);
+    const b = Math.min(M - 1, Math.floor(c * M));
+    sc[b]! += c;
+    sa[b]! += correct[i] ? 1 : 0;
+  }
+  let s = 0;
+  for (let b = 0; b < M; b++) s += Math.abs(sa[b]! - sc[b]!);
+  return s / conf.length;
+}
+
 export function refACE(xs: Example[], M: number, scheme: "equal-width" | "equal-mass"): number {
   const bins = refBins(xs, M, scheme);
   return bins.reduce((s, b) => s + Math.abs(b.acc - b.conf), 0) / bins.length;

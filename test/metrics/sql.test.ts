@@ -2,13 +2,13 @@
 // DuckDB 1.5 (@duckdb/node-api) and on DuckDB-wasm 1.29 = DuckDB 1.1.1 (the site's SQL console).
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { createRequire } from "node:module";
 import { DuckDBInstance, type DuckDBConnection } from "@duckdb/node-api";
 import { tableToIPC, Table, makeVector, vectorFromArray, Bool, Utf8 } from "apache-arrow";
 import {
   binnedMetrics, binnedMetricsSql, calibrationMacrosSql, reliabilitySql, assignBins, wilsonInterval,
 } from "../../backend/metrics/index.js";
 import { randomTopLabel } from "./reference.js";
+import { connectDuckDBWasm } from "../helpers/duckdb-wasm.js";
 
 type Row = Record<string, unknown>;
 interface Engine {
@@ -45,15 +45,7 @@ async function nodeEngine(): Promise<Engine & { close(): void }> {
 }
 
 async function wasmEngine(): Promise<Engine> {
-  const require = createRequire(import.meta.url);
-  const duckdb = require("@duckdb/duckdb-wasm/blocking");
-  const bundles = {
-    mvp: { mainModule: require.resolve("@duckdb/duckdb-wasm/dist/duckdb-mvp.wasm"), mainWorker: require.resolve("@duckdb/duckdb-wasm/dist/duckdb-node-mvp.worker.cjs") },
-    eh: { mainModule: require.resolve("@duckdb/duckdb-wasm/dist/duckdb-eh.wasm"), mainWorker: require.resolve("@duckdb/duckdb-wasm/dist/duckdb-node-eh.worker.cjs") },
-  };
-  const db = await duckdb.createDuckDB(bundles, new duckdb.VoidLogger(), duckdb.NODE_RUNTIME);
-  await db.instantiate(() => {});
-  const conn = db.connect();
+  const conn = await connectDuckDBWasm();
   const table = new Table({
     confidence: makeVector(data.conf as Float32Array),
     correct: vectorFromArray(Array.from(data.correct, (v) => v === 1), new Bool()),

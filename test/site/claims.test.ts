@@ -6,7 +6,9 @@ import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Bool, Float32, Int32, Table, Utf8, tableToIPC, vectorFromArray } from "apache-arrow";
+import { writeQuestions, type QuestionRow } from "../helpers/questions.js";
+import { refEce } from "../metrics/reference.js";
+import { rngFromName } from "../helpers/random.js";
 
 let root: string;
 let prevDataDir: string | undefined;
@@ -14,9 +16,7 @@ let prevDataDir: string | undefined;
 const N = 60;
 /** Deterministic confidences / correctness of one run at one epoch (seeded by name). */
 function answers(name: string): { conf: number[]; correct: number[] } {
-  let h = 2166136261;
-  for (const ch of name) h = Math.imul(h ^ ch.charCodeAt(0), 16777619) >>> 0;
-  const rand = () => ((h = Math.imul(h ^ (h >>> 15), 2246822507) >>> 0), (h ^= h >>> 13), (h >>> 0) / 4294967296);
+  const rand = rngFromName(name);
   const conf: number[] = [], correct: number[] = [];
   for (let i = 0; i < N; i++) {
     conf.push(Math.fround(0.25 + 0.75 * rand())); // stored as float32
@@ -25,16 +25,6 @@ function answers(name: string): { conf: number[]; correct: number[] } {
   return { conf, correct };
 }
 
-function refEce(conf: number[], correct: number[], M = 15): number {
-  const cnt = new Float64Array(M), sc = new Float64Array(M), sa = new Float64Array(M);
-  conf.forEach((c, i) => {
-    const b = Math.min(Math.floor(c * M), M - 1);
-    cnt[b]!++; sc[b]! += c; sa[b]! += correct[i]!;
-  });
-  let s = 0;
-  for (let b = 0; b < M; b++) s += Math.abs(sa[b]! - sc[b]!);
-  return s / conf.length;
-}
 const refAt = (run: string, epoch: number) => {
   const a = answers(`${run}@${epoch}`);
   return refEce(a.conf, a.correct);
@@ -45,22 +35,12 @@ function writeRun(id: string, json: Record<string, unknown>, withQuestions: bool
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, "run.json"), JSON.stringify({ id, name: id, status: "succeeded", created_at: "2026-01-01T00:00:00Z", metrics: {}, artifacts: [], ...json }));
   if (!withQuestions) return;
-  const rows: Array<{ epoch: number; id: string; conf: number; correct: number }> = [];
+  const rows: QuestionRow[] = [];
   for (const epoch of [0, 1]) {
     const a = answers(`${id}@${epoch}`);
-    for (let i = 0; i < N; i++) rows.push({ epoch, id: `pos-0-q${i}`, conf: a.conf[i]!, correct: a.correct[i]! });
+    for (let i = 0; i < N; i++) rows.push({ epoch, id: `pos-0-q${i}`, confidence: a.conf[i]!, correct: a.correct[i] === 1 });
   }
-  const t = new Table({
-    run_id: vectorFromArray(rows.map(() => id), new Utf8()),
-    epoch: vectorFromArray(rows.map((r) => r.epoch), new Int32()),
-    split: vectorFromArray(rows.map(() => "validation"), new Utf8()),
-    task: vectorFromArray(rows.map(() => "pos"), new Utf8()),
-    id: vectorFromArray(rows.map((r) => r.id), new Utf8()),
-    gold: vectorFromArray(rows.map(() => 0), new Int32()),
-    correct: vectorFromArray(rows.map((r) => r.correct === 1), new Bool()),
-    confidence: vectorFromArray(rows.map((r) => r.conf), new Float32()),
-  });
-  writeFileSync(join(dir, "questions.arrow"), tableToIPC(t, "stream"));
+  writeQuestions(dir, id, rows);
 }
 
 const sft = (init: string, eps: number, loss: Record<string, unknown> = {}) => ({

@@ -8,33 +8,16 @@ import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Bool, Float32, Int32, Table, Utf8, tableToIPC, vectorFromArray } from "apache-arrow";
 import { bootstrapCounts } from "../../backend/metrics/index.js";
-import { rng as seeded } from "../helpers/random.js";
+import { rngFromName as rng } from "../helpers/random.js";
+import { refEce } from "../metrics/reference.js";
+import { writeQuestions } from "../helpers/questions.js";
 
 const N = 80;
 type Gen = (i: number, rand: () => number) => { c: number; a: number };
 
-/** A generator seeded by a name (FNV-1a of it), so each synthetic arm has its own stream. */
-function rng(name: string): () => number {
-  let h = 2166136261;
-  for (const ch of name) h = Math.imul(h ^ ch.charCodeAt(0), 16777619) >>> 0;
-  return seeded(h);
-}
-
 /** Default answers: random confidence in [0.25, 1), correct with p = 0.55. */
 const noisy: Gen = (_i, r) => ({ c: Math.fround(0.25 + 0.75 * r()), a: r() < 0.55 ? 1 : 0 });
-
-function refEce(c: number[], a: number[], M = 15): number {
-  const sc = new Float64Array(M), sa = new Float64Array(M);
-  c.forEach((x, i) => {
-    const b = Math.min(Math.floor(x * M), M - 1);
-    sc[b]! += x; sa[b]! += a[i]!;
-  });
-  let s = 0;
-  for (let b = 0; b < M; b++) s += Math.abs(sa[b]! - sc[b]!);
-  return s / c.length;
-}
 
 interface Made { c: number[]; a: number[] }
 const made = new Map<string, Made>(); // `${run}@${epoch}` → answers
@@ -57,17 +40,7 @@ function writeRun(root: string, id: string, json: Record<string, unknown>, epoch
     made.set(`${root}|${id}@${epoch}`, m);
   }
   if (rows.length === 0) return;
-  const t = new Table({
-    run_id: vectorFromArray(rows.map(() => id), new Utf8()),
-    epoch: vectorFromArray(rows.map((r) => r.epoch), new Int32()),
-    split: vectorFromArray(rows.map(() => "validation"), new Utf8()),
-    task: vectorFromArray(rows.map(() => "pos"), new Utf8()),
-    id: vectorFromArray(rows.map((r) => r.id), new Utf8()),
-    gold: vectorFromArray(rows.map(() => 0), new Int32()),
-    correct: vectorFromArray(rows.map((r) => r.a === 1), new Bool()),
-    confidence: vectorFromArray(rows.map((r) => r.c), new Float32()),
-  });
-  writeFileSync(join(dir, "questions.arrow"), tableToIPC(t, "stream"));
+  writeQuestions(dir, id, rows.map((q) => ({ epoch: q.epoch, id: q.id, confidence: q.c, correct: q.a === 1 })));
 }
 
 const pretrain = (tokenizer: string, d: number) => ({ kind: "pretrain", config: { kind: "pretrain", tokenizer, model: { dModel: d, nLayer: 2 } } });

@@ -13,7 +13,7 @@ import { writeTokens, type TokenRecords } from "../../backend/records/tokens.js"
 import { writeRunJson } from "../../backend/records/run.js";
 import { planStudy } from "../../backend/study/definition.js";
 import { epoch0Duplicate, firstRowsPerEpoch, publishStudy, readManifest } from "../../backend/study/publish.js";
-import { installPublished } from "../../backend/study/main.js";
+import { installPublished } from "../../backend/study/publish.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "calib-study-publish-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));

@@ -9,21 +9,11 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { readArrowStream } from "../../backend/records/arrow.js";
+import { refEce } from "../metrics/reference.js";
 
 const root = resolve(import.meta.dirname, "..", "..");
 const data = mkdtempSync(join(tmpdir(), "calib-regen-"));
 after(() => rmSync(data, { recursive: true, force: true }));
-
-function refEce(c: number[], a: number[], M = 15): number {
-  const sc = new Float64Array(M), sa = new Float64Array(M);
-  c.forEach((x, i) => {
-    const b = Math.min(Math.floor(x * M), M - 1);
-    sc[b]! += x; sa[b]! += a[i]!;
-  });
-  let s = 0;
-  for (let b = 0; b < M; b++) s += Math.abs(sa[b]! - sc[b]!);
-  return s / c.length;
-}
 
 test("npm run regen -- --ci: sweep → published records → loaders → claims", { timeout: 900_000 }, () => {
   // another study published before: regen replaces it
