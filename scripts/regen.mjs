@@ -57,9 +57,9 @@ console.error(`regen: ${gpu ? `GPU (${info.cudaMessage})` : `CPU (${info.cpuThre
 // say up front what will be replaced (the sweep takes minutes; the committed study comes back with git)
 const studyDir = join(dataDir, "study");
 const others = (existsSync(studyDir) ? readdirSync(studyDir).filter((x) => x.endsWith(".json")) : [])
-  .map((f) => { try { return JSON.parse(readFileSync(join(studyDir, f), "utf8")); } catch { return null; } })
-  .filter((m) => m?.format === "calib-study/1" && m.name !== study.name);
-if (others.length > 0) console.error(`regen: when the sweep succeeds, it replaces the published stud${others.length === 1 ? "y" : "ies"} ${others.map((m) => m.name).join(", ")} in ${dataDir}${dataDir === join(root, "data") ? " (git checkout data/ restores the committed one)" : ""}`);
+  .map((f) => { try { return { f, m: JSON.parse(readFileSync(join(studyDir, f), "utf8")) }; } catch { return null; } })
+  .filter((x) => x?.m?.format === "calib-study/1" && x.m.name !== study.name);
+if (others.length > 0) console.error(`regen: when the sweep succeeds, it replaces the published stud${others.length === 1 ? "y" : "ies"} ${others.map((x) => x.m.name).join(", ")} in ${dataDir}${dataDir === join(root, "data") ? " (git checkout data/ restores the committed one)" : ""}`);
 
 // 2. sweep → records (published into dataDir)
 t = Date.now();
@@ -67,9 +67,7 @@ run(process.execPath, ["bin/calib.js", "sweep", file, "--data-dir", dataDir, ...
 lap(`sweep (${study.name})`, t);
 
 // the new study is the published one: other studies' runs and manifests go
-for (const f of existsSync(studyDir) ? readdirSync(studyDir).filter((x) => x.endsWith(".json")) : []) {
-  const m = JSON.parse(readFileSync(join(studyDir, f), "utf8"));
-  if (m.format !== "calib-study/1" || m.name === study.name) continue;
+for (const { f, m } of others) {
   for (const r of m.runs ?? []) if (r.published) rmSync(join(dataDir, "runs", r.id), { recursive: true, force: true });
   rmSync(join(studyDir, f));
   console.error(`regen: removed the previously published study ${m.name} (${(m.runs ?? []).filter((r) => r.published).length} runs) from ${dataDir}`);

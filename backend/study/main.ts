@@ -1,11 +1,11 @@
 // `calib sweep FILE`: plans, runs and publishes a study (docs/study.md). Shared by the CLI
 // command (backend/cli/commands/sweep.ts) and the GPU job's bundled entry (scripts/gpu/study.ts).
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { planStudy, type PlannedRun, type StudyPlan } from "./definition.js";
 import { executePlan, scheduleOrder, type ExecuteResult } from "./execute.js";
-import { listManifests, manifestPath, publishStudy, readManifest, type Manifest } from "./publish.js";
+import { installPublished, manifestPath, publishStudy, type Manifest } from "./publish.js";
 import { dataDir as defaultDataDir } from "../runs/paths.js";
 
 export const HELP = `usage: calib sweep FILE [options]
@@ -174,62 +174,4 @@ export async function runSweep(argv: string[]): Promise<number> {
   if (values.json) console.log(JSON.stringify(manifest ?? { device: deviceName, ...exec }, null, 1));
   const bad = by("failed") + by("killed");
   return bad > 0 ? 1 : 0;
-}
-
-/**
- * Installs studies published elsewhere (e.g. by the GPU job: DIR/runs + DIR/study/<name>.json)
- * into dataDir. Manifests of the same study from several directories (a study run in parts, e.g.
- * one GPU job per tokenizer with --only) are merged: their runs are united (a run published by a
- * later directory wins) and their executions kept as `parts`. The runs of dataDir's previous
- * manifest of that study are removed first. Returns the installed (merged) manifests.
- */
-export function installPublished(fromDataDirs: string[], dataDir: string): Manifest[] {
-  const byName = new Map<string, Array<{ dir: string; m: Manifest }>>();
-  for (const dir of fromDataDirs) {
-    const found = listManifests(dir);
-    if (found.length === 0) throw new Error(`${dir}: no study manifest (study/<name>.json)`);
-    for (const m of found) byName.set(m.name, [...(byName.get(m.name) ?? []), { dir, m }]);
-  }
-  const installed: Manifest[] = [];
-  for (const [name, parts] of byName) {
-    const prev = readManifest(dataDir, name);
-    for (const r of prev?.runs ?? []) if (r.published) rmSync(join(dataDir, "runs", r.id), { recursive: true, force: true });
-    const runs = new Map<string, Manifest["runs"][number]>();
-    for (const { dir, m } of parts) {
-      for (const r of m.runs) {
-        const have = runs.get(r.id);
-        if (r.published) {
-          const src = join(dir, "runs", r.id);
-          if (!existsSync(src)) throw new Error(`${src}: listed in the manifest of ${name} but missing`);
-          rmSync(join(dataDir, "runs", r.id), { recursive: true, force: true });
-          cpSync(src, join(dataDir, "runs", r.id), { recursive: true });
-          runs.set(r.id, r);
-        } else if (!have || !have.published) runs.set(r.id, r);
-      }
-    }
-    const first = parts[0]!.m;
-    const merged: Manifest = {
-      ...first,
-      published_at: parts.map((p) => p.m.published_at).sort().at(-1)!,
-      execution: parts.length === 1 ? first.execution : null,
-      parts: parts.map(({ m }) => ({ source: m.source, device: m.device, published_at: m.published_at, execution: m.execution, runs: m.runs.filter((r) => r.published).length })),
-      runs: [...runs.values()],
-      bytes: 0,
-    };
-    merged.bytes = merged.runs.filter((r) => r.published).reduce((a, r) => a + dirSize(join(dataDir, "runs", r.id)), 0);
-    mkdirSync(join(dataDir, "study"), { recursive: true });
-    writeFileSync(manifestPath(dataDir, name), JSON.stringify(merged, null, 1) + "\n");
-    installed.push(merged);
-  }
-  return installed;
-}
-
-function dirSize(dir: string): number {
-  let n = 0;
-  for (const f of readdirSync(dir)) {
-    const p = join(dir, f);
-    const st = statSync(p);
-    n += st.isDirectory() ? dirSize(p) : st.size;
-  }
-  return n;
 }

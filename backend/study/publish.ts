@@ -11,7 +11,7 @@
 //   - sft configs: init = "data/runs/<parent>/checkpoint" (the checkpoint itself is not published).
 // The previous publication of the same study (its manifest, <data>/study/<name>.json) is removed
 // first, so a rerun replaces it; the manifest lists the runs, their outcomes and timings.
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Table } from "apache-arrow";
 import { readArrowStream, writeArrowStream } from "../records/arrow.js";
@@ -60,15 +60,16 @@ export function readManifest(dataDir: string, name: string): Manifest | null {
   return JSON.parse(readFileSync(f, "utf8")) as Manifest;
 }
 
-/** Every manifest in <data>/study/. */
-export function listManifests(dataDir: string): Manifest[] {
+/** Every manifest in <data>/study/ (files that are not one are skipped; onError hears of unreadable ones). */
+export function listManifests(dataDir: string, onError?: (file: string, err: Error) => void): Manifest[] {
   const dir = join(dataDir, "study");
   if (!existsSync(dir)) return [];
   return readdirSync(dir).filter((f) => f.endsWith(".json")).sort().flatMap((f) => {
     try {
       const m = JSON.parse(readFileSync(join(dir, f), "utf8")) as Manifest;
-      return m.format === "calib-study/1" ? [m] : [];
-    } catch {
+      return m.format === "calib-study/1" && Array.isArray(m.runs) ? [m] : [];
+    } catch (err) {
+      onError?.(f, err as Error);
       return [];
     }
   });
@@ -194,4 +195,52 @@ export function publishStudy(plan: StudyPlan, exec: ExecuteResult | null, o: Pub
   mkdirSync(join(o.dataDir, "study"), { recursive: true });
   writeFileAtomic(manifestPath(o.dataDir, study.name), JSON.stringify(manifest, null, 1) + "\n");
   return manifest;
+}
+
+/**
+ * Installs studies published elsewhere (e.g. by the GPU job: DIR/runs + DIR/study/<name>.json)
+ * into dataDir. Manifests of the same study from several directories (a study run in parts, e.g.
+ * one GPU job per tokenizer with --only) are merged: their runs are united (a run published by a
+ * later directory wins) and their executions kept as `parts`. The runs of dataDir's previous
+ * manifest of that study are removed first. Returns the installed (merged) manifests.
+ */
+export function installPublished(fromDataDirs: string[], dataDir: string): Manifest[] {
+  const byName = new Map<string, Array<{ dir: string; m: Manifest }>>();
+  for (const dir of fromDataDirs) {
+    const found = listManifests(dir);
+    if (found.length === 0) throw new Error(`${dir}: no study manifest (study/<name>.json)`);
+    for (const m of found) byName.set(m.name, [...(byName.get(m.name) ?? []), { dir, m }]);
+  }
+  const installed: Manifest[] = [];
+  for (const [name, parts] of byName) {
+    const prev = readManifest(dataDir, name);
+    for (const r of prev?.runs ?? []) if (r.published) rmSync(join(dataDir, "runs", r.id), { recursive: true, force: true });
+    const runs = new Map<string, Manifest["runs"][number]>();
+    for (const { dir, m } of parts) {
+      for (const r of m.runs) {
+        const have = runs.get(r.id);
+        if (r.published) {
+          const src = join(dir, "runs", r.id);
+          if (!existsSync(src)) throw new Error(`${src}: listed in the manifest of ${name} but missing`);
+          rmSync(join(dataDir, "runs", r.id), { recursive: true, force: true });
+          cpSync(src, join(dataDir, "runs", r.id), { recursive: true });
+          runs.set(r.id, r);
+        } else if (!have || !have.published) runs.set(r.id, r);
+      }
+    }
+    const first = parts[0]!.m;
+    const merged: Manifest = {
+      ...first,
+      published_at: parts.map((p) => p.m.published_at).sort().at(-1)!,
+      execution: parts.length === 1 ? first.execution : null,
+      parts: parts.map(({ m }) => ({ source: m.source, device: m.device, published_at: m.published_at, execution: m.execution, runs: m.runs.filter((r) => r.published).length })),
+      runs: [...runs.values()],
+      bytes: 0,
+    };
+    merged.bytes = merged.runs.filter((r) => r.published).reduce((a, r) => a + dirBytes(join(dataDir, "runs", r.id)), 0);
+    mkdirSync(join(dataDir, "study"), { recursive: true });
+    writeFileSync(manifestPath(dataDir, name), JSON.stringify(merged, null, 1) + "\n");
+    installed.push(merged);
+  }
+  return installed;
 }

@@ -3,23 +3,11 @@
 // outcome (published, skipped by the deadline, failed), so the Findings page can say what ran;
 // plus `capped`: the largest |option-letter logit| in the question records of the runs trained
 // with a soft-cap (does the cap bind at all?).
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { dataDir, listRuns, readRecord } from "./lib/records.js";
+import { listManifests } from "../../backend/study/publish.js";
 
-const dir = join(dataDir(), "study");
-const studies: Array<Record<string, unknown>> = [];
-if (existsSync(dir)) {
-  for (const f of readdirSync(dir).filter((x) => x.endsWith(".json")).sort()) {
-    try {
-      const m = JSON.parse(readFileSync(join(dir, f), "utf8")) as Record<string, unknown> & { format?: string };
-      if (m.format === "calib-study/1") studies.push(m);
-    } catch (err) {
-      process.stderr.write(`warning: ${f}: ${(err as Error).message}\n`);
-    }
-  }
-}
-const published = new Set(studies.flatMap((m) => (m.runs as Array<{ id: string; published: boolean }>).filter((r) => r.published).map((r) => r.id)));
+const studies = listManifests(dataDir(), (f, err) => process.stderr.write(`warning: ${f}: ${err.message}\n`));
+const published = new Set(studies.flatMap((m) => m.runs.filter((r) => r.published).map((r) => r.id)));
 let runs = 0, maxAbs = 0;
 const caps = new Set<number>();
 for (const run of listRuns()) {

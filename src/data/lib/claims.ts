@@ -25,10 +25,9 @@
 // checks disagree: the pooled effect is reproduced but a check shows the opposite, or it is not
 // but a check reproduces it, or C2's calibration gain comes with an accuracy loss. Fewer than 3
 // seeds in a stratum marks the result preliminary.
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { accuracy, bootstrapCounts, ece, percentileInterval, Xoshiro128 } from "../../../backend/metrics/index.js";
 import { dataDir, listRuns, readRecord, runRows, type RunInfo, type RunRow } from "./records.js";
+import { listManifests } from "../../../backend/study/publish.js";
 
 export const SETTINGS = { metric: "ece", bins: 15, scheme: "equal-width", confidence_def: "renormalized", resamples: 1000, level: 0.95, seed: 0, accuracy_margin: 0.02 } as const;
 
@@ -355,21 +354,9 @@ function lsPairs(
 
 /** Run ids published by the studies in <data>/study/*.json (null when there is none). */
 export function studyRuns(root = dataDir()): { names: string[]; ids: Set<string> } | null {
-  const dir = join(root, "study");
-  if (!existsSync(dir)) return null;
-  const names: string[] = [];
-  const ids = new Set<string>();
-  for (const f of readdirSync(dir).filter((x) => x.endsWith(".json")).sort()) {
-    try {
-      const m = JSON.parse(readFileSync(join(dir, f), "utf8")) as { format?: string; name?: string; runs?: Array<{ id: string; published?: boolean }> };
-      if (m.format !== "calib-study/1" || !Array.isArray(m.runs)) continue;
-      names.push(String(m.name));
-      for (const r of m.runs) if (r.published) ids.add(r.id);
-    } catch {
-      // not a manifest
-    }
-  }
-  return names.length > 0 ? { names, ids } : null;
+  const manifests = listManifests(root);
+  if (manifests.length === 0) return null;
+  return { names: manifests.map((m) => m.name), ids: new Set(manifests.flatMap((m) => m.runs.filter((r) => r.published).map((r) => r.id))) };
 }
 
 export function computeClaims(runInfos?: RunInfo[]): ClaimsFile {
