@@ -15,17 +15,6 @@ namespace {
 
 constexpr int kWarps = 8;
 
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-__device__ __forceinline__ float warp_max(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-
 // One block per token row (b, t), threads over its C = NH·hs columns: the row of qkv / x is read
 // contiguously and each head's hs values land contiguously in (B, NH, T, hs); 32-bit index math.
 template <typename A>

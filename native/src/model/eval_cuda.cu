@@ -40,8 +40,7 @@ __global__ void __launch_bounds__(kThreads) row_stats_kernel(RowStatsArgs a) {
     ti[j] = INT_MAX;
   }
   for (int64_t v = tid; v < a.V; v += kThreads) {
-    float s = z[v] * a.inv_t;
-    if (a.cap > 0.f) s = a.cap * tanhf(s * inv_cap);
+    const float s = softcap_logit(z[v], a.inv_t, a.cap, inv_cap);
     z[v] = s;
     const int iv = static_cast<int>(v);
     if (s > m) {

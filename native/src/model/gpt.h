@@ -19,6 +19,30 @@ namespace calib::model {
 
 using calib::fail;  // common/status.h
 
+// The fused loss's arguments common to the CPU and CUDA LM heads: per-token losses (reduction
+// 'none', the caller sums them) of rows e (n×d) against the head c (v×d) with the run's loss
+// options (o: HeadArgs or calib_model_step_args); the caller adds dtype, device, memory, its
+// execution options and the gradients.
+template <typename LossOptions>
+calib_lce_args head_lce_args(const LossOptions& o, int64_t n, int64_t d, int64_t v, const void* e, const void* c,
+                             const int32_t* targets, float* loss) {
+  calib_lce_args la{};
+  la.n = n;
+  la.d = d;
+  la.v = v;
+  la.e = e;
+  la.c = c;
+  la.targets = targets;
+  la.label_smoothing = o.label_smoothing;
+  la.ignore_index = o.ignore_index;
+  la.reduction = CALIB_REDUCE_NONE;
+  la.temperature = o.temperature;
+  la.softcap = o.softcap;
+  la.impl = CALIB_IMPL_FUSED;
+  la.loss = loss;
+  return la;
+}
+
 // The parameter tensors in flat-buffer order (llm.c order; lm_head only when untied).
 enum TensorId {
   kWte, kWpe, kLn1w, kLn1b, kQkvw, kQkvb, kAttprojw, kAttprojb,

@@ -440,25 +440,12 @@ class GptCuda final : public GptImpl {
     if (grad && !dC_) ST(alloc(&dC_, V_ * C_, err));
     CK(cudaMemcpy(targets_d_, a.targets, size_t(N) * 4, cudaMemcpyHostToDevice));
     if (grad) CK(fill_f32(gout_, scale, N));
-    calib_lce_args la{};
-    la.n = N;
-    la.d = C_;
-    la.v = V_;
+    calib_lce_args la = head_lce_args(a, N, C_, V_, lnf_, head_compute(), targets_d_, loss_);
     la.dtype = kBf16 ? CALIB_BF16 : CALIB_F32;
     la.device = CALIB_DEVICE_CUDA;
     la.memory = CALIB_MEM_DEVICE;
-    la.e = lnf_;
-    la.c = head_compute();
-    la.targets = targets_d_;
-    la.label_smoothing = a.label_smoothing;
-    la.ignore_index = a.ignore_index;
-    la.reduction = CALIB_REDUCE_NONE;
-    la.temperature = a.temperature;
-    la.softcap = a.softcap;
-    la.impl = CALIB_IMPL_FUSED;
     la.workspace_bytes = head_workspace_bytes();
     la.deterministic = 1;
-    la.loss = loss_;
     if (grad) {
       la.grad_output = gout_;
       la.grad_e = dln_;

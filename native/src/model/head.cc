@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "../common/parallel.h"
+#include "gpt.h"
 #include "kernels.h"
 
 namespace calib::model {
@@ -27,25 +28,12 @@ calib_status head_loss<float>(HeadArgs& a, const float* h, const float* H, int64
   const float scale = a.grad_scale > 0 ? a.grad_scale : (valid > 0 ? static_cast<float>(1.0 / valid) : 0.f);
   const bool grad = a.backward && valid > 0;
 
-  calib_lce_args la{};
-  la.n = N;
-  la.d = C;
-  la.v = V;
+  calib_lce_args la = head_lce_args(a, N, C, V, h, H, a.targets, loss);
   la.dtype = CALIB_F32;
   la.device = CALIB_DEVICE_CPU;
   la.memory = CALIB_MEM_HOST;
-  la.e = h;
-  la.c = H;
-  la.targets = a.targets;
-  la.label_smoothing = a.label_smoothing;
-  la.ignore_index = a.ignore_index;
-  la.reduction = CALIB_REDUCE_NONE;
-  la.temperature = a.temperature;
-  la.softcap = a.softcap;
-  la.impl = CALIB_IMPL_FUSED;
   la.threads = a.threads;
   la.check_finite = 0;
-  la.loss = loss;
   if (grad) {
     for (int64_t i = 0; i < N; ++i) gout[i] = scale;
     la.grad_output = gout;

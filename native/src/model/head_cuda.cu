@@ -15,10 +15,6 @@ namespace {
 
 constexpr int kThreads = 256;
 
-__device__ __forceinline__ float transform(float z, float inv_t, float cap, float inv_cap) {
-  const float s = z * inv_t;
-  return cap > 0.f ? cap * tanhf(s * inv_cap) : s;
-}
 
 template <typename G>
 __global__ void __launch_bounds__(kThreads) head_rows_kernel(HeadRowsArgs a, G* grad) {
@@ -31,7 +27,7 @@ __global__ void __launch_bounds__(kThreads) head_rows_kernel(HeadRowsArgs a, G* 
   // pass 1: online max / Σ exp(s − max), and Σ s
   float m = -FLT_MAX, e = 0.f, sum = 0.f;
   for (int64_t v = tid; v < a.V; v += kThreads) {
-    const float s = transform(z[v], a.inv_t, a.cap, inv_cap);
+    const float s = softcap_logit(z[v], a.inv_t, a.cap, inv_cap);
     if (s > m) {
       e = e * expf(m - s) + 1.f;
       m = s;
@@ -60,7 +56,7 @@ __global__ void __launch_bounds__(kThreads) head_rows_kernel(HeadRowsArgs a, G* 
   const double lse = static_cast<double>(mx) + log(se[0]);
   const int32_t y = a.targets[r];
   if (tid == 0) {
-    const double sy = transform(z[y], a.inv_t, a.cap, inv_cap);
+    const double sy = softcap_logit(z[y], a.inv_t, a.cap, inv_cap);
     a.loss[r] = static_cast<float>(a.T * (lse - (1.0 - a.eps) * sy - a.eps / static_cast<double>(a.V) * ss[0]));
   }
   if (!grad) return;
@@ -69,7 +65,7 @@ __global__ void __launch_bounds__(kThreads) head_rows_kernel(HeadRowsArgs a, G* 
   const float lse_f = static_cast<float>(lse);
   const float q0 = static_cast<float>(a.eps / static_cast<double>(a.V)), q1 = 1.f - a.eps;
   for (int64_t v = tid; v < a.V; v += kThreads) {
-    const float s = transform(z[v], a.inv_t, a.cap, inv_cap);
+    const float s = softcap_logit(z[v], a.inv_t, a.cap, inv_cap);
     const float p = expf(s - lse_f);
     const float q = q0 + (v == y ? q1 : 0.f);
     const float kappa = a.cap > 0.f ? 1.f - (s * inv_cap) * (s * inv_cap) : 1.f;

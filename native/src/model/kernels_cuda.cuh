@@ -30,6 +30,24 @@ __device__ __forceinline__ float from_f<float>(float x) { return x; }
 template <>
 __device__ __forceinline__ bf16 from_f<bf16>(float x) { return __float2bfloat16_rn(x); }
 
+// Warp-wide sum / max by butterfly shuffles (every lane gets the result, in a fixed order).
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// s = softcap(z/T) = c·tanh(z/(T·c)) when a cap c > 0 is set, else z/T (inv_cap = 1/c).
+__device__ __forceinline__ float softcap_logit(float z, float inv_t, float cap, float inv_cap) {
+  const float s = z * inv_t;
+  return cap > 0.f ? cap * tanhf(s * inv_cap) : s;
+}
+
 inline unsigned grid_for(int64_t n, int threads, int64_t cap = int64_t(1) << 20) {
   int64_t b = (n + threads - 1) / threads;
   if (b < 1) b = 1;

@@ -9,12 +9,6 @@ namespace {
 
 constexpr int kWarps = 8;
 
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
 template <typename A>
 __global__ void layernorm_forward_kernel(A* out, float* mean, float* rstd, const float* inp, const float* w,
                                          const float* b, int N, int C) {

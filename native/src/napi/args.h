@@ -112,4 +112,17 @@ inline void* typed(const Napi::Object& o, const char* key, napi_typedarray_type 
   return length == 0 ? static_cast<void*>(base) : static_cast<void*>(base + t.ByteOffset());
 }
 
+// The label-smoothed loss's options, read the same way by the host (linearCrossEntropy) and
+// device (linearCrossEntropyDevice) bindings; the kernel validates their ranges.
+inline void loss_options(const Napi::Object& o, calib_lce_args& a) {
+  a.label_smoothing = static_cast<float>(number(o, "labelSmoothing", 0.0));
+  a.ignore_index = static_cast<int32_t>(integer(o, "ignoreIndex", -100, INT32_MIN, INT32_MAX));
+  a.reduction = static_cast<calib_reduction>(choice(o, "reduction", {"mean", "sum", "none"}, 0));
+  a.temperature = static_cast<float>(number(o, "temperature", 1.0));
+  a.softcap = static_cast<float>(number(o, "softcap", 0.0));
+  a.workspace_bytes = integer(o, "workspaceBytes", 0, 0, int64_t(1) << 50);
+  a.deterministic = boolean(o, "deterministic", false);
+  a.check_finite = boolean(o, "checkFinite", true);
+}
+
 }  // namespace calib::napi

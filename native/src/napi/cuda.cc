@@ -170,15 +170,8 @@ Napi::Value LinearCrossEntropyDevice(const Napi::CallbackInfo& info) {
   a.c = pointer_req(o, "c");
   a.targets = static_cast<const int32_t*>(pointer_req(o, "targets"));
   a.bias = static_cast<const float*>(pointer_opt(o, "bias"));
-  a.label_smoothing = static_cast<float>(number(o, "labelSmoothing", 0.0));
-  a.ignore_index = static_cast<int32_t>(integer(o, "ignoreIndex", -100, INT32_MIN, INT32_MAX));
-  a.reduction = static_cast<calib_reduction>(choice(o, "reduction", {"mean", "sum", "none"}, 0));
-  a.temperature = static_cast<float>(number(o, "temperature", 1.0));
-  a.softcap = static_cast<float>(number(o, "softcap", 0.0));
+  loss_options(o, a);
   a.impl = CALIB_IMPL_FUSED;
-  a.workspace_bytes = integer(o, "workspaceBytes", 0, 0, int64_t(1) << 50);
-  a.deterministic = boolean(o, "deterministic", false);
-  a.check_finite = boolean(o, "checkFinite", true);
   a.loss = static_cast<float*>(pointer_req(o, "loss"));
   a.lse = static_cast<float*>(pointer_opt(o, "lse"));
   a.grad_e = static_cast<float*>(pointer_opt(o, "gradE"));

@@ -24,16 +24,9 @@ Napi::Value LinearCrossEntropy(const Napi::CallbackInfo& info) {
   a.c = typed(o, "c", kind, a.v * a.d, true);
   a.targets = static_cast<const int32_t*>(typed(o, "targets", napi_int32_array, a.n, true));
   a.bias = static_cast<const float*>(typed(o, "bias", napi_float32_array, a.v, false));
-  a.label_smoothing = static_cast<float>(number(o, "labelSmoothing", 0.0));
-  a.ignore_index = static_cast<int32_t>(integer(o, "ignoreIndex", -100, INT32_MIN, INT32_MAX));
-  a.reduction = static_cast<calib_reduction>(choice(o, "reduction", {"mean", "sum", "none"}, 0));
-  a.temperature = static_cast<float>(number(o, "temperature", 1.0));
-  a.softcap = static_cast<float>(number(o, "softcap", 0.0));
+  loss_options(o, a);
   a.impl = static_cast<calib_impl>(choice(o, "impl", {"fused", "naive"}, 0));
-  a.workspace_bytes = integer(o, "workspaceBytes", 0, 0, int64_t(1) << 50);
   a.threads = static_cast<int32_t>(integer(o, "threads", 0, 0, 1024));
-  a.deterministic = boolean(o, "deterministic", false);
-  a.check_finite = boolean(o, "checkFinite", true);
   const bool grad = boolean(o, "grad", false);
 
   Napi::Float32Array grad_output;
