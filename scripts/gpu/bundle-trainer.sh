@@ -14,19 +14,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 t0=$(date +%s)
-[ "${1:-}" = --no-build ] || CALIB_MARCH=x86-64-v3 CALIB_CUDA=1 node native/scripts/build.mjs --force
-/work/shared/gpu/prepare-node.sh >/dev/null
+. scripts/gpu/lib.sh
+build_addon "${1:-}"
 mkdir -p .device/b
-nvcc_bin=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
-cuda_lib=""
-for d in "$(dirname "$(readlink -f "$nvcc_bin")")/../lib64" "${CUDA_HOME:-/usr/local/cuda}/lib64" /usr/local/cuda/lib64; do
-  [ -f "$d/libcudart_static.a" ] && { cuda_lib=$d; break; }
-done
-[ -n "$cuda_lib" ] || { echo "libcudart_static.a not found" >&2; exit 1; }
-g++ -O3 -march=x86-64-v3 -std=c++17 -fPIC -shared -Inative/include -DCALIB_WITH_CUDA=1 \
-  native/src/common/info.cc native/src/common/parallel.cc native/src/common/gemm.cc \
-  native/src/loss/linear_ce.cc native/src/loss/linear_ce_cpu.cc native/src/model/*.cc \
-  native/build-cuda/libcalib_cuda.a -L"$cuda_lib" -lcudart_static -ldl -lrt -lpthread -o .device/libcalib_model.so
+link_c_api .device/libcalib_model.so native/src/model/*.cc
 strip --strip-debug .device/libcalib_model.so
 for entry in test/cuda/model_cuda.test.ts:model-test scripts/gpu/pipeline.ts:pipeline; do
   npx esbuild "${entry%%:*}" --bundle --platform=node --format=esm --target=node20 --log-level=warning \

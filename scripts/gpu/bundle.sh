@@ -12,20 +12,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 t0=$(date +%s)
+. scripts/gpu/lib.sh
 # --no-build: keep the addon built by an earlier run of this script
-[ "${1:-}" = --no-build ] || CALIB_MARCH=x86-64-v3 CALIB_CUDA=1 node native/scripts/build.mjs --force
-/work/shared/gpu/prepare-node.sh >/dev/null
+build_addon "${1:-}"
 mkdir -p .device/b
 nvcc_bin=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
-cuda_lib=""
-for d in "$(dirname "$(readlink -f "$nvcc_bin")")/../lib64" "${CUDA_HOME:-/usr/local/cuda}/lib64" /usr/local/cuda/lib64; do
-  [ -f "$d/libcudart_static.a" ] && { cuda_lib=$d; break; }
-done
-[ -n "$cuda_lib" ] || { echo "libcudart_static.a not found" >&2; exit 1; }
-g++ -O3 -march=x86-64-v3 -std=c++17 -fPIC -shared -Inative/include -DCALIB_WITH_CUDA=1 \
-  native/src/common/info.cc native/src/common/parallel.cc native/src/common/gemm.cc \
-  native/src/loss/linear_ce.cc native/src/loss/linear_ce_cpu.cc \
-  native/build-cuda/libcalib_cuda.a -L"$cuda_lib" -lcudart_static -ldl -lrt -lpthread -o .device/libcalib.so
+link_c_api .device/libcalib.so
 for lbo in 1 0; do  # the two readings of the MN-major wgmma descriptor (see native/src/cuda/wgmma.cuh)
   "$nvcc_bin" -std=c++17 -O3 --use_fast_math -lineinfo -Inative/include -Inative/src -DCALIB_WG_MN_LBO_IS_BLOCK=$lbo \
     -gencode arch=compute_90a,code=sm_90a -o .device/mma_selftest$([ $lbo = 0 ] && echo _lbo0) test/cuda/mma_selftest.cu &

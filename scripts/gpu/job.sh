@@ -17,23 +17,11 @@ OUT=${OUT:-/tmp/calib-gpu-out}
 mkdir -p "$OUT"
 LOG="$OUT/job.log"
 : > "$LOG"
-nd=$(mktemp -d)
-xz -d -c .device/node.xz > "$nd/node" && chmod +x "$nd/node" && export PATH="$nd:$PATH"
+. scripts/gpu/lib.sh
+unpack_node
 export PYTHONPATH="$PWD/.ref/cce:$PWD/.ref/liger/src${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
 summary=()
-
-# step NAME TIMEOUT_S CMD...: runs with a time limit, appends its output to job.log.
-step() {
-  local name=$1 limit=$2
-  shift 2
-  local t=$(date +%s)
-  echo "===== $name: $*" >> "$LOG"
-  timeout "$limit" "$@" >> "$LOG" 2>&1
-  local rc=$?
-  summary+=("$(printf '%-16s exit %-3s %5ss' "$name" "$rc" "$(( $(date +%s) - t ))")")
-  return 0
-}
 
 {
   echo "===== machine"

@@ -14,8 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 t0=$(date +%s)
-[ "${1:-}" = --no-build ] || CALIB_MARCH=x86-64-v3 CALIB_CUDA=1 node native/scripts/build.mjs --force
-/work/shared/gpu/prepare-node.sh >/dev/null
+. scripts/gpu/lib.sh
+build_addon "${1:-}"
 mkdir -p .device/study
 cp native/build/Release/calib.node .device/study/calib.node
 npx esbuild scripts/gpu/study.ts --bundle --platform=node --format=esm --target=node20 --log-level=warning \

