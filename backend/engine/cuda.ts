@@ -39,7 +39,7 @@ export interface CudaStats {
   lastTiles: number;
   lastTilesSkipped: number;
   /** Tensor-core path of the last call: 'wgmma' (bf16 on Hopper) or 'mma.sync'. */
-  lastGemm: "wgmma" | "mma.sync";
+  lastGemm: "wgmma" | "mma.sync" | "cublas";
 }
 
 function cuda(): CudaBinding {
@@ -188,14 +188,20 @@ export interface DeviceLossOptions {
   grad?: boolean;
   /** Upstream gradient: a number for mean/sum (default 1), a device float32 array of N for 'none'. */
   gradOutput?: number | DeviceArray;
-  /** Bytes for the gradient block / logit chunks: 0 = default streamed mode (32 MiB block); a larger budget
-   *  enlarges the block; ≥ min(1024, valid tokens)·V·4 switches to the chunked mode (logits computed once). */
+  /** Bytes for the logits kept at once. cuBLAS path: the fp32 slab (0 = 56 MiB, all rows × a vocabulary block,
+   *  logits computed twice); ≥ min(1024, N)·V·4 (V rounded up to 256) keeps whole rows, logits computed once.
+   *  Fused kernels: the gradient block (0 = 32 MiB); ≥ min(1024, valid tokens)·V·4 switches to chunks. */
   workspaceBytes?: number;
   deterministic?: boolean;
   /** Scan E, C, bias and gradOutput for NaN/Inf on the device first (default true). */
   checkFinite?: boolean;
-  /** Gradient tile skipping (CCE-style, exact smoothing term): false (default), true (auto threshold) or a threshold. */
+  /** Gradient tile skipping (CCE-style, exact smoothing term): false (default), true (auto threshold) or a threshold.
+   *  Runs in the fused kernels. */
   tileSkipping?: boolean | number;
+  /** Which GEMMs: 'auto' (default: cuBLAS for bf16 when it loads, no tile skipping and ≥ 1/3 of the tokens are
+   *  valid; else the fused kernels), 'fused' (tensor-core kernels, logits only on chip), 'cublas' (bf16 only:
+   *  cuBLAS GEMMs through an fp32 logit slab of workspaceBytes, 56 MiB by default). */
+  impl?: "auto" | "fused" | "cublas";
   /** Also return the per-token logsumexp (default true). */
   lse?: boolean;
   /** Preallocated outputs to write into (the trainer reuses them across steps). */
@@ -223,7 +229,7 @@ export interface DeviceLossResult {
 
 const KNOWN = new Set([
   "labelSmoothing", "ignoreIndex", "reduction", "temperature", "softcap", "bias", "grad", "gradOutput",
-  "workspaceBytes", "deterministic", "checkFinite", "tileSkipping", "lse", "out",
+  "workspaceBytes", "deterministic", "checkFinite", "tileSkipping", "impl", "lse", "out",
 ]);
 
 function checkMatrix(m: DeviceMatrix, name: string): void {
@@ -307,6 +313,7 @@ export function linearCrossEntropyDevice(
       deterministic: options.deterministic ?? false,
       checkFinite: options.checkFinite ?? true,
       skipThreshold: skip,
+      impl: options.impl ?? "auto",
       gradOutput,
       loss: loss.ptr, lse: lse?.ptr, gradE: dE?.ptr, gradC: dC?.ptr, gradBias: dBias?.ptr,
     });

@@ -54,7 +54,11 @@ class LceArgs(ctypes.Structure):
 
 
 class CudaOptions(ctypes.Structure):
-    _fields_ = [("skip_threshold", ctypes.c_float), ("reserved", ctypes.c_int32 * 7)]
+    _fields_ = [("skip_threshold", ctypes.c_float), ("gemm_impl", ctypes.c_int32), ("reserved", ctypes.c_int32 * 6)]
+
+
+IMPLS = {"auto": 0, "fused": 1, "cublas": 2}
+GEMMS = ["mma.sync", "wgmma", "cublas"]
 
 
 class CudaStats(ctypes.Structure):
@@ -76,7 +80,7 @@ class Ours:
         self.lib.calib_cuda_release_scratch.argtypes = [ctypes.c_char_p]
         self.err = ctypes.create_string_buffer(512)
 
-    def run(self, E, C, t32, grad, workspace=0, skip=0.0, out=None, check_finite=False):
+    def run(self, E, C, t32, grad, workspace=0, skip=0.0, out=None, check_finite=False, impl="auto"):
         N, D = E.shape
         V = C.shape[0]
         dev = E.device
@@ -98,6 +102,7 @@ class Ours:
             a.grad_e, a.grad_c = out["dE"].data_ptr(), out["dC"].data_ptr()
         o = CudaOptions()
         o.skip_threshold = skip
+        o.gemm_impl = IMPLS[impl]
         st = self.lib.calib_linear_cross_entropy_cuda(ctypes.byref(a), ctypes.byref(o), self.err)
         if st != 0:
             raise RuntimeError(f"calib error {st}: {self.err.value.decode()}")
@@ -213,7 +218,7 @@ def main():
     ap.add_argument("--shapes", default="8192,2304,256000;8192,4096,128256;4096,2048,50257")
     ap.add_argument("--regimes", default="flat,peaked")
     ap.add_argument("--peers", default="torch_eager,torch_compile,liger,cce,cce_exact")
-    ap.add_argument("--sweep", default="67108864,268435456,1073741824,4294967296", help="workspace bytes (headline shape)")
+    ap.add_argument("--sweep", default="33554432,67108864,268435456,1073741824,4294967296", help="workspace bytes (headline shape)")
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--budget-s", type=float, default=1e9, help="skip remaining peer runs after this many seconds")
@@ -289,27 +294,34 @@ def main():
             in_bytes = E.numel() * E.element_size() + C.numel() * C.element_size() + t.numel() * 12
             grad_bytes = (N + V) * D * 4
             # ---- ours
-            variants = [("ours", 0, 0.0), ("ours_skip", 0, -1.0)]
+            # ours: default (auto: cuBLAS for bf16), the fused kernels, tile skipping (fused), workspaces
+            variants = [("ours", 0, 0.0, "auto"), ("ours_fused", 0, 0.0, "fused"), ("ours_skip", 0, -1.0, "auto")]
             if headline:
-                variants += [(f"ours_ws", ws, 0.0) for ws in sweep]
+                variants += [(f"ours_ws", ws, 0.0, "auto") for ws in sweep]
             else:
-                variants += [("ours_ws", 1 << 30, 0.0)]
-            out_f = ours.run(E, C, t32, False)
-            ms, ts = timed(lambda: ours.run(E, C, t32, False, out=out_f), args.warmup, args.iters)
-            st = ours.stats()
-            add("ours", shape, regime, "fwd", 0, ms, ts, st["last_scratch_bytes"] + (N + 1) * 4, ref, loss=out_f["loss"],
-                note=f"gemm={'wgmma' if st['last_gemm'] else 'mma.sync'}")
+                variants += [("ours_ws", 1 << 30, 0.0, "auto")]
+            for name, impl in (("ours", "auto"), ("ours_fused", "fused")):
+                free0 = torch.cuda.mem_get_info()[0]
+                out_f = ours.run(E, C, t32, False, impl=impl)
+                torch.cuda.synchronize()
+                if si == 0 and regime == regimes[0] and impl == "auto":
+                    # device memory the first call took (scratch arena + cuBLAS handle and kernels), cudaMemGetInfo
+                    meta["ours_first_call_device_bytes"] = free0 - torch.cuda.mem_get_info()[0]
+                ms, ts = timed(lambda: ours.run(E, C, t32, False, out=out_f, impl=impl), args.warmup, args.iters)
+                st = ours.stats()
+                add(name, shape, regime, "fwd", 0, ms, ts, st["last_scratch_bytes"] + (N + 1) * 4, ref, loss=out_f["loss"],
+                    note=f"gemm={GEMMS[st['last_gemm']]}")
             out_b = None
-            for name, ws, skip in variants:
+            for name, ws, skip, impl in variants:
                 if time.time() - T0 > args.budget_s and name != "ours":
                     meta["skipped"].append(f"{name} ws={ws} {shape} {regime}: time budget")
                     continue
                 try:
-                    out_b = ours.run(E, C, t32, True, workspace=ws, skip=skip, out=out_b)
+                    out_b = ours.run(E, C, t32, True, workspace=ws, skip=skip, out=out_b, impl=impl)
                     st = ours.stats()
-                    ms, ts = timed(lambda: ours.run(E, C, t32, True, workspace=ws, skip=skip, out=out_b), args.warmup, args.iters)
+                    ms, ts = timed(lambda: ours.run(E, C, t32, True, workspace=ws, skip=skip, out=out_b, impl=impl), args.warmup, args.iters)
                     note = (f"mode={['fwd', 'streamed', 'chunked'][st['last_mode']]} block={st['last_block_rows']}x{st['last_block_cols']}"
-                            f" gemm={'wgmma' if st['last_gemm'] else 'mma.sync'}")
+                            f" gemm={GEMMS[st['last_gemm']]}")
                     if skip:
                         note += f" skipped {st['last_tiles_skipped']}/{st['last_tiles']} tiles"
                     add(name, shape, regime, "fwd+bwd", ws, ms, ts, st["last_scratch_bytes"] + (N + 1) * 4, ref,

@@ -273,8 +273,16 @@ typedef struct {
    * correction. 0 = off (default, exact); < 0 = auto (2^-12 for bf16, 2^-28 for fp32
    * inputs, CCE's thresholds); > 0 = this threshold. Ignored (dense) with a softcap. */
   float skip_threshold;
-  int32_t reserved[7];
+  /* Which GEMMs compute the logits and gradients (bf16 inputs):
+   * AUTO: cuBLAS when it loads, no tile skipping is asked for and at least a third of the
+   *       tokens are valid; else the fused kernels;
+   * FUSED: the fused tensor-core kernels (logits only in registers; tile skipping; fp32 always);
+   * CUBLAS: cuBLAS GEMMs into an fp32 logit slab of workspace_bytes (56 MiB by default),
+   *       bf16 only. */
+  int32_t gemm_impl;
+  int32_t reserved[6];
 } calib_lce_cuda_options;
+enum { CALIB_LCE_GEMM_AUTO = 0, CALIB_LCE_GEMM_FUSED = 1, CALIB_LCE_GEMM_CUBLAS = 2 };
 
 calib_status calib_linear_cross_entropy_cuda(calib_lce_args* args, const calib_lce_cuda_options* options,
                                              char* err /* CALIB_ERRLEN */);
@@ -283,13 +291,13 @@ typedef struct {
   int64_t scratch_capacity_bytes; /* device scratch the engine keeps between calls */
   int64_t scratch_peak_bytes;     /* largest scratch a call has needed */
   int64_t last_scratch_bytes;     /* scratch the last call used */
-  int32_t last_mode;              /* 0 forward only, 1 streamed (logits recomputed), 2 chunked (workspace) */
-  int32_t last_splits;            /* vocabulary splits of the logsumexp pass */
-  int64_t last_block_rows;        /* streamed: gradient block rows; chunked: rows per chunk */
-  int64_t last_block_cols;        /* streamed: gradient block columns; chunked: V (padded) */
-  int64_t last_tiles;             /* gradient tiles computed */
+  int32_t last_mode;              /* 0 forward only, 1 streamed (logits recomputed), 2 chunked (logits computed once) */
+  int32_t last_splits;            /* vocabulary splits of the logsumexp pass (fused kernels) */
+  int64_t last_block_rows;        /* streamed: gradient block (cuBLAS: logit slab) rows; chunked: rows per chunk */
+  int64_t last_block_cols;        /* streamed: block (slab) columns; chunked: V (padded; cuBLAS: V) */
+  int64_t last_tiles;             /* gradient tiles computed (cuBLAS: gradient blocks) */
   int64_t last_tiles_skipped;     /* of which skipped (tile skipping) */
-  int32_t last_gemm;              /* 0 mma.sync, 1 wgmma (bf16 on sm_90; CALIB_CUDA_GEMM=mma forces 0) */
+  int32_t last_gemm;              /* 0 mma.sync, 1 wgmma (bf16 on sm_90; CALIB_CUDA_GEMM=mma forces 0), 2 cuBLAS */
   int32_t reserved;
 } calib_cuda_stats;
 

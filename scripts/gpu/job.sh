@@ -19,6 +19,7 @@ LOG="$OUT/job.log"
 : > "$LOG"
 . scripts/gpu/lib.sh
 unpack_node
+find_cublas
 export PYTHONPATH="$PWD/.ref/cce:$PWD/.ref/liger/src${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
 summary=()
@@ -31,7 +32,7 @@ summary=()
 } >> "$LOG" 2>&1
 
 ncu_profile() {  # the three main kernels of one forward+backward, small shape unless given
-  step ncu "$1" ncu --clock-control none --target-processes all -k 'regex:lse_kernel|gtile_kernel|grad_kernel' -c 3 \
+  step ncu "$1" ncu --clock-control none --target-processes all -k 'regex:slab_|lse_kernel|gtile_kernel|grad_kernel' -c 6 \
     --section SpeedOfLight --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section Occupancy \
     --section LaunchStats --section WarpStateStats --section SourceCounters \
     python3 bench/gpu/lce_bench.py --lib .device/libcalib.so --out "$OUT/once.json" --once --shapes "${PROFILE_SHAPE:-8192,2304,32768}"
@@ -70,6 +71,7 @@ if [ "$mode" = bench ] || [ "$mode" = all ]; then
   [ "$mode" = bench ] && { step selftest 40 .device/mma_selftest; pick_lbo; }
   hung || step bench 560 python3 bench/gpu/lce_bench.py --lib .device/libcalib.so --out "$OUT/results.json" "$@"
   [ -s "$OUT/results.json" ] && step arrow 120 node .device/b/bench.mjs --json "$OUT/results.json" --api --out "$OUT/kernels.arrow"
+  step breakdown 120 sh -c "python3 bench/gpu/lce_profile.py --lib .device/libcalib.so > '$OUT/profile.txt'"
 fi
 if [ "$mode" = profile ]; then
   ncu_profile 300

@@ -60,7 +60,9 @@ function runHost(c: Case, inp: Inputs, dtype: Dtype, device: "cpu" | "cuda", wor
   });
 }
 
-function runDevice(c: Case, inp: Inputs, dtype: Dtype, extra: { workspaceBytes?: number; tileSkipping?: boolean | number } = {}): Out {
+type Extra = { workspaceBytes?: number; tileSkipping?: boolean | number; impl?: "auto" | "fused" | "cublas" };
+
+function runDevice(c: Case, inp: Inputs, dtype: Dtype, extra: Extra = {}): Out {
   const { e, cm } = matrices(c, inp, dtype);
   const owned: DeviceArray[] = [];
   const up = (a: Float32Array | Uint16Array | Int32Array) => {
@@ -144,6 +146,13 @@ for (const [k, c] of CASES.entries()) {
       const ref = reference(c, inp, dtype);
       compare(`${c.name} [host arrays, ${dtype}]`, runHost(c, inp, dtype, "cuda"), ref, TOL[dtype], !!inp.bias);
       compare(`${c.name} [device arrays, ${dtype}]`, runDevice(c, inp, dtype), ref, TOL[dtype], !!inp.bias);
+      if (dtype === "bfloat16") {
+        // both GEMM engines, whatever 'auto' picked above
+        compare(`${c.name} [fused kernels]`, runDevice(c, inp, dtype, { impl: "fused" }), ref, TOL[dtype], !!inp.bias);
+        assert.notEqual(cudaStats().lastGemm, "cublas");
+        compare(`${c.name} [cuBLAS]`, runDevice(c, inp, dtype, { impl: "cublas" }), ref, TOL[dtype], !!inp.bias);
+        if (inp.targets.some((t) => t !== inp.ignoreIndex)) assert.equal(cudaStats().lastGemm, "cublas");
+      }
     }
   });
 }
@@ -161,7 +170,7 @@ test("CUDA and CPU paths agree on the same fp32 inputs", { skip: needGpu }, () =
   }
 });
 
-test("every gradient mode gives the same result: default, many small blocks, chunked workspace", { skip: needGpu }, () => {
+test("every gradient mode of the fused kernels gives the same result: default, many small blocks, chunked workspace", { skip: needGpu }, () => {
   // > 1024 valid rows, so that a 1024-row chunk budget gives two chunks
   const c: Case = { name: "modes", N: 1300, D: 40, V: 600, eps: 0.1, bias: true, ignoreFraction: 0.1 };
   const cap: Case = { ...c, name: "modes with softcap", softcap: 4, temperature: 0.8 };
@@ -171,7 +180,7 @@ test("every gradient mode gives the same result: default, many small blocks, chu
       const ref = reference(cs, inp, dtype);
       const vp = Math.ceil(cs.V / 8) * 8;
       for (const [ws, mode, rows] of [[0, "streamed", 0], [65536, "streamed", 128], [vp * 4 * 1024, "chunked", 1024]] as const) {
-        const out = runDevice(cs, inp, dtype, { workspaceBytes: ws });
+        const out = runDevice(cs, inp, dtype, { workspaceBytes: ws, impl: "fused" });
         const st = cudaStats();
         assert.equal(st.lastMode, mode, `${cs.name} ${dtype} ws=${ws}`);
         if (rows) assert.equal(st.lastBlockRows, rows, `${cs.name} ${dtype} ws=${ws}: block rows`);
@@ -179,6 +188,40 @@ test("every gradient mode gives the same result: default, many small blocks, chu
       }
     }
   }
+});
+
+test("every plan of the cuBLAS path gives the same result: whole rows, vocabulary blocks, row and vocabulary blocks, row chunks", { skip: needGpu }, () => {
+  // N = 1300 rows (10% ignored), V = 600 (padded to 768 in the slab): the workspace picks the plan
+  const c: Case = { name: "cuBLAS plans", N: 1300, D: 40, V: 600, eps: 0.1, bias: true, ignoreFraction: 0.1 };
+  const cap: Case = { ...c, name: "cuBLAS plans with softcap", softcap: 4, temperature: 0.8 };
+  const plans = [
+    [0, "chunked", 1300, 600],            // the default 48 MiB slab holds every row
+    [1300 * 4 * 512, "streamed", 1300, 512],  // all rows × 512 columns: two vocabulary blocks
+    [256 * 1024, "streamed", 128, 512],   // 128 rows × 512 columns: 11 × 2 blocks
+    [1024 * 768 * 4, "chunked", 1024, 600],   // two row chunks
+  ] as const;
+  for (const cs of [c, cap]) {
+    const inp = makeInputs(cs, 78);
+    const ref = reference(cs, inp, "bfloat16");
+    for (const [ws, mode, rows, cols] of plans) {
+      const out = runDevice(cs, inp, "bfloat16", { workspaceBytes: ws, impl: "cublas" });
+      const st = cudaStats();
+      const label = `${cs.name} ws=${ws}`;
+      assert.equal(st.lastGemm, "cublas", label);
+      assert.equal(st.lastMode, mode, label);
+      assert.equal(st.lastBlockRows, rows, `${label}: rows`);
+      assert.equal(st.lastBlockCols, cols, `${label}: columns`);
+      compare(`${label} [cuBLAS]`, out, ref, TOL.bfloat16, true);
+    }
+  }
+});
+
+test("impl 'cublas' refuses fp32 inputs and tile skipping with a TypeError", { skip: needGpu }, () => {
+  const c = CASES[16]!;
+  const inp = makeInputs(c, 5);
+  assert.throws(() => runDevice(c, inp, "float32", { impl: "cublas" }), (err: Error) => err instanceof TypeError && /needs bfloat16/.test(err.message));
+  assert.throws(() => runDevice(c, inp, "bfloat16", { impl: "cublas", tileSkipping: true }),
+    (err: Error) => err instanceof TypeError && /tile skipping runs in the fused kernels/.test(err.message));
 });
 
 test("tile skipping keeps the smoothing term exact and skips tiles far from the targets", { skip: needGpu }, () => {
@@ -198,7 +241,7 @@ test("tile skipping keeps the smoothing term exact and skips tiles far from the 
   const inp = { E, C, targets, bias: undefined, gradOutput: undefined, ignoreIndex: -100 };
   for (const dtype of ["float32", "bfloat16"] as const) {
     const ref = reference(c, inp, dtype);
-    const dense = runDevice(c, inp, dtype);
+    const dense = runDevice(c, inp, dtype, { impl: "fused" });
     assert.equal(cudaStats().lastTilesSkipped, 0);
     // bf16: the automatic threshold (2^-12); fp32's automatic one (2^-28) keeps every tile of
     // these inputs (non-target probabilities reach ~1e-7), so an explicit 1e-5 there.

@@ -25,12 +25,16 @@ for (const c of cases) {
     const e = { data: bf16 ? toBf16(E) : E, rows: c.N, cols: c.D }, cm = { data: bf16 ? toBf16(C) : C, rows: c.V, cols: c.D };
     linearCrossEntropy(e, cm, t, { ...c.opts, bias, grad: true, device: "cuda" });
     const ed = DeviceArray.from(e.data), cd = DeviceArray.from(cm.data), td = DeviceArray.from(t), bd = DeviceArray.from(bias);
-    for (const tileSkipping of [false, true]) {
+    // the fused kernels with and without tile skipping; bf16 also through cuBLAS (the slab
+    // kernels, in place), with the case's workspace and with a small one (row and column blocks)
+    const runs: Array<Record<string, unknown>> = [{ impl: "fused", tileSkipping: false }, { impl: "fused", tileSkipping: true }];
+    if (bf16) runs.push({ impl: "cublas" }, { impl: "cublas", workspaceBytes: 128 * 512 * 4 });
+    for (const extra of runs) {
       const res = linearCrossEntropyDevice(deviceMatrix(ed, c.N, c.D), deviceMatrix(cd, c.V, c.D), td,
-        { ...c.opts, bias: bd, grad: true, reduction: "sum", tileSkipping });
+        { ...c.opts, bias: bd, grad: true, reduction: "sum", ...extra });
       for (const a of [res.loss, res.lse, res.dE, res.dC, res.dBias]) a?.free();
     }
     for (const a of [ed, cd, td, bd]) a.free();
   }
 }
-console.log(`sanitize: ${cases.length * 6} CUDA calls done`);
+console.log(`sanitize: ${cases.length * 8} CUDA calls done`);

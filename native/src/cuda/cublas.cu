@@ -20,6 +20,7 @@ typedef Status (*DestroyFn)(Handle);
 typedef Status (*SetStreamFn)(Handle, cudaStream_t);
 typedef Status (*SetMathModeFn)(Handle, int);
 typedef Status (*GetVersionFn)(Handle, int*);
+typedef Status (*SetWorkspaceFn)(Handle, void*, size_t);
 typedef Status (*GemmExFn)(Handle, int, int, int, int, int, const void*, const void*, int, int, const void*, int, int,
                            const void*, void*, int, int, int, int);
 typedef Status (*GemmStridedBatchedExFn)(Handle, int, int, int, int, int, const void*, const void*, int, int,
@@ -38,6 +39,7 @@ struct Api {
   SetStreamFn set_stream = nullptr;
   SetMathModeFn set_math = nullptr;
   GetVersionFn version = nullptr;
+  SetWorkspaceFn set_workspace = nullptr;
   GemmExFn gemm = nullptr;
   GemmStridedBatchedExFn gemm_batched = nullptr;
 };
@@ -130,6 +132,7 @@ bool load_locked() {
     a.set_stream = reinterpret_cast<SetStreamFn>(dlsym(h, "cublasSetStream_v2"));
     a.set_math = reinterpret_cast<SetMathModeFn>(dlsym(h, "cublasSetMathMode"));
     a.version = reinterpret_cast<GetVersionFn>(dlsym(h, "cublasGetVersion_v2"));
+    a.set_workspace = reinterpret_cast<SetWorkspaceFn>(dlsym(h, "cublasSetWorkspace_v2"));
     a.gemm = reinterpret_cast<GemmExFn>(dlsym(h, "cublasGemmEx"));
     a.gemm_batched = reinterpret_cast<GemmStridedBatchedExFn>(dlsym(h, "cublasGemmStridedBatchedEx"));
     if (!a.create || !a.destroy || !a.set_stream || !a.set_math || !a.gemm || !a.gemm_batched) {
@@ -178,6 +181,12 @@ calib_status create(Handle* out, char* err) {
     return blas_fail(err, s, "cublasSetMathMode");
   }
   *out = h;
+  return CALIB_OK;
+}
+
+calib_status set_workspace(Handle h, void* ptr, size_t bytes, char* err) {
+  if (!g_api.set_workspace) return CALIB_OK;
+  if (Status s = g_api.set_workspace(h, ptr, bytes)) return blas_fail(err, s, "cublasSetWorkspace");
   return CALIB_OK;
 }
 

@@ -35,6 +35,9 @@ const char* loaded_path();
 // A handle on the legacy default stream, default math (no TF32).
 calib_status create(Handle* out, char* err);
 void destroy(Handle h);
+// Gives cuBLAS a workspace (device memory the caller owns) instead of its own allocation, so
+// that the loss's memory figures include it. A library without the entry point keeps its own.
+calib_status set_workspace(Handle h, void* ptr, size_t bytes, char* err);
 
 enum Dt { kF32 = CUDA_R_32F, kBF16 = CUDA_R_16BF };
 

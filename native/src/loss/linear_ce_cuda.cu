@@ -1,6 +1,10 @@
 // CUDA implementation of the fused linear + label-smoothed cross-entropy (same semantics
 // as linear_ce_cpu.cc; the dispatcher linear_ce.cc validated the arguments).
 //
+// Two GEMM engines: bf16 calls take the cuBLAS path by default (Job::run_blas: cuBLAS GEMMs
+// into an fp32 logit slab, row kernels in linear_ce_blas.cuh); fp32 calls, tile skipping and
+// mostly-ignored batches take the fused kernels described below (impl 'fused').
+//
 // A call, with Nv valid tokens (target ≠ ignore_index):
 //   0. rank-1 smoothing terms (no softcap): c̄ = Σ_v C_v, Σ_v s_iv = (E_i·c̄ + Σb)/T, and for
 //      gradients r = Σ_i w_i E_i — small float64 reductions.
@@ -29,8 +33,11 @@
 #include <mutex>
 #include <vector>
 
+#include "../common/status.h"
+#include "../cuda/cublas.cuh"
 #include "../cuda/runtime.cuh"
 #include "linear_ce.h"
+#include "linear_ce_blas.cuh"
 #include "linear_ce_kernels.cuh"
 
 namespace calib {
@@ -53,6 +60,26 @@ thread_local const calib_lce_cuda_options* t_options = nullptr;
   } while (0)
 
 constexpr int64_t kDefaultBlockBytes = int64_t(32) << 20;
+// cuBLAS path: the default fp32 logit slab (with the O(N+V+D) rest, under 64 MiB at
+// N = 8192, D = 2304, V = 256000) and cuBLAS's workspace, taken from the same arena.
+constexpr int64_t kDefaultSlabBytes = int64_t(56) << 20;
+constexpr int64_t kBlasWorkspaceSmall = int64_t(4) << 20;
+constexpr int64_t kBlasWorkspaceLarge = int64_t(32) << 20;
+
+// One cuBLAS handle for the process, made on first use (under the engine mutex). A library
+// that cannot be loaded leaves the handle null and `auto` takes the fused kernels.
+blas::Handle blas_handle(bool* tried_out, char* msg) {
+  static bool tried = false;
+  static blas::Handle h = nullptr;
+  static char why[CALIB_ERRLEN] = "";
+  if (!tried) {
+    tried = true;
+    if (blas::create(&h, why) != CALIB_OK) h = nullptr;
+  }
+  if (tried_out) *tried_out = tried;
+  if (msg) std::snprintf(msg, CALIB_ERRLEN, "%s", why);
+  return h;
+}
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
@@ -111,6 +138,7 @@ struct Job {
   float* dbias = nullptr;
   int vec_e = 0, vec_c = 0;
   bool wg = false;  // bf16 on Hopper: wgmma kernels (else mma.sync)
+  bool blas = false;  // bf16: GEMMs by cuBLAS through an fp32 logit slab (else the fused kernels)
   // plan
   int planes = 1, bn = 256, mode = 0, splits = 1, ntiles = 0, ldf = 0;
   int64_t Rb = 0, Wb = 0, Rc = 0, Vp = 0, lse_rows = 0;
@@ -133,8 +161,40 @@ struct Job {
   float* gpart = nullptr;
   float* S = nullptr;
   unsigned long long* skipped = nullptr;
+  // cuBLAS path: slab of Rs token rows × Ws vocabulary columns (ldX floats per row)
+  int64_t Rs = 0, Ws = 0, ldX = 0, blas_ws_bytes = 0;
+  int32_t* inv = nullptr;
+  float* X = nullptr;
+  void* blas_ws = nullptr;
+
+  // cuBLAS path. With a slab of ≥ min(1024, N) whole rows (a large workspaceBytes) the logits
+  // are computed once per row chunk (chunked, 6·N·D·V); otherwise the slab holds all rows ×
+  // Ws columns (fewer rows only when N is huge) and the logits are computed twice: once for
+  // the logsumexp, once for G (streamed, 8·N·D·V). Ignored tokens' rows are computed and
+  // zeroed, so `auto` takes this path only when at least a third of the tokens are valid.
+  void plan_blas() {
+    const int64_t Vpad = round_up(V, 256), rows_all = std::max<int64_t>(N, 1);
+    const int64_t budget = workspace > 0 ? workspace : kDefaultSlabBytes;
+    mode = !grad ? 0 : (budget >= std::min<int64_t>(1024, rows_all) * Vpad * 4 ? 2 : 1);
+    if (mode == 2) {
+      Rs = std::min<int64_t>(rows_all, budget / (Vpad * 4));
+      if (Rs < rows_all) Rs = Rs / kBM * kBM;
+      Ws = V, ldX = Vpad;
+    } else {
+      int64_t W = budget / (4 * rows_all) / 256 * 256;
+      Rs = rows_all;
+      if (W < 512) {
+        W = 512;
+        Rs = std::min<int64_t>(rows_all, std::max<int64_t>(kBM, budget / (4 * W) / kBM * kBM));
+      }
+      Ws = ldX = std::min<int64_t>(W, Vpad);
+    }
+    blas_ws_bytes = budget >= (int64_t(256) << 20) ? kBlasWorkspaceLarge : kBlasWorkspaceSmall;
+    splits = 0;
+  }
 
   void plan(const DeviceInfo& dev) {
+    if (blas) return plan_blas();
     planes = bf16 ? 1 : 3;
     bn = planes == 1 ? TileCfg<1>::BN : TileCfg<3>::BN;
     ntiles = static_cast<int>(ceil_div(V, bn));
@@ -169,12 +229,24 @@ struct Job {
       bsum = L.take<double>(1);
       s_rank1 = L.take<double>(count);
       cpart = L.take<double>(size_t(ncpart) * D);
-      if (grad) {
+      if (grad && !blas) {
         nrpart = static_cast<int>(ceil_div(count, 256));
         rpart = L.take<double>(size_t(nrpart) * D);
         rvec_f = L.take<float>(D);
         wsum = L.take<double>(1);
       }
+    }
+    if (blas) {
+      inv = L.take<int32_t>(std::max<int64_t>(N, 1));
+      part_m = L.take<float>(count);  // running max and Σexp of each valid row
+      part_l = L.take<float>(count);
+      if (dense) part_s = L.take<double>(count);
+      tgt = L.take<float>(count);
+      X = L.take<float>(size_t(Rs) * ldX);
+      blas_ws = L.take<char>(blas_ws_bytes);
+      if (dbias) gpart = L.take<float>(size_t(ceil_div(Rs, kBM)) * (Ws + Ws / 2));
+      skipped = L.take<unsigned long long>(1);
+      return;
     }
     part_m = L.take<float>(size_t(splits) * lse_rows);
     part_l = L.take<float>(size_t(splits) * lse_rows);
@@ -259,16 +331,19 @@ struct Job {
   }
 
   calib_status bias_grad(const void* Gp, int64_t ldG, int64_t nr, int64_t v0, int64_t nc, bool init, char* err) {
+    const double* ws = rank1 && !blas ? wsum : nullptr;  // the cuBLAS path's G holds the ε/V term
     const int nparts = static_cast<int>(ceil_div(nr, kBM));
     const dim3 grid(static_cast<unsigned>(ceil_div(nc, 256)), static_cast<unsigned>(nparts));
     if (bf16) gsum_partial_kernel<1><<<grid, 256>>>(Gp, ldG, nr, nc, kBM, gpart);
     else gsum_partial_kernel<3><<<grid, 256>>>(Gp, ldG, nr, nc, kBM, gpart);
     LAUNCHED("bias gradient kernel");
-    gsum_final_kernel<<<static_cast<unsigned>(ceil_div(nc, 256)), 256>>>(gpart, nparts, nc, dbias + v0, init ? 1 : 0,
-                                                                        rank1 ? wsum : nullptr, eps / double(V));
+    gsum_final_kernel<<<static_cast<unsigned>(ceil_div(nc, 256)), 256>>>(gpart, nparts, nc, dbias + v0, init ? 1 : 0, ws,
+                                                                        eps / double(V));
     LAUNCHED("bias gradient kernel");
     return CALIB_OK;
   }
+
+  calib_status run_blas(char* err);
 
   calib_status run(char* err) {
     const unsigned dblocks = static_cast<unsigned>(ceil_div(D, 256));
@@ -281,7 +356,7 @@ struct Job {
       const unsigned rb = static_cast<unsigned>(ceil_div(count, 8));
       if (bf16) rowdot_kernel<kSrcBf16><<<rb, 256>>>(e, D, rows, count, cbar_d, bias ? bsum : nullptr, inv_t, s_rank1);
       else rowdot_kernel<kSrcF32><<<rb, 256>>>(e, D, rows, count, cbar_d, bias ? bsum : nullptr, inv_t, s_rank1);
-      if (grad) {
+      if (grad && !blas) {
         if (bf16) colsum_partial_kernel<kSrcBf16><<<dim3(dblocks, nrpart), 256>>>(e, D, rows, w, count, 256, rpart);
         else colsum_partial_kernel<kSrcF32><<<dim3(dblocks, nrpart), 256>>>(e, D, rows, w, count, 256, rpart);
         colsum_final_kernel<<<dblocks, 256>>>(rpart, nrpart, D, -eps / double(V), nullptr, rvec_f);
@@ -289,6 +364,7 @@ struct Job {
       }
       LAUNCHED("smoothing term kernels");
     }
+    if (blas) return run_blas(err);
     if (mode != 2)
       if (calib_status st = lse_pass(0, count, nullptr, 0, err)) return st;
     if (mode == 1) {
@@ -347,6 +423,105 @@ struct Job {
   }
 };
 
+// The cuBLAS path: per block, cuBLAS writes the raw logits X = E·Cᵀ (fp32) into the slab, a
+// row kernel folds them into the logsumexp state; for gradients, another row kernel turns them
+// into bf16 G in place and cuBLAS runs dE[rows] (+)= G·C[cols] and dC[cols] (+)= Gᵀ·E[rows]
+// (fp32 outputs; "+" from the second block on). Every output element has one writer per GEMM.
+// Streamed mode packs 1.5 blocks of G per slab: after block A (Ws columns) became bf16 in the
+// first half of each slab row, block B (Ws/2 columns) takes the free second half, and its G
+// lands right after A's. The two gradient GEMMs then see K (or M) = 1.5·Ws, which cuts dE's
+// fp32 read-modify-write traffic, N·D·8 bytes per GEMM, by a third.
+calib_status Job::run_blas(char* err) {
+  blas::Handle h = blas_handle(nullptr, nullptr);
+  if (calib_status st = blas::set_workspace(h, blas_ws, size_t(blas_ws_bytes), err)) return st;
+  inverse_rows_kernel<<<1, 1024>>>(rows, count, N, inv);
+  LAUNCHED("inverse row map kernel");
+  SlabParams p{};
+  p.ldX = ldX, p.V = V, p.inv = inv, p.targets = targets, p.bias = bias, p.inv_t = inv_t, p.cap = cap;
+  p.run_m = part_m, p.run_l = part_l, p.run_s = part_s, p.tgt = tgt, p.dense = dense ? 1 : 0;
+  p.s_rank1 = rank1 ? s_rank1 : nullptr, p.lse_valid = lse_valid, p.row_loss = row_loss, p.lse_out = lse_out;
+  p.T = T, p.eps = eps, p.w = w, p.q_target = static_cast<float>(1.0 - eps), p.q_dense = static_cast<float>(eps / double(V));
+  const char* E8 = static_cast<const char*>(e);
+  const char* C8 = static_cast<const char*>(c);
+  const int64_t es = 2;
+  const int Di = static_cast<int>(D);
+  // cuBLAS takes a slow path when the vocabulary extent of a GEMM is not a multiple of 64 (seen at
+  // V = 50257: ~100 TFLOP/s), so each GEMM runs as an aligned part plus a narrow tail.
+  auto split = [](int64_t nc) { return nc > 64 && nc % 64 ? nc / 64 * 64 : nc; };
+  // logits of rows [r0, r0+nr) × columns [v0, v0+nc) into the slab at float column `at`
+  auto block = [&](int64_t r0, int64_t nr, int64_t v0, int64_t nc, int64_t at) -> calib_status {
+    p.X = X + at, p.r0 = r0, p.nrows = nr, p.v0 = v0, p.ncols = nc;
+    for (int64_t a = 0, b = split(nc); a < nc; a = b, b = nc)
+      if (calib_status st = blas::gemm_rm(h, blas::kN, blas::kT, int(nr), int(b - a), Di, 1.f, E8 + r0 * D * es,
+                                          blas::kBF16, Di, C8 + (v0 + a) * D * es, blas::kBF16, Di, 0.f, p.X + a,
+                                          blas::kF32, int(ldX), err))
+        return st;
+    return CALIB_OK;
+  };
+  // row kernels: a warp per row for vocabulary blocks, a CTA per row for whole rows
+  auto row_kernel = [&](bool stats_kernel, const char* what) -> calib_status {
+    const bool wide = p.ncols >= 8192;
+    const unsigned grid = static_cast<unsigned>(wide ? p.nrows : ceil_div(p.nrows, 8));
+    if (stats_kernel) {
+      if (wide) slab_stats_kernel<8><<<grid, 256>>>(p);
+      else slab_stats_kernel<1><<<grid, 256>>>(p);
+    } else {
+      if (wide) slab_grad_kernel<8><<<grid, 256>>>(p);
+      else slab_grad_kernel<1><<<grid, 256>>>(p);
+    }
+    LAUNCHED(what);
+    return CALIB_OK;
+  };
+  auto stats_of = [&](bool first, bool last) {
+    p.first = first, p.last = last;
+    return row_kernel(true, "logit statistics kernel");
+  };
+  // dE[r0..] (+)= G·C[v0..v0+nc], dC[v0..] (+)= Gᵀ·E[r0..], dbias; G is the slab's bf16 view
+  auto gemms = [&](int64_t r0, int64_t nr, int64_t v0, int64_t nc, bool add_e, bool add_c) -> calib_status {
+    const int ldG = int(2 * ldX);
+    const uint16_t* Gb = reinterpret_cast<const uint16_t*>(X);
+    for (int64_t a = 0, b = split(nc); a < nc; a = b, b = nc) {
+      const float be = add_e || a > 0 ? 1.f : 0.f;
+      if (calib_status st = blas::gemm_rm(h, blas::kN, blas::kN, int(nr), Di, int(b - a), 1.f, Gb + a, blas::kBF16, ldG,
+                                          C8 + (v0 + a) * D * es, blas::kBF16, Di, be, dE + r0 * D, blas::kF32, Di, err))
+        return st;
+      if (calib_status st = blas::gemm_rm(h, blas::kT, blas::kN, int(b - a), Di, int(nr), 1.f, Gb + a, blas::kBF16, ldG,
+                                          E8 + r0 * D * es, blas::kBF16, Di, add_c ? 1.f : 0.f, dC + (v0 + a) * D,
+                                          blas::kF32, Di, err))
+        return st;
+    }
+    ++stats().last_tiles;
+    if (dbias) return bias_grad(X, 2 * ldX, nr, v0, nc, !add_c, err);
+    return CALIB_OK;
+  };
+  calib_status st;
+  if (mode == 2) {
+    for (int64_t r0 = 0; r0 < N; r0 += Rs) {
+      const int64_t nr = std::min(Rs, N - r0);
+      if ((st = block(r0, nr, 0, V, 0)) || (st = stats_of(true, true)) ||
+          (st = row_kernel(false, "logits-to-gradient kernel")) || (st = gemms(r0, nr, 0, V, false, r0 > 0)))
+        return st;
+    }
+    return CALIB_OK;
+  }
+  for (int64_t r0 = 0; r0 < N; r0 += Rs)
+    for (int64_t v0 = 0; v0 < V; v0 += Ws) {
+      const int64_t nr = std::min(Rs, N - r0), nc = std::min(Ws, V - v0);
+      if ((st = block(r0, nr, v0, nc, 0)) || (st = stats_of(v0 == 0, v0 + nc >= V))) return st;
+    }
+  if (mode == 0) return CALIB_OK;
+  const int64_t half = Ws / 2;  // Ws is a multiple of 256
+  for (int64_t r0 = 0; r0 < N; r0 += Rs)
+    for (int64_t v0 = 0; v0 < V; v0 += Ws + half) {
+      const int64_t nr = std::min(Rs, N - r0), na = std::min(Ws, V - v0), nb = std::min(half, V - v0 - na);
+      if ((st = block(r0, nr, v0, na, 0)) || (st = row_kernel(false, "logits-to-gradient kernel"))) return st;
+      if (nb > 0)
+        if ((st = block(r0, nr, v0 + na, nb, half)) || (st = row_kernel(false, "logits-to-gradient kernel"))) return st;
+      if ((st = gemms(r0, nr, v0, na + nb, v0 > 0, r0 > 0))) return st;
+    }
+  return CALIB_OK;
+}
+
 // Fills the problem and options of a job from the arguments.
 void describe(const calib_lce_args& a, Job& j) {
   j.N = a.n, j.D = a.d, j.V = a.v;
@@ -371,6 +546,24 @@ calib_status set_gemm(Job& j, const DeviceInfo& dev, char* err) {
   const char* env = std::getenv("CALIB_CUDA_GEMM");
   const bool mma = env && std::strcmp(env, "mma") == 0;
   j.wg = j.bf16 && dev.cc_major == 9 && !mma;
+  // cuBLAS path: bf16 without tile skipping; `auto` also wants ≥ 1/3 of the tokens valid
+  // (it computes ignored rows) and a loadable cuBLAS.
+  const int impl = t_options ? t_options->gemm_impl : CALIB_LCE_GEMM_AUTO;
+  if (impl == CALIB_LCE_GEMM_CUBLAS) {
+    if (!j.bf16) return fail(err, CALIB_ERR_TYPE, "impl 'cublas' needs bfloat16 inputs (float32 runs the fused kernels)");
+    if (j.skip_thr > 0) return fail(err, CALIB_ERR_TYPE, "tile skipping runs in the fused kernels: use impl 'fused' or 'auto'");
+    char why[CALIB_ERRLEN];
+    if (!blas_handle(nullptr, why)) return fail(err, CALIB_ERR_DEVICE, "impl 'cublas': %s", why);
+    j.blas = true;
+  } else if (impl == CALIB_LCE_GEMM_AUTO) {
+    j.blas = j.bf16 && j.skip_thr == 0 && j.count * 3 >= j.N && blas_handle(nullptr, nullptr) != nullptr;
+  } else if (impl != CALIB_LCE_GEMM_FUSED) {
+    return fail(err, CALIB_ERR_TYPE, "unknown CUDA impl %d", impl);
+  }
+  if (j.blas) {  // Σ_v s is summed by the statistics kernel (no c̄ pass over C); G holds the ε/V term
+    j.dense = j.eps > 0;
+    j.rank1 = false;
+  }
   static int applied = -1;
   const char* lbo = std::getenv("CALIB_WG_MN_LBO");
   const int want = lbo && lbo[0] == '0' ? 0 : 1;
@@ -393,9 +586,14 @@ void record(const Job& j, size_t bytes) {
   s.scratch_peak_bytes = std::max<int64_t>(s.scratch_peak_bytes, static_cast<int64_t>(bytes));
   s.last_mode = j.mode;
   s.last_splits = j.splits;
-  s.last_block_rows = j.mode == 1 ? j.Rb : j.mode == 2 ? j.Rc : 0;
-  s.last_block_cols = j.mode == 1 ? j.Wb : j.mode == 2 ? j.Vp : 0;
-  s.last_gemm = j.wg ? 1 : 0;
+  if (j.blas) {
+    s.last_block_rows = j.Rs;
+    s.last_block_cols = j.Ws;
+  } else {
+    s.last_block_rows = j.mode == 1 ? j.Rb : j.mode == 2 ? j.Rc : 0;
+    s.last_block_cols = j.mode == 1 ? j.Wb : j.mode == 2 ? j.Vp : 0;
+  }
+  s.last_gemm = j.blas ? 2 : j.wg ? 1 : 0;
 }
 
 calib_status finish(const Job& j, char* err) {
@@ -461,15 +659,13 @@ calib_status run_host(const calib_lce_args& a, LcePlan& plan, const DeviceInfo& 
   if (bias) CU_TRY(cudaMemcpy(bias, a.bias, size_t(a.v) * 4, cudaMemcpyHostToDevice));
   CU_TRY(cudaMemcpy(targets, a.targets, size_t(a.n) * 4, cudaMemcpyHostToDevice));
   CU_TRY(cudaMemcpy(rows, rows32.data(), size_t(count) * 4, cudaMemcpyHostToDevice));
-  if (j.grad) {
-    CU_TRY(cudaMemcpy(w, plan.weight.data(), size_t(count) * 4, cudaMemcpyHostToDevice));
-    CU_TRY(cudaMemsetAsync(dE, 0, size_t(a.n) * a.d * 4));
-  }
+  if (j.grad) CU_TRY(cudaMemcpy(w, plan.weight.data(), size_t(count) * 4, cudaMemcpyHostToDevice));
   j.e = ebuf, j.c = cbuf, j.bias = bias, j.targets = targets, j.rows = rows, j.w = w, j.count = count;
   j.lse_valid = lse_valid, j.row_loss = row_loss, j.lse_out = nullptr;
   j.dE = dE, j.dC = dC, j.dbias = a.grad_bias ? dbias : nullptr;
   set_vec(j);
   if ((st = set_gemm(j, dev, err))) return st;
+  if (j.grad && !j.blas) CU_TRY(cudaMemsetAsync(dE, 0, size_t(a.n) * a.d * 4));  // cuBLAS writes every row
   j.plan(dev);
   Layout measure(nullptr);
   j.layout(measure);
@@ -502,11 +698,6 @@ calib_status run_device(const calib_lce_args& a, const DeviceInfo& dev, char* er
   if (N > std::numeric_limits<int32_t>::max()) {
     std::snprintf(err, CALIB_ERRLEN, "N = %lld tokens is too many for the CUDA path (at most 2^31 − 1)", (long long)N);
     return CALIB_ERR_RANGE;
-  }
-  if (grad) {
-    if (N > 0) CU_TRY(cudaMemsetAsync(a.grad_e, 0, size_t(N) * a.d * 4));
-    CU_TRY(cudaMemsetAsync(a.grad_c, 0, size_t(a.v) * a.d * 4));
-    if (a.grad_bias) CU_TRY(cudaMemsetAsync(a.grad_bias, 0, size_t(a.v) * 4));
   }
   // Phase A: valid rows, checks, weights (scratch sized by N).
   int32_t* rows;
@@ -589,6 +780,11 @@ calib_status run_device(const calib_lce_args& a, const DeviceInfo& dev, char* er
   j.dE = a.grad_e, j.dC = a.grad_c, j.dbias = a.grad_bias;
   set_vec(j);
   if ((st = set_gemm(j, dev, err))) return st;
+  if (grad && !(j.blas && count > 0)) {  // the cuBLAS path writes every gradient element itself
+    if (N > 0) CU_TRY(cudaMemsetAsync(a.grad_e, 0, size_t(N) * a.d * 4));
+    CU_TRY(cudaMemsetAsync(a.grad_c, 0, size_t(a.v) * a.d * 4));
+    if (a.grad_bias) CU_TRY(cudaMemsetAsync(a.grad_bias, 0, size_t(a.v) * 4));
+  }
   size_t total = bytes_a;
   if (count > 0) {
     j.plan(dev);

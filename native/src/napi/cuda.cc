@@ -141,7 +141,7 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   out.Set("lastBlockCols", Napi::Number::New(env, static_cast<double>(s.last_block_cols)));
   out.Set("lastTiles", Napi::Number::New(env, static_cast<double>(s.last_tiles)));
   out.Set("lastTilesSkipped", Napi::Number::New(env, static_cast<double>(s.last_tiles_skipped)));
-  out.Set("lastGemm", Napi::String::New(env, s.last_gemm ? "wgmma" : "mma.sync"));
+  out.Set("lastGemm", Napi::String::New(env, s.last_gemm == 2 ? "cublas" : s.last_gemm ? "wgmma" : "mma.sync"));
   return out;
 }
 
@@ -179,6 +179,7 @@ Napi::Value LinearCrossEntropyDevice(const Napi::CallbackInfo& info) {
   a.grad_bias = static_cast<float*>(pointer_opt(o, "gradBias"));
   calib_lce_cuda_options copt{};
   copt.skip_threshold = static_cast<float>(number(o, "skipThreshold", 0.0));
+  copt.gemm_impl = static_cast<int32_t>(choice(o, "impl", {"auto", "fused", "cublas"}, CALIB_LCE_GEMM_AUTO));
 
   // A scalar upstream gradient goes through a small device slot kept by the binding.
   static float* slot = nullptr;
