@@ -32,8 +32,11 @@ def kernel_records(fn):
 
 def group(name):
     """A readable class for a kernel name."""
-    if name.startswith("nvjet") or "gemm" in name.lower() or "splitK" in name:
-        return "cuBLAS " + name.split("_")[2] + " " + name.split("_")[-1] if name.startswith("nvjet") else "cuBLAS " + name[:40]
+    if name.startswith("nvjet"):  # nvjet_sm90_tss_<tile>_..._<layouts>: group by kind and operand layouts
+        parts = name.split("_")
+        return f"cuBLAS {parts[2]} {parts[-1]}"
+    if "gemm" in name.lower() or "splitK" in name:
+        return "cuBLAS " + name[:40]
     if name.startswith("Memset") or name.startswith("Memcpy"):
         return name.split(" (")[0]
     for key in ("slab_stats", "slab_grad", "lse_kernel", "gtile_kernel", "grad_kernel", "colsum", "merge_kernel",

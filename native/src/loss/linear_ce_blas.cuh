@@ -159,8 +159,7 @@ template <int WPR>
 __global__ void __launch_bounds__(256) slab_grad_kernel(const SlabParams p) {
   using G = RowGroup<WPR>;
   const G grp;
-  if (WPR == 1 && grp.row >= p.nrows) return;
-  if (WPR > 1 && grp.row >= p.nrows) return;  // the whole CTA: no barrier is skipped by part of it
+  if (grp.row >= p.nrows) return;  // with a CTA per row, the whole CTA: no barrier is left half-reached
   const int64_t n = p.r0 + grp.row;
   const int k = __ldg(p.inv + n);
   float lse = 0.f, w = 0.f;
@@ -185,14 +184,7 @@ __global__ void __launch_bounds__(256) slab_grad_kernel(const SlabParams p) {
       float gv = 0.f;
       if (k >= 0 && c + e < p.ncols) {
         const float sv = transform(s[e], b ? __ldg(b + c + e) : 0.f, p.inv_t, p.cap);
-        float kap = 1.f;
-        if (p.cap > 0.f) {
-          const float t = sv / p.cap;
-          kap = 1.f - t * t;
-        }
-        gv = (__expf(sv - lse) - p.q_dense) * kap;
-        if (c + e == y) gv -= p.q_target * kap;
-        gv *= w;
+        gv = logit_grad(sv, lse, c + e == y, p.q_dense, p.q_target, p.cap) * w;
       }
       h[e] = bf16_bits(gv);
     }

@@ -68,7 +68,7 @@ constexpr int64_t kBlasWorkspaceLarge = int64_t(32) << 20;
 
 // One cuBLAS handle for the process, made on first use (under the engine mutex). A library
 // that cannot be loaded leaves the handle null and `auto` takes the fused kernels.
-blas::Handle blas_handle(bool* tried_out, char* msg) {
+blas::Handle blas_handle(char* msg) {
   static bool tried = false;
   static blas::Handle h = nullptr;
   static char why[CALIB_ERRLEN] = "";
@@ -76,7 +76,6 @@ blas::Handle blas_handle(bool* tried_out, char* msg) {
     tried = true;
     if (blas::create(&h, why) != CALIB_OK) h = nullptr;
   }
-  if (tried_out) *tried_out = tried;
   if (msg) std::snprintf(msg, CALIB_ERRLEN, "%s", why);
   return h;
 }
@@ -432,7 +431,7 @@ struct Job {
 // lands right after A's. The two gradient GEMMs then see K (or M) = 1.5·Ws, which cuts dE's
 // fp32 read-modify-write traffic, N·D·8 bytes per GEMM, by a third.
 calib_status Job::run_blas(char* err) {
-  blas::Handle h = blas_handle(nullptr, nullptr);
+  blas::Handle h = blas_handle(nullptr);
   if (calib_status st = blas::set_workspace(h, blas_ws, size_t(blas_ws_bytes), err)) return st;
   inverse_rows_kernel<<<1, 1024>>>(rows, count, N, inv);
   LAUNCHED("inverse row map kernel");
@@ -553,10 +552,10 @@ calib_status set_gemm(Job& j, const DeviceInfo& dev, char* err) {
     if (!j.bf16) return fail(err, CALIB_ERR_TYPE, "impl 'cublas' needs bfloat16 inputs (float32 runs the fused kernels)");
     if (j.skip_thr > 0) return fail(err, CALIB_ERR_TYPE, "tile skipping runs in the fused kernels: use impl 'fused' or 'auto'");
     char why[CALIB_ERRLEN];
-    if (!blas_handle(nullptr, why)) return fail(err, CALIB_ERR_DEVICE, "impl 'cublas': %s", why);
+    if (!blas_handle(why)) return fail(err, CALIB_ERR_DEVICE, "impl 'cublas': %s", why);
     j.blas = true;
   } else if (impl == CALIB_LCE_GEMM_AUTO) {
-    j.blas = j.bf16 && j.skip_thr == 0 && j.count * 3 >= j.N && blas_handle(nullptr, nullptr) != nullptr;
+    j.blas = j.bf16 && j.skip_thr == 0 && j.count * 3 >= j.N && blas_handle(nullptr) != nullptr;
   } else if (impl != CALIB_LCE_GEMM_FUSED) {
     return fail(err, CALIB_ERR_TYPE, "unknown CUDA impl %d", impl);
   }

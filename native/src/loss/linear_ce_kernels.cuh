@@ -29,6 +29,19 @@ __device__ __forceinline__ float transform(float z, float b, float inv_t, float 
   return cap > 0.f ? softcap_apply(u, cap) : u;
 }
 
+// ∂loss/∂s of one final logit, before the token's weight: (softmax − q_dense)·κ − q_target·κ·[target],
+// κ = 1 − tanh² the softcap derivative (1 without a softcap). One definition for every gradient kernel.
+__device__ __forceinline__ float logit_grad(float s, float lse, bool is_target, float q_dense, float q_target, float cap) {
+  float kap = 1.f;
+  if (cap > 0.f) {
+    const float t = s / cap;
+    kap = 1.f - t * t;
+  }
+  float gv = (__expf(s - lse) - q_dense) * kap;
+  if (is_target) gv -= q_target * kap;
+  return gv;
+}
+
 // (m, l) ⊕ (m2, l2) for an online logsumexp: m the max, l = Σ exp(s − m).
 __device__ __forceinline__ void lse_combine(float& m, float& l, float m2, float l2) {
   const float mn = fmaxf(m, m2);
@@ -362,13 +375,7 @@ __global__ void __launch_bounds__(kThreads, 1) gtile_kernel(const GtileParams p)
           if (row_ok && lc < p.ncols) {
             const float b = p.bias ? __ldg(p.bias + p.v0 + lc) : 0.f;
             const float s = transform(acc[mt][nt][2 * h + e], b, p.inv_t, p.cap);
-            float kap = 1.f;
-            if (p.cap > 0.f) {
-              const float t = s / p.cap;
-              kap = 1.f - t * t;
-            }
-            gv = (__expf(s - lse) - p.q_dense) * kap;
-            if (p.v0 + lc == y) gv -= p.q_target * kap;
+            gv = logit_grad(s, lse, p.v0 + lc == y, p.q_dense, p.q_target, p.cap);
             any |= fabsf(gv) >= p.skip_thr;
             gv *= w;
           }
@@ -574,14 +581,7 @@ struct StoGParams {
 };
 
 __device__ __forceinline__ float grad_value(float s, float lse, float w, bool is_target, const StoGParams& p) {
-  float kap = 1.f;
-  if (p.cap > 0.f) {
-    const float t = s / p.cap;
-    kap = 1.f - t * t;
-  }
-  float gv = (__expf(s - lse) - p.q_dense) * kap;
-  if (is_target) gv -= p.q_target * kap;
-  return w * gv;
+  return w * logit_grad(s, lse, is_target, p.q_dense, p.q_target, p.cap);
 }
 
 template <int PLANES>
