@@ -65,14 +65,9 @@ __global__ void __launch_bounds__(kThreads) row_stats_kernel(RowStatsArgs a) {
   }
   rv[tid] = m;
   ri[tid] = am;
-  __syncthreads();
-  for (int w = kThreads / 2; w > 0; w >>= 1) {
-    if (tid < w && better(rv[tid + w], ri[tid + w], rv[tid], ri[tid])) {
-      rv[tid] = rv[tid + w];
-      ri[tid] = ri[tid + w];
-    }
-    __syncthreads();
-  }
+  block_tree<kThreads>([&](int i, int j) {
+    if (better(rv[j], ri[j], rv[i], ri[i])) rv[i] = rv[j], ri[i] = ri[j];
+  });
   const float mx = rv[0];
   const int amx = ri[0];
   __syncthreads();
@@ -87,14 +82,7 @@ __global__ void __launch_bounds__(kThreads) row_stats_kernel(RowStatsArgs a) {
   }
   rd0[tid] = se;
   rd1[tid] = ss;
-  __syncthreads();
-  for (int w = kThreads / 2; w > 0; w >>= 1) {
-    if (tid < w) {
-      rd0[tid] += rd0[tid + w];
-      rd1[tid] += rd1[tid + w];
-    }
-    __syncthreads();
-  }
+  block_tree<kThreads>([&](int i, int j) { rd0[i] += rd0[j], rd1[i] += rd1[j]; });
   const double SE = rd0[0], SS = rd1[0];
   const double lse = static_cast<double>(mx) + log(SE);
 
@@ -121,15 +109,9 @@ __global__ void __launch_bounds__(kThreads) row_stats_kernel(RowStatsArgs a) {
       rv[tid] = bv;
       ri[tid] = bi;
       rp[tid] = bp;
-      __syncthreads();
-      for (int w = kThreads / 2; w > 0; w >>= 1) {
-        if (tid < w && better(rv[tid + w], ri[tid + w], rv[tid], ri[tid])) {
-          rv[tid] = rv[tid + w];
-          ri[tid] = ri[tid + w];
-          rp[tid] = rp[tid + w];
-        }
-        __syncthreads();
-      }
+      block_tree<kThreads>([&](int i, int j) {
+        if (better(rv[j], ri[j], rv[i], ri[i])) rv[i] = rv[j], ri[i] = ri[j], rp[i] = rp[j];
+      });
       if (tid == 0) {
         const int64_t o = int64_t(r) * k + round;
         if (a.top_ids) a.top_ids[o] = ri[0];

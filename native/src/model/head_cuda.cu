@@ -37,22 +37,11 @@ __global__ void __launch_bounds__(kThreads) head_rows_kernel(HeadRowsArgs a, G* 
     sum += s;
   }
   sm[tid] = m;
-  __syncthreads();
-  for (int w = kThreads / 2; w > 0; w >>= 1) {
-    if (tid < w) sm[tid] = fmaxf(sm[tid], sm[tid + w]);
-    __syncthreads();
-  }
+  block_tree<kThreads>([&](int i, int j) { sm[i] = fmaxf(sm[i], sm[j]); });
   const float mx = sm[0];
   se[tid] = m > -FLT_MAX ? static_cast<double>(e) * exp(static_cast<double>(m) - mx) : 0.0;
   ss[tid] = sum;
-  __syncthreads();
-  for (int w = kThreads / 2; w > 0; w >>= 1) {
-    if (tid < w) {
-      se[tid] += se[tid + w];
-      ss[tid] += ss[tid + w];
-    }
-    __syncthreads();
-  }
+  block_tree<kThreads>([&](int i, int j) { se[i] += se[j], ss[i] += ss[j]; });
   const double lse = static_cast<double>(mx) + log(se[0]);
   const int32_t y = a.targets[r];
   if (tid == 0) {

@@ -42,6 +42,19 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
+// Tree reduction over a block's shared slots [0, N) (N a power of two, N = blockDim.x): after a barrier,
+// merge(i, j) folds slot j into slot i for i < w, w = N/2 … 1, a barrier after each level; the result is
+// in slot 0. Fixed order, so deterministic.
+template <int N, class Merge>
+__device__ __forceinline__ void block_tree(Merge merge) {
+  const int tid = threadIdx.x;
+  __syncthreads();
+  for (int w = N / 2; w > 0; w >>= 1) {
+    if (tid < w) merge(tid, tid + w);
+    __syncthreads();
+  }
+}
+
 // s = softcap(z/T) = c·tanh(z/(T·c)) when a cap c > 0 is set, else z/T (inv_cap = 1/c).
 __device__ __forceinline__ float softcap_logit(float z, float inv_t, float cap, float inv_cap) {
   const float s = z * inv_t;

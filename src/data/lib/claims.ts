@@ -282,6 +282,21 @@ const signed = (x: number) => `${x >= 0 ? "+" : "−"}${Math.abs(x).toFixed(3)}`
 const fmt = (iv: Interval) => `${signed(iv.estimate)} [${signed(iv.lo)}, ${signed(iv.hi)}]`;
 
 /** Verdict from the primary effect, the checks among the secondaries and (C2) the accuracy condition. */
+const ALL: readonly Term[] = [{ pick: () => true, coef: 1 }];
+
+// The secondaries every paired ECE claim reports: Δ accuracy over all units (not a check) and the
+// ECE effect in each cell (checks, in the claim's direction). Returns the Δ accuracy interval.
+function accuracyAndCells(c: ClaimResult, p: Pairing, accLabel: string, expected: ClaimResult["expected"]): Interval | null {
+  const acc = paired(p, ALL, accM);
+  if (acc) c.secondary.push({ label: accLabel, ...acc, check: false, reading: reading(acc, "positive"), n_units: p.units.length });
+  const cells = [...new Set(p.units.map((u) => u.group))];
+  if (cells.length > 1) for (const g of cells) {
+    const s = sec(p, `ΔECE in ${g}`, [{ pick: (u) => u.group === g, coef: 1 }], eceM, expected, true);
+    if (s) c.secondary.push(s);
+  }
+  return acc;
+}
+
 function decide(c: ClaimResult, accuracyHurt = false): void {
   const e = c.effect!;
   const main = reading(e, c.expected);
@@ -382,7 +397,6 @@ export function computeClaims(runInfos?: RunInfo[]): ClaimsFile {
   }
   const sft = rows.filter((r) => r.kind === "sft" && r.status === "succeeded" && [...(arms.get(r.run_id)?.keys() ?? [])].some((e) => e > 0));
   const claims: ClaimResult[] = [];
-  const all: Term[] = [{ pick: () => true, coef: 1 }];
 
   // C1 ----------------------------------------------------------------------------------------
   {
@@ -394,17 +408,11 @@ export function computeClaims(runInfos?: RunInfo[]): ClaimsFile {
       if (!a.has(0) || last === 0) continue;
       p.add({ label: `${r.run_id}: epoch 0 → ${last}`, group: cellOf(r), stratum: cellOf(r), seed: r.seed, a: `${r.run_id}@0`, b: `${r.run_id}@${last}` }, a.get(0)!, a.get(last)!);
     }
-    const effect = paired(p, all, eceM);
+    const effect = paired(p, ALL, eceM);
     c.note = effect ? "" : "Needs an SFT run with ε = 0 (T = 1, no soft-cap) whose questions.arrow has epoch 0 (the pretrained model) and a later epoch.";
     const done = finish(c, p, effect, runsById);
     if (effect) {
-      const acc = paired(p, all, accM);
-      if (acc) done.secondary.push({ label: "Δ accuracy (after − before)", ...acc, check: false, reading: reading(acc, "positive"), n_units: p.units.length });
-      const cells = [...new Set(p.units.map((u) => u.group))];
-      if (cells.length > 1) for (const g of cells) {
-        const s = sec(p, `ΔECE in ${g}`, [{ pick: (u) => u.group === g, coef: 1 }], eceM, "positive", true);
-        if (s) done.secondary.push(s);
-      }
+      accuracyAndCells(done, p, "Δ accuracy (after − before)", "positive");
       decide(done);
     }
     claims.push(done);
@@ -414,21 +422,15 @@ export function computeClaims(runInfos?: RunInfo[]): ClaimsFile {
   const c2pairs = lsPairs(sft, arms, isPlain, cellOf, cellOf);
   {
     const c = base("C2", "Label smoothing (ε ≈ 0.1) restores calibration without hurting accuracy.", "ΔECE = ECE(ε ≈ 0.1) − ECE(ε = 0), runs identical but for ε (same pretrained model and seed), last epoch, same questions", "negative");
-    const effect = paired(c2pairs, all, eceM);
+    const effect = paired(c2pairs, ALL, eceM);
     c.note = effect ? `Accuracy counts as hurt when the Δ accuracy interval reaches below −${SETTINGS.accuracy_margin}.` : "Needs two SFT runs identical except for ε (one ε = 0, one ε > 0; T = 1, no soft-cap) evaluated on the same questions.";
     const done = finish(c, c2pairs, effect, runsById);
     if (effect) {
-      const acc = paired(c2pairs, all, accM);
-      if (acc) done.secondary.push({ label: "Δ accuracy (ε ≈ 0.1 − ε = 0)", ...acc, check: false, reading: reading(acc, "positive"), n_units: c2pairs.units.length });
-      const cells = [...new Set(c2pairs.units.map((u) => u.group))];
-      if (cells.length > 1) for (const g of cells) {
-        const s = sec(c2pairs, `ΔECE in ${g}`, [{ pick: (u) => u.group === g, coef: 1 }], eceM, "negative", true);
-        if (s) done.secondary.push(s);
-      }
+      const acc = accuracyAndCells(done, c2pairs, "Δ accuracy (ε ≈ 0.1 − ε = 0)", "negative");
       // the rest of the ε grid, for the dose–response (not checks: the claim is about ε ≈ 0.1)
       for (const eps of [0.05, 0.2]) {
         const pe = lsPairs(sft, arms, isPlain, cellOf, cellOf, eps, true);
-        const s = pe.units.length ? sec(pe, `ΔECE at ε = ${eps} (${pe.units.length} pairs)`, all, eceM, "negative", false) : null;
+        const s = pe.units.length ? sec(pe, `ΔECE at ε = ${eps} (${pe.units.length} pairs)`, ALL, eceM, "negative", false) : null;
         if (s) done.secondary.push(s);
       }
       decide(done, acc !== null && acc.lo < -SETTINGS.accuracy_margin);
