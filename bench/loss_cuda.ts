@@ -30,11 +30,14 @@ interface Row {
   loss_rel_err: number | null; de_rel_err: number | null; dc_rel_err: number | null;
 }
 interface Floor { n: number; d: number; v: number; gemm_ms: number; tflops: number; floor6_ms: number; floor8_ms: number }
+/** Headline comparisons timed round-robin (one call of each per round): the same clock and power state for all. */
+interface Interleaved { n: number; d: number; v: number; regime: string; rounds: number; ms: Record<string, number> }
 interface Results {
   meta: {
     card: string; torch?: string; triton?: string; eps: number; started: string; floors: Floor[];
     regimes?: { n: number; d: number; v: number; regime: string; p_target_median: number }[];
     skipped: string[]; errors: string[]; api?: unknown;
+    interleaved?: Interleaved[];
   };
   rows: Row[];
 }
@@ -171,6 +174,13 @@ function printTables(res: Results): void {
     console.log("workspaceBytes     extra MiB        ms  mode");
     for (const r of curve.sort((a, b) => a.extra_bytes - b.extra_bytes))
       console.log(`${String(r.workspace_bytes).padStart(14)} ${fmt(r.extra_bytes / MiB, 1).padStart(13)} ${fmt(r.time_ms).padStart(9)}  ${r.note}`);
+  }
+  for (const it of m.interleaved ?? []) {
+    const floor8 = it.ms.floor8;
+    console.log(`\nInterleaved, (${it.n}, ${it.d}, ${it.v}) ${it.regime}, fwd+bwd: ${it.rounds} rounds, one call of each per round (same clock state)`);
+    console.log("impl                         ms  ×8NDV");
+    for (const [k, v] of Object.entries(it.ms))
+      console.log(`${k.padEnd(22)} ${fmt(v).padStart(9)} ${floor8 ? fmt(v / floor8).padStart(6) : "     -"}`);
   }
   if (m.skipped.length) console.log(`\nskipped: ${m.skipped.join("; ")}`);
   if (m.errors.length) console.log(`errors: ${m.errors.join("; ")}`);

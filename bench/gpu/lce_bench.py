@@ -20,6 +20,7 @@ import ctypes
 import json
 import math
 import os
+import random
 import statistics
 import sys
 import time
@@ -133,6 +134,56 @@ def timed(fn, warmup, iters):
     return statistics.median(ts), ts
 
 
+def interleaved(fns, warmup, rounds, seed=0):
+    """Median ms of each callable, timed round-robin (one call of each per round, in a shuffled
+    order) so that every one runs in the same clock and power state: under sustained load the
+    H100 caps its power and lowers its clock (1.98 → ~1.5–1.7 GHz), so back-to-back blocks of
+    one callable would each see a different state."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    torch.cuda.synchronize()
+    ts = {k: [] for k in fns}
+    order = list(fns)
+    rng = random.Random(seed)
+    for _ in range(rounds):
+        rng.shuffle(order)
+        for k in order:
+            fn = fns[k]
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            fn()
+            b.record()
+            b.synchronize()
+            ts[k].append(a.elapsed_time(b))
+    return {k: statistics.median(v) for k, v in ts.items()}, ts
+
+
+# the cuBLAS path's slab in one part on one stream
+ONE_PART = {"CALIB_LCE_PARTS": "1"}
+# the GEMMs through cublasGemmEx instead of cuBLASLt
+GEMMEX = {"CALIB_LCE_GEMMEX": "1"}
+# the previous default plan: cublasGemmEx, one part, 1792-column blocks (pass 2: 1792 + 896 → 768
+# here, the knob takes multiples of 256), 2 and 1 segments per step in the row kernels
+PREVIOUS = {"CALIB_LCE_PARTS": "1", "CALIB_LCE_BLOCKS": "1792,1792,768", "CALIB_LCE_UNROLL": "2,1", **GEMMEX}
+
+
+def with_env(fn, env):
+    """fn run with the engine's planning knobs in env (read by the library at each call)."""
+    def g():
+        old = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            return fn()
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    del os.environ[k]
+                else:
+                    os.environ[k] = v
+    return g
+
+
 def peak_above(fn):
     """Peak bytes torch allocates during fn above what was allocated before, and what stays."""
     torch.cuda.synchronize()
@@ -210,6 +261,48 @@ def peer_fns(name, V):
     raise ValueError(name)
 
 
+def interleaved_round(meta, ours, compiled, shape, regime, E, C, t, t32, args):
+    """The headline comparisons timed round-robin in one clock state: the 8NDV floor (four
+    cuBLAS GEMMs of the logits' shape), ours (default, one stream, 1 GiB) and PyTorch."""
+    N, D, V = shape
+    Vg = (V + 63) // 64 * 64
+    B = torch.randn(Vg, D, device="cuda").bfloat16()
+
+    def floor8():
+        for _ in range(4):
+            E @ B.T
+    out = ours.run(E, C, t32, True)
+    fns = {"floor8": floor8,
+           "ours": lambda: ours.run(E, C, t32, True, out=out),
+           "ours_one_stream": with_env(lambda: ours.run(E, C, t32, True, out=out), ONE_PART),
+           "ours_gemmex": with_env(lambda: ours.run(E, C, t32, True, out=out), GEMMEX),
+           "ours_previous": with_env(lambda: ours.run(E, C, t32, True, out=out), PREVIOUS),
+           "ours_1GiB": lambda: ours.run(E, C, t32, True, workspace=1 << 30, out=out)}
+    grads = {}
+    for peer in ("torch_eager", "torch_compile"):
+        f = compiled.get((peer, shape))
+        if f is None:
+            continue
+        Eg, Cg = E.clone().requires_grad_(), C.clone().requires_grad_()
+        grads[peer] = (Eg, Cg)
+
+        def fb(f=f, Eg=Eg, Cg=Cg):
+            Eg.grad = None
+            Cg.grad = None
+            f(Eg, Cg, t).backward()
+        fns[peer] = fb
+    med, ts = interleaved(fns, 1, args.rounds)
+    scale = V / Vg  # the floor GEMM ran on the padded vocabulary
+    med["floor8"] *= scale
+    ts["floor8"] = [x * scale for x in ts["floor8"]]
+    meta.setdefault("interleaved", []).append({"n": N, "d": D, "v": V, "regime": regime, "rounds": args.rounds,
+                                               "ms": med, "times_ms": ts})
+    log(f" interleaved ({args.rounds} rounds, {regime}): " + ", ".join(f"{k} {v:.2f} ms" for k, v in med.items())
+        + f"; ours / floor8 {med['ours'] / med['floor8']:.3f}")
+    del grads, out, B
+    torch.cuda.empty_cache()
+
+
 # --------------------------------------------------------------------------- main
 def main():
     ap = argparse.ArgumentParser()
@@ -221,6 +314,7 @@ def main():
     ap.add_argument("--sweep", default="33554432,67108864,268435456,1073741824,4294967296", help="workspace bytes (headline shape)")
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=15, help="rounds of the interleaved headline comparison")
     ap.add_argument("--budget-s", type=float, default=1e9, help="skip remaining peer runs after this many seconds")
     ap.add_argument("--quick", action="store_true", help="headline shape, flat regime, eager only")
     ap.add_argument("--once", action="store_true", help="one forward+backward of ours on the first shape (for profilers)")
@@ -295,7 +389,8 @@ def main():
             grad_bytes = (N + V) * D * 4
             # ---- ours
             # ours: default (auto: cuBLAS for bf16), the fused kernels, tile skipping (fused), workspaces
-            variants = [("ours", 0, 0.0, "auto"), ("ours_fused", 0, 0.0, "fused"), ("ours_skip", 0, -1.0, "auto")]
+            variants = [("ours", 0, 0.0, "auto"), ("ours_one_stream", 0, 0.0, "auto"), ("ours_fused", 0, 0.0, "fused"),
+                        ("ours_skip", 0, -1.0, "auto")]
             if headline:
                 variants += [(f"ours_ws", ws, 0.0, "auto") for ws in sweep]
             else:
@@ -318,10 +413,16 @@ def main():
                     continue
                 try:
                     out_b = ours.run(E, C, t32, True, workspace=ws, skip=skip, out=out_b, impl=impl)
+                    call = lambda: ours.run(E, C, t32, True, workspace=ws, skip=skip, out=out_b, impl=impl)  # noqa: E731
+                    if name == "ours_one_stream":
+                        call = with_env(call, ONE_PART)
+                        call()
                     st = ours.stats()
-                    ms, ts = timed(lambda: ours.run(E, C, t32, True, workspace=ws, skip=skip, out=out_b, impl=impl), args.warmup, args.iters)
+                    ms, ts = timed(call, args.warmup, args.iters)
                     note = (f"mode={['fwd', 'streamed', 'chunked'][st['last_mode']]} block={st['last_block_rows']}x{st['last_block_cols']}"
                             f" gemm={GEMMS[st['last_gemm']]}")
+                    if GEMMS[st["last_gemm"]] == "cublas":
+                        note += f" parts={st['last_splits']}"
                     if skip:
                         note += f" skipped {st['last_tiles_skipped']}/{st['last_tiles']} tiles"
                     add(name, shape, regime, "fwd+bwd", ws, ms, ts, st["last_scratch_bytes"] + (N + 1) * 4, ref,
@@ -370,6 +471,8 @@ def main():
                     log(f"  {peer} failed: {type(ex).__name__}: {ex}")
                     traceback.print_exc(file=sys.stderr)
                 torch.cuda.empty_cache()
+            if headline and time.time() - T0 < args.budget_s:
+                interleaved_round(meta, ours, compiled, shape, regime, E, C, t, t32, args)
             del E, C, t, t32, ref
             torch.cuda.empty_cache()
             ours.release()
