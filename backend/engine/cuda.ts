@@ -33,9 +33,7 @@ export interface CudaStats {
   lastScratchBytes: number;
   /** 'forward' (no gradients), 'streamed' (logits recomputed) or 'chunked' (workspace). */
   lastMode: "forward" | "streamed" | "chunked";
-  /** Fused kernels: vocabulary splits of the logsumexp pass. cuBLAS path: slab parts, each on its own stream (1 or 2). */
   lastSplits: number;
-  /** Rows of a gradient block, chunk or (cuBLAS) slab part. */
   lastBlockRows: number;
   lastBlockCols: number;
   lastTiles: number;

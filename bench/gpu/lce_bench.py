@@ -159,31 +159,6 @@ def interleaved(fns, warmup, rounds, seed=0):
     return {k: statistics.median(v) for k, v in ts.items()}, ts
 
 
-# the cuBLAS path's slab in one part on one stream
-ONE_PART = {"CALIB_LCE_PARTS": "1"}
-# the GEMMs through cublasGemmEx instead of cuBLASLt
-GEMMEX = {"CALIB_LCE_GEMMEX": "1"}
-# the previous default plan: cublasGemmEx, one part, 1792-column blocks (pass 2: 1792 + 896 → 768
-# here, the knob takes multiples of 256), 2 and 1 segments per step in the row kernels
-PREVIOUS = {"CALIB_LCE_PARTS": "1", "CALIB_LCE_BLOCKS": "1792,1792,768", "CALIB_LCE_UNROLL": "2,1", **GEMMEX}
-
-
-def with_env(fn, env):
-    """fn run with the engine's planning knobs in env (read by the library at each call)."""
-    def g():
-        old = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            return fn()
-        finally:
-            for k, v in old.items():
-                if v is None:
-                    del os.environ[k]
-                else:
-                    os.environ[k] = v
-    return g
-
-
 def peak_above(fn):
     """Peak bytes torch allocates during fn above what was allocated before, and what stays."""
     torch.cuda.synchronize()
@@ -263,7 +238,7 @@ def peer_fns(name, V):
 
 def interleaved_round(meta, ours, compiled, shape, regime, E, C, t, t32, args):
     """The headline comparisons timed round-robin in one clock state: the 8NDV floor (four
-    cuBLAS GEMMs of the logits' shape), ours (default, one stream, 1 GiB) and PyTorch."""
+    cuBLAS GEMMs of the logits' shape), ours (default and 1 GiB) and PyTorch."""
     N, D, V = shape
     Vg = (V + 63) // 64 * 64
     B = torch.randn(Vg, D, device="cuda").bfloat16()
@@ -274,9 +249,6 @@ def interleaved_round(meta, ours, compiled, shape, regime, E, C, t, t32, args):
     out = ours.run(E, C, t32, True)
     fns = {"floor8": floor8,
            "ours": lambda: ours.run(E, C, t32, True, out=out),
-           "ours_one_stream": with_env(lambda: ours.run(E, C, t32, True, out=out), ONE_PART),
-           "ours_gemmex": with_env(lambda: ours.run(E, C, t32, True, out=out), GEMMEX),
-           "ours_previous": with_env(lambda: ours.run(E, C, t32, True, out=out), PREVIOUS),
            "ours_1GiB": lambda: ours.run(E, C, t32, True, workspace=1 << 30, out=out)}
     grads = {}
     for peer in ("torch_eager", "torch_compile"):
@@ -389,8 +361,7 @@ def main():
             grad_bytes = (N + V) * D * 4
             # ---- ours
             # ours: default (auto: cuBLAS for bf16), the fused kernels, tile skipping (fused), workspaces
-            variants = [("ours", 0, 0.0, "auto"), ("ours_one_stream", 0, 0.0, "auto"), ("ours_fused", 0, 0.0, "fused"),
-                        ("ours_skip", 0, -1.0, "auto")]
+            variants = [("ours", 0, 0.0, "auto"), ("ours_fused", 0, 0.0, "fused"), ("ours_skip", 0, -1.0, "auto")]
             if headline:
                 variants += [(f"ours_ws", ws, 0.0, "auto") for ws in sweep]
             else:
@@ -413,16 +384,11 @@ def main():
                     continue
                 try:
                     out_b = ours.run(E, C, t32, True, workspace=ws, skip=skip, out=out_b, impl=impl)
-                    call = lambda: ours.run(E, C, t32, True, workspace=ws, skip=skip, out=out_b, impl=impl)  # noqa: E731
-                    if name == "ours_one_stream":
-                        call = with_env(call, ONE_PART)
-                        call()
                     st = ours.stats()
-                    ms, ts = timed(call, args.warmup, args.iters)
+                    ms, ts = timed(lambda: ours.run(E, C, t32, True, workspace=ws, skip=skip, out=out_b, impl=impl),
+                                   args.warmup, args.iters)
                     note = (f"mode={['fwd', 'streamed', 'chunked'][st['last_mode']]} block={st['last_block_rows']}x{st['last_block_cols']}"
                             f" gemm={GEMMS[st['last_gemm']]}")
-                    if GEMMS[st["last_gemm"]] == "cublas":
-                        note += f" parts={st['last_splits']}"
                     if skip:
                         note += f" skipped {st['last_tiles_skipped']}/{st['last_tiles']} tiles"
                     add(name, shape, regime, "fwd+bwd", ws, ms, ts, st["last_scratch_bytes"] + (N + 1) * 4, ref,

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lce_bench import EPS, GEMMS, ONE_PART, Ours, make_inputs, with_env  # noqa: E402
+from lce_bench import EPS, GEMMS, Ours, make_inputs  # noqa: E402
 
 
 def kernel_records(fn):
@@ -81,13 +81,12 @@ def main():
     E, C, t = make_inputs(N, D, V, "flat", 3)
     t32 = t.int()
     ours = Ours(args.lib)
-    for label, ws, impl, env in (("ours, default", 0, "auto", {}), ("ours, one stream", 0, "auto", ONE_PART),
-                                 ("ours, 1 GiB workspace", 1 << 30, "auto", {}), ("ours, fused kernels", 0, "fused", {})):
+    for label, ws, impl in (("ours, default", 0, "auto"), ("ours, 1 GiB workspace", 1 << 30, "auto"), ("ours, fused kernels", 0, "fused")):
         out = ours.run(E, C, t32, True, workspace=ws, impl=impl)
-        ev = kernel_records(with_env(lambda: ours.run(E, C, t32, True, workspace=ws, impl=impl, out=out), env))
+        ev = kernel_records(lambda: ours.run(E, C, t32, True, workspace=ws, impl=impl, out=out))
         st = ours.stats()
         report(f"{label} (mode {['fwd', 'streamed', 'chunked'][st['last_mode']]}, block {st['last_block_rows']}x{st['last_block_cols']}, "
-               f"{GEMMS[st['last_gemm']]}{', %d part(s)' % st['last_splits'] if GEMMS[st['last_gemm']] == 'cublas' else ''}, scratch {st['last_scratch_bytes'] / 2**20:.1f} MiB)", ev)
+               f"{GEMMS[st['last_gemm']]}, scratch {st['last_scratch_bytes'] / 2**20:.1f} MiB)", ev)
         del out
         ours.release()
     Eg, Cg = E.clone().requires_grad_(), C.clone().requires_grad_()

@@ -292,8 +292,8 @@ typedef struct {
   int64_t scratch_peak_bytes;     /* largest scratch a call has needed */
   int64_t last_scratch_bytes;     /* scratch the last call used */
   int32_t last_mode;              /* 0 forward only, 1 streamed (logits recomputed), 2 chunked (logits computed once) */
-  int32_t last_splits;            /* vocabulary splits of the logsumexp pass (fused kernels); cuBLAS: slab parts (streams) */
-  int64_t last_block_rows;        /* streamed: gradient block (cuBLAS: rows of a slab part) rows; chunked: rows per chunk (part) */
+  int32_t last_splits;            /* vocabulary splits of the logsumexp pass (fused kernels) */
+  int64_t last_block_rows;        /* streamed: gradient block (cuBLAS: logit slab) rows; chunked: rows per chunk */
   int64_t last_block_cols;        /* streamed: block (slab) columns; chunked: V (padded; cuBLAS: V) */
   int64_t last_tiles;             /* gradient tiles computed (cuBLAS: gradient blocks) */
   int64_t last_tiles_skipped;     /* of which skipped (tile skipping) */

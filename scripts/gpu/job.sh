@@ -4,7 +4,7 @@
 #   scripts/gpu/job.sh check     building-block self-test, the CUDA tests, compute-sanitizer
 #                                (memcheck, racecheck), a quick benchmark of the headline shape
 #   scripts/gpu/job.sh bench     the full benchmark against the peers → results.json, Arrow; the
-#                                CUPTI breakdown, the plan sweep, the GEMM-width and cuBLASLt tables
+#                                CUPTI breakdown, the GEMM-width and cuBLASLt-candidate tables (.txt)
 #   scripts/gpu/job.sh profile   Nsight Compute on the three main kernels
 #   scripts/gpu/job.sh all       check, then bench
 # Extra arguments after the mode go to the benchmark harness (e.g. --budget-s 300).
@@ -70,7 +70,6 @@ if [ "$mode" = bench ] || [ "$mode" = all ]; then
   hung || step bench 560 python3 bench/gpu/lce_bench.py --lib .device/libcalib.so --out "$OUT/results.json" "$@"
   [ -s "$OUT/results.json" ] && step arrow 120 node .device/b/bench.mjs --json "$OUT/results.json" --api --out "$OUT/kernels.arrow"
   step breakdown 120 sh -c "python3 bench/gpu/lce_profile.py --lib .device/libcalib.so > '$OUT/profile.txt'"
-  step sweep 150 sh -c "python3 bench/gpu/lce_sweep.py --lib .device/libcalib.so > '$OUT/sweep.txt'"
   step widths 90 sh -c "python3 bench/gpu/gemm_widths.py > '$OUT/widths.txt'"
   step lt 90 sh -c "python3 bench/gpu/lt_candidates.py > '$OUT/lt.txt'"
 fi

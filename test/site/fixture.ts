@@ -35,7 +35,8 @@ export async function makeFixture(root: string): Promise<void> {
   await writeKernelBench(join(root, "bench", "kernels.arrow"));
 }
 
-/** Median wall-clock time of the fused and naive CPU loss (real engine calls), as kernels.arrow rows. */
+/** Median wall-clock time of the fused and naive CPU loss (real engine calls), as kernels.arrow rows,
+ *  and, in kernels_meta.json, the same two timed round-robin (as the GPU harness's `interleaved`). */
 async function writeKernelBench(file: string): Promise<void> {
   const { linearCrossEntropy } = await import("../../backend/engine/index.js");
   const { rng, normals, integers } = await import("../helpers/random.js");
@@ -73,4 +74,23 @@ async function writeKernelBench(file: string): Promise<void> {
   });
   mkdirSync(join(file, ".."), { recursive: true });
   writeFileSync(file, tableToIPC(table, "stream"));
+  // round-robin: one call of each per round, fwd+bwd at the first shape
+  const [N, D, V] = [256, 64, 2048];
+  const r = rng(8);
+  const e = { data: normals(r, N * D), rows: N, cols: D };
+  const c = { data: normals(r, V * D, 1 / Math.sqrt(D)), rows: V, cols: D };
+  const t = integers(r, N, V);
+  const times: Record<string, number[]> = { ours: [], naive: [] };
+  for (let round = 0; round < 5; round++)
+    for (const [name, impl] of [["ours", "fused"], ["naive", "naive"]] as const) {
+      const t0 = performance.now();
+      linearCrossEntropy(e, c, t, { labelSmoothing: 0.1, grad: true, impl, threads: 1 });
+      times[name]!.push(performance.now() - t0);
+    }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+  const meta = {
+    card: "CPU (site test fixture)", eps: 0.1, started: now, floors: [], skipped: [], errors: [],
+    interleaved: [{ n: N, d: D, v: V, regime: "random", rounds: 5, ms: { ours: median(times.ours!), naive: median(times.naive!) } }],
+  };
+  writeFileSync(file.replace(/\.arrow$/, "") + "_meta.json", JSON.stringify(meta, null, 1) + "\n");
 }

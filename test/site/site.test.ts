@@ -223,6 +223,16 @@ describe("site in Chromium (fixture runs)", () => {
     });
   }
 
+  test("the Kernels page shows the round-robin timings of kernels_meta.json", { timeout: 60_000 }, async () => {
+    const meta = JSON.parse(readFileSync(join(data, "bench", "kernels_meta.json"), "utf8")) as { interleaved: { ms: Record<string, number> }[] };
+    const page = await visit(site.url, "kernels", "kernels");
+    const cells = await page.$$eval("table.interleaved tbody tr", (rows) => rows.map((r) => [r.getAttribute("data-impl"), ...[...r.querySelectorAll("td")].slice(1).map((td) => td.textContent)]));
+    const ms = meta.interleaved[0]!.ms;
+    // impl, ms (2 decimals), × ours: the page's numbers are the file's
+    assert.deepEqual(cells, Object.entries(ms).map(([k, v]) => [k, v.toFixed(2), (v / ms.ours!).toFixed(2)]));
+    await page.close();
+  });
+
   test("the Overview's claim table reads claims.json", { timeout: 60_000 }, async () => {
     const page = await visit(site.url, "", "index");
     const status = await page.$$eval("#claims-table tr[data-claim]", (rows) => rows.map((r) => [r.getAttribute("data-claim"), r.getAttribute("data-status")]));

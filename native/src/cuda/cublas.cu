@@ -190,11 +190,6 @@ calib_status set_workspace(Handle h, void* ptr, size_t bytes, char* err) {
   return CALIB_OK;
 }
 
-calib_status set_stream(Handle h, cudaStream_t s, char* err) {
-  if (Status st = g_api.set_stream(h, s)) return blas_fail(err, st, "cublasSetStream");
-  return CALIB_OK;
-}
-
 void destroy(Handle h) {
   if (h && g_api.destroy) g_api.destroy(h);
 }

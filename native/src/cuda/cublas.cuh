@@ -38,9 +38,6 @@ void destroy(Handle h);
 // Gives cuBLAS a workspace (device memory the caller owns) instead of its own allocation, so
 // that the loss's memory figures include it. A library without the entry point keeps its own.
 calib_status set_workspace(Handle h, void* ptr, size_t bytes, char* err);
-// The stream of the handle's next calls. cuBLAS then falls back to its own workspace, so call
-// set_workspace after it.
-calib_status set_stream(Handle h, cudaStream_t s, char* err);
 
 enum Dt { kF32 = CUDA_R_32F, kBF16 = CUDA_R_16BF };
 

@@ -41,26 +41,6 @@ calib_status device_info(DeviceInfo& out, char* err) {
   return CALIB_OK;
 }
 
-calib_status lanes(int device, Lanes** out, char* err) {
-  static Lanes cache[64];
-  if (device < 0 || device >= 64) {
-    std::snprintf(err, CALIB_ERRLEN, "CUDA device %d: only devices 0–63 are supported", device);
-    return CALIB_ERR_DEVICE;
-  }
-  Lanes& l = cache[device];
-  if (!l.fork) {
-    cudaError_t e = cudaSuccess;
-    for (int i = 0; i < 2 && e == cudaSuccess; ++i) {
-      if (!l.s[i]) e = cudaStreamCreateWithFlags(&l.s[i], cudaStreamNonBlocking);
-      if (e == cudaSuccess && !l.done[i]) e = cudaEventCreateWithFlags(&l.done[i], cudaEventDisableTiming);
-    }
-    if (e == cudaSuccess) e = cudaEventCreateWithFlags(&l.fork, cudaEventDisableTiming);
-    if (e != cudaSuccess) return cuda_fail(err, e, "creating the CUDA streams");
-  }
-  *out = &l;
-  return CALIB_OK;
-}
-
 std::mutex& engine_mutex() {
   static std::mutex m;
   return m;

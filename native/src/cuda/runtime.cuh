@@ -25,15 +25,6 @@ struct DeviceInfo {
 };
 calib_status device_info(DeviceInfo& out, char* err);
 
-// Two non-blocking streams of the current device and events to order them, created once per
-// device (under the engine mutex): ops that split their work in two run it side by side.
-struct Lanes {
-  cudaStream_t s[2] = {nullptr, nullptr};
-  cudaEvent_t done[2] = {nullptr, nullptr};
-  cudaEvent_t fork = nullptr;
-};
-calib_status lanes(int device, Lanes** out, char* err);
-
 // Serializes calls that use the scratch arena.
 std::mutex& engine_mutex();
 

@@ -35,7 +35,6 @@
 
 #include "../common/status.h"
 #include "../cuda/cublas.cuh"
-#include "../cuda/cublaslt.cuh"
 #include "../cuda/runtime.cuh"
 #include "linear_ce.h"
 #include "linear_ce_blas.cuh"
@@ -66,7 +65,6 @@ constexpr int64_t kDefaultBlockBytes = int64_t(32) << 20;
 constexpr int64_t kDefaultSlabBytes = int64_t(56) << 20;
 constexpr int64_t kBlasWorkspaceSmall = int64_t(4) << 20;
 constexpr int64_t kBlasWorkspaceLarge = int64_t(32) << 20;
-constexpr int64_t kTwoPartRows = 512;
 
 // One cuBLAS handle for the process, made on first use (under the engine mutex). A library
 // that cannot be loaded leaves the handle null and `auto` takes the fused kernels.
@@ -162,10 +160,8 @@ struct Job {
   float* gpart = nullptr;
   float* S = nullptr;
   unsigned long long* skipped = nullptr;
-  // cuBLAS path: slab of parts × Rs token rows × Ws vocabulary columns (ldX floats per row)
-  // (streamed: pass-1 blocks of Ws columns; pass-2 blocks A and B of WA and WB columns)
-  int64_t Rs = 0, Ws = 0, WA = 0, WB = 0, ldX = 0, blas_ws_bytes = 0;
-  int parts = 1, device = 0, stats_u = 4, grad_u = 2;
+  // cuBLAS path: slab of Rs token rows × Ws vocabulary columns (ldX floats per row)
+  int64_t Rs = 0, Ws = 0, ldX = 0, blas_ws_bytes = 0;
   int32_t* inv = nullptr;
   float* X = nullptr;
   void* blas_ws = nullptr;
@@ -175,50 +171,28 @@ struct Job {
   // Ws columns (fewer rows only when N is huge) and the logits are computed twice: once for
   // the logsumexp, once for G (streamed, 8·N·D·V). Ignored tokens' rows are computed and
   // zeroed, so `auto` takes this path only when at least a third of the tokens are valid.
-  // A slab of ≥ kTwoPartRows rows is split into two row parts of Rs rows that run on two
-  // streams (see run_blas); $CALIB_LCE_PARTS=1 keeps one part (for comparisons).
   void plan_blas() {
     const int64_t Vpad = round_up(V, 256), rows_all = std::max<int64_t>(N, 1);
     const int64_t budget = workspace > 0 ? workspace : kDefaultSlabBytes;
     mode = !grad ? 0 : (budget >= std::min<int64_t>(1024, rows_all) * Vpad * 4 ? 2 : 1);
-    int64_t R = rows_all;
     if (mode == 2) {
-      R = std::min<int64_t>(rows_all, budget / (Vpad * 4));
-      if (R < rows_all) R = R / kBM * kBM;
+      Rs = std::min<int64_t>(rows_all, budget / (Vpad * 4));
+      if (Rs < rows_all) Rs = Rs / kBM * kBM;
       Ws = V, ldX = Vpad;
     } else {
       int64_t W = budget / (4 * rows_all) / 256 * 256;
+      Rs = rows_all;
       if (W < 512) {
         W = 512;
-        R = std::min<int64_t>(rows_all, std::max<int64_t>(kBM, budget / (4 * W) / kBM * kBM));
+        Rs = std::min<int64_t>(rows_all, std::max<int64_t>(kBM, budget / (4 * W) / kBM * kBM));
       }
-      ldX = std::min<int64_t>(W, Vpad);
-      // Block widths (for N = 8192, D = 2304 a 1792-column logit GEMM ran at 91% of a large GEMM's
-      // rate, 1536 at 97%: data/bench/kernels_widths.txt): pass 1 and block A take the slab width rounded down
-      // to 512 columns, B the rest of the slab row after A's G.
-      Ws = ldX > 1024 ? ldX / 512 * 512 : ldX;
-      WA = Ws;
-      WB = std::min<int64_t>(WA, (ldX - WA / 2) / 256 * 256);
-      if (const char* b = std::getenv("CALIB_LCE_BLOCKS")) {  // "Ws,WA,WB" (benchmarks)
-        long long x = 0, y = 0, z = 0;
-        if (std::sscanf(b, "%lld,%lld,%lld", &x, &y, &z) == 3 && x >= 256 && x <= ldX && y >= 256 && y <= ldX &&
-            x % 256 == 0 && y % 256 == 0 && z % 256 == 0 && z >= 0 && z <= ldX - y / 2)
-          Ws = x, WA = y, WB = z;
-      }
+      Ws = ldX = std::min<int64_t>(W, Vpad);
     }
-    // segments per step of the vocabulary-block row kernels (statistics, gradient); "2,1" gives the
-    // earlier kernels (benchmarks)
-    if (const char* u = std::getenv("CALIB_LCE_UNROLL"))
-      if (std::strcmp(u, "2,1") == 0) stats_u = 2, grad_u = 1;
-    const char* env = std::getenv("CALIB_LCE_PARTS");
-    parts = R >= kTwoPartRows && !(env && std::strcmp(env, "1") == 0) ? 2 : 1;
-    Rs = ceil_div(R, parts);
     blas_ws_bytes = budget >= (int64_t(256) << 20) ? kBlasWorkspaceLarge : kBlasWorkspaceSmall;
     splits = 0;
   }
 
   void plan(const DeviceInfo& dev) {
-    device = dev.device;
     if (blas) return plan_blas();
     planes = bf16 ? 1 : 3;
     bn = planes == 1 ? TileCfg<1>::BN : TileCfg<3>::BN;
@@ -267,9 +241,9 @@ struct Job {
       part_l = L.take<float>(count);
       if (dense) part_s = L.take<double>(count);
       tgt = L.take<float>(count);
-      X = L.take<float>(size_t(parts * Rs) * ldX);
+      X = L.take<float>(size_t(Rs) * ldX);
       blas_ws = L.take<char>(blas_ws_bytes);
-      if (dbias) gpart = L.take<float>(size_t(ceil_div(parts * Rs, kBM)) * std::max(Ws, WA + WB));
+      if (dbias) gpart = L.take<float>(size_t(ceil_div(Rs, kBM)) * (Ws + Ws / 2));
       skipped = L.take<unsigned long long>(1);
       return;
     }
@@ -355,22 +329,20 @@ struct Job {
     return CALIB_OK;
   }
 
-  calib_status bias_grad(const void* Gp, int64_t ldG, int64_t nr, int64_t v0, int64_t nc, bool init, char* err,
-                         cudaStream_t stream = nullptr) {
+  calib_status bias_grad(const void* Gp, int64_t ldG, int64_t nr, int64_t v0, int64_t nc, bool init, char* err) {
     const double* ws = rank1 && !blas ? wsum : nullptr;  // the cuBLAS path's G holds the ε/V term
     const int nparts = static_cast<int>(ceil_div(nr, kBM));
     const dim3 grid(static_cast<unsigned>(ceil_div(nc, 256)), static_cast<unsigned>(nparts));
-    if (bf16) gsum_partial_kernel<1><<<grid, 256, 0, stream>>>(Gp, ldG, nr, nc, kBM, gpart);
-    else gsum_partial_kernel<3><<<grid, 256, 0, stream>>>(Gp, ldG, nr, nc, kBM, gpart);
+    if (bf16) gsum_partial_kernel<1><<<grid, 256>>>(Gp, ldG, nr, nc, kBM, gpart);
+    else gsum_partial_kernel<3><<<grid, 256>>>(Gp, ldG, nr, nc, kBM, gpart);
     LAUNCHED("bias gradient kernel");
-    gsum_final_kernel<<<static_cast<unsigned>(ceil_div(nc, 256)), 256, 0, stream>>>(gpart, nparts, nc, dbias + v0,
-                                                                                   init ? 1 : 0, ws, eps / double(V));
+    gsum_final_kernel<<<static_cast<unsigned>(ceil_div(nc, 256)), 256>>>(gpart, nparts, nc, dbias + v0, init ? 1 : 0, ws,
+                                                                        eps / double(V));
     LAUNCHED("bias gradient kernel");
     return CALIB_OK;
   }
 
   calib_status run_blas(char* err);
-  calib_status blas_steps(blas::Handle h, const cu::Lanes& ln, char* err);
 
   calib_status run(char* err) {
     const unsigned dblocks = static_cast<unsigned>(ceil_div(D, 256));
@@ -454,42 +426,15 @@ struct Job {
 // row kernel folds them into the logsumexp state; for gradients, another row kernel turns them
 // into bf16 G in place and cuBLAS runs dE[rows] (+)= G·C[cols] and dC[cols] (+)= Gᵀ·E[rows]
 // (fp32 outputs; "+" from the second block on). Every output element has one writer per GEMM.
-// Streamed mode packs two blocks of G per slab: after block A (WA columns) became bf16 in the
-// first half of its slab columns, block B (WB ≤ ldX − WA/2 columns) takes the free rest of the
-// row, and its G lands right after A's. The two gradient GEMMs then see K (or M) = WA + WB
-// (2560 for a 1792-column slab), which cuts dE's fp32 read-modify-write traffic, N·D·8 bytes
-// per GEMM, against one block per GEMM.
-//
-// Two streams ("lanes"): part q of the slab (token rows g0 + q·Rs …) runs its logit GEMMs and row
-// kernels on lane q, so one part's GEMM fills the tail wave of the other's and the memory-bound
-// row kernels run beside a GEMM (plan comparisons: data/bench/kernels_sweep.txt).
-// The parts are adjacent slab rows, so each step's dE and dC GEMMs cover both parts at once;
-// they run side by side on the two lanes after both parts' G is written, and the next step
-// waits for both (they read the slab it overwrites). Within a lane everything is in issue order
-// and the lanes never write the same memory concurrently: results are bitwise reproducible.
+// Streamed mode packs 1.5 blocks of G per slab: after block A (Ws columns) became bf16 in the
+// first half of each slab row, block B (Ws/2 columns) takes the free second half, and its G
+// lands right after A's. The two gradient GEMMs then see K (or M) = 1.5·Ws, which cuts dE's
+// fp32 read-modify-write traffic, N·D·8 bytes per GEMM, by a third.
 calib_status Job::run_blas(char* err) {
   blas::Handle h = blas_handle(nullptr);
-  Lanes* ln = nullptr;
-  if (calib_status st = lanes(device, &ln, err)) return st;
+  if (calib_status st = blas::set_workspace(h, blas_ws, size_t(blas_ws_bytes), err)) return st;
   inverse_rows_kernel<<<1, 1024>>>(rows, count, N, inv);
   LAUNCHED("inverse row map kernel");
-  CU_TRY(cudaEventRecord(ln->fork, nullptr));  // the lanes start after the caller's stream
-  for (int q = 0; q < 2; ++q) CU_TRY(cudaStreamWaitEvent(ln->s[q], ln->fork, 0));
-  calib_status st = blas_steps(h, *ln, err);
-  // the caller's stream continues after both lanes, also after a failed launch
-  for (int q = 0; q < 2; ++q) {
-    cudaEventRecord(ln->done[q], ln->s[q]);
-    cudaStreamWaitEvent(nullptr, ln->done[q], 0);
-  }
-  char why[CALIB_ERRLEN];
-  if (calib_status s2 = blas::set_stream(h, nullptr, why); s2 && !st) {
-    std::snprintf(err, CALIB_ERRLEN, "%s", why);
-    st = s2;
-  }
-  return st;
-}
-
-calib_status Job::blas_steps(blas::Handle h, const Lanes& ln, char* err) {
   SlabParams p{};
   p.ldX = ldX, p.V = V, p.inv = inv, p.targets = targets, p.bias = bias, p.inv_t = inv_t, p.cap = cap;
   p.run_m = part_m, p.run_l = part_l, p.run_s = part_s, p.tgt = tgt, p.dense = dense ? 1 : 0;
@@ -499,131 +444,79 @@ calib_status Job::blas_steps(blas::Handle h, const Lanes& ln, char* err) {
   const char* C8 = static_cast<const char*>(c);
   const int64_t es = 2;
   const int Di = static_cast<int>(D);
-  // cuBLAS calls go to lane q's stream with its half of the cuBLAS workspace
-  const size_t ws_lane = size_t(blas_ws_bytes) / 2 / 256 * 256;
-  int cur = -1;
-  auto on = [&](int q) -> calib_status {
-    if (q == cur) return CALIB_OK;
-    cur = q;
-    if (calib_status st = blas::set_stream(h, ln.s[q], err)) return st;
-    return blas::set_workspace(h, static_cast<char*>(blas_ws) + q * ws_lane, ws_lane, err);
-  };
-  auto cross = [&]() -> calib_status {  // each lane waits for what the other has issued so far
-    for (int q = 0; q < 2; ++q) CU_TRY(cudaEventRecord(ln.done[q], ln.s[q]));
-    for (int q = 0; q < 2; ++q) CU_TRY(cudaStreamWaitEvent(ln.s[q], ln.done[1 - q], 0));
-    return CALIB_OK;
-  };
   // cuBLAS takes a slow path when the vocabulary extent of a GEMM is not a multiple of 64 (seen at
   // V = 50257: ~100 TFLOP/s), so each GEMM runs as an aligned part plus a narrow tail.
   auto split = [](int64_t nc) { return nc > 64 && nc % 64 ? nc / 64 * 64 : nc; };
-  // part q: logits of rows [r0, r0+nr) × columns [v0, v0+nc) into the slab at float column `at`
-  // Every GEMM: bf16 inputs, fp32 output, on lane q; through cuBLASLt when it loads (planned once
-  // per shape), else cuBLAS ($CALIB_LCE_GEMMEX=1 forces cuBLAS, for comparisons).
-  char lt_why[CALIB_ERRLEN];
-  const char* gemmex = std::getenv("CALIB_LCE_GEMMEX");
-  const bool lt = !(gemmex && std::strcmp(gemmex, "1") == 0) && blas::lt::load(lt_why) == CALIB_OK;
-  auto mm = [&](int q, blas::Op ta, blas::Op tb, int M, int Nn, int K, const void* A, int lda, const void* B, int ldb,
-                bool acc, float* Cp, int ldc) -> calib_status {
-    if (lt)
-      return blas::lt::gemm_rm(ta, tb, M, Nn, K, A, blas::kBF16, lda, B, blas::kBF16, ldb, acc, Cp, blas::kF32, ldc,
-                               static_cast<char*>(blas_ws) + q * ws_lane, ws_lane, ln.s[q], err);
-    if (calib_status st = on(q)) return st;
-    return blas::gemm_rm(h, ta, tb, M, Nn, K, 1.f, A, blas::kBF16, lda, B, blas::kBF16, ldb, acc ? 1.f : 0.f, Cp,
-                         blas::kF32, ldc, err);
-  };
-  auto block = [&](int q, int64_t r0, int64_t nr, int64_t v0, int64_t nc, int64_t at) -> calib_status {
-    p.X = X + q * Rs * ldX + at, p.r0 = r0, p.nrows = nr, p.v0 = v0, p.ncols = nc;
+  // logits of rows [r0, r0+nr) × columns [v0, v0+nc) into the slab at float column `at`
+  auto block = [&](int64_t r0, int64_t nr, int64_t v0, int64_t nc, int64_t at) -> calib_status {
+    p.X = X + at, p.r0 = r0, p.nrows = nr, p.v0 = v0, p.ncols = nc;
     for (int64_t a = 0, b = split(nc); a < nc; a = b, b = nc)
-      if (calib_status st = mm(q, blas::kN, blas::kT, int(nr), int(b - a), Di, E8 + r0 * D * es, Di,
-                               C8 + (v0 + a) * D * es, Di, false, p.X + a, int(ldX)))
+      if (calib_status st = blas::gemm_rm(h, blas::kN, blas::kT, int(nr), int(b - a), Di, 1.f, E8 + r0 * D * es,
+                                          blas::kBF16, Di, C8 + (v0 + a) * D * es, blas::kBF16, Di, 0.f, p.X + a,
+                                          blas::kF32, int(ldX), err))
         return st;
     return CALIB_OK;
   };
-  // row kernels on lane q: a warp per row for vocabulary blocks, a CTA per row for whole rows
-  auto row_kernel = [&](int q, bool stats_kernel, const char* what) -> calib_status {
+  // row kernels: a warp per row for vocabulary blocks, a CTA per row for whole rows
+  auto row_kernel = [&](bool stats_kernel, const char* what) -> calib_status {
     const bool wide = p.ncols >= 8192;
     const unsigned grid = static_cast<unsigned>(wide ? p.nrows : ceil_div(p.nrows, 8));
-    cudaStream_t s = ln.s[q];
-    // (whole rows keep 2 and 1 segments per step: more did not help the chunked mode)
     if (stats_kernel) {
-      if (wide) slab_stats_kernel<8, 2><<<grid, 256, 0, s>>>(p);
-      else if (stats_u == 4) slab_stats_kernel<1, 4><<<grid, 256, 0, s>>>(p);
-      else slab_stats_kernel<1, 2><<<grid, 256, 0, s>>>(p);
+      if (wide) slab_stats_kernel<8><<<grid, 256>>>(p);
+      else slab_stats_kernel<1><<<grid, 256>>>(p);
     } else {
-      if (wide) slab_grad_kernel<8, 1><<<grid, 256, 0, s>>>(p);
-      else if (grad_u == 2) slab_grad_kernel<1, 2><<<grid, 256, 0, s>>>(p);
-      else slab_grad_kernel<1, 1><<<grid, 256, 0, s>>>(p);
+      if (wide) slab_grad_kernel<8><<<grid, 256>>>(p);
+      else slab_grad_kernel<1><<<grid, 256>>>(p);
     }
     LAUNCHED(what);
     return CALIB_OK;
   };
-  auto stats_of = [&](int q, bool first, bool last) {
+  auto stats_of = [&](bool first, bool last) {
     p.first = first, p.last = last;
-    return row_kernel(q, true, "logit statistics kernel");
+    return row_kernel(true, "logit statistics kernel");
   };
-  // dE[g0..] (+)= G·C[v0..v0+nc] on lane 0 and dC[v0..] (+)= Gᵀ·E[g0..] (and dbias) on lane 1, G
-  // being the slab's bf16 view over both parts (nr rows)
-  const int ldG = int(2 * ldX);
-  const uint16_t* Gb = reinterpret_cast<const uint16_t*>(X);
-  auto de_gemm = [&](int64_t g0, int64_t nr, int64_t v0, int64_t nc, bool add_e) -> calib_status {
-    for (int64_t a = 0, b = split(nc); a < nc; a = b, b = nc)
-      if (calib_status st = mm(0, blas::kN, blas::kN, int(nr), Di, int(b - a), Gb + a, ldG, C8 + (v0 + a) * D * es, Di,
-                               add_e || a > 0, dE + g0 * D, Di))
+  // dE[r0..] (+)= G·C[v0..v0+nc], dC[v0..] (+)= Gᵀ·E[r0..], dbias; G is the slab's bf16 view
+  auto gemms = [&](int64_t r0, int64_t nr, int64_t v0, int64_t nc, bool add_e, bool add_c) -> calib_status {
+    const int ldG = int(2 * ldX);
+    const uint16_t* Gb = reinterpret_cast<const uint16_t*>(X);
+    for (int64_t a = 0, b = split(nc); a < nc; a = b, b = nc) {
+      const float be = add_e || a > 0 ? 1.f : 0.f;
+      if (calib_status st = blas::gemm_rm(h, blas::kN, blas::kN, int(nr), Di, int(b - a), 1.f, Gb + a, blas::kBF16, ldG,
+                                          C8 + (v0 + a) * D * es, blas::kBF16, Di, be, dE + r0 * D, blas::kF32, Di, err))
         return st;
-    return CALIB_OK;
-  };
-  auto dc_gemm = [&](int64_t g0, int64_t nr, int64_t v0, int64_t nc, bool add_c) -> calib_status {
-    for (int64_t a = 0, b = split(nc); a < nc; a = b, b = nc)
-      if (calib_status st = mm(1, blas::kT, blas::kN, int(b - a), Di, int(nr), Gb + a, ldG, E8 + g0 * D * es, Di, add_c,
-                               dC + (v0 + a) * D, Di))
+      if (calib_status st = blas::gemm_rm(h, blas::kT, blas::kN, int(b - a), Di, int(nr), 1.f, Gb + a, blas::kBF16, ldG,
+                                          E8 + r0 * D * es, blas::kBF16, Di, add_c ? 1.f : 0.f, dC + (v0 + a) * D,
+                                          blas::kF32, Di, err))
         return st;
-    return CALIB_OK;
-  };
-  auto gemms = [&](int64_t g0, int64_t nr, int64_t v0, int64_t nc, bool add_e, bool add_c) -> calib_status {
-    if (calib_status st = cross()) return st;
-    if (calib_status st = de_gemm(g0, nr, v0, nc, add_e)) return st;
-    if (calib_status st = dc_gemm(g0, nr, v0, nc, add_c)) return st;
+    }
     ++stats().last_tiles;
-    if (dbias)
-      if (calib_status st = bias_grad(X, 2 * ldX, nr, v0, nc, !add_c, err, ln.s[1])) return st;
-    return cross();
+    if (dbias) return bias_grad(X, 2 * ldX, nr, v0, nc, !add_c, err);
+    return CALIB_OK;
   };
-  const int64_t group = parts * Rs;
-  auto rows_of = [&](int64_t g0, int q) { return std::max<int64_t>(0, std::min(Rs, N - g0 - q * Rs)); };
   calib_status st;
   if (mode == 2) {
-    for (int64_t g0 = 0; g0 < N; g0 += group) {
-      for (int q = 0; q < parts; ++q) {
-        const int64_t r0 = g0 + q * Rs, nr = rows_of(g0, q);
-        if (nr == 0) continue;
-        if ((st = block(q, r0, nr, 0, V, 0)) || (st = stats_of(q, true, true)) ||
-            (st = row_kernel(q, false, "logits-to-gradient kernel")))
-          return st;
-      }
-      if ((st = gemms(g0, std::min(group, N - g0), 0, V, false, g0 > 0))) return st;
+    for (int64_t r0 = 0; r0 < N; r0 += Rs) {
+      const int64_t nr = std::min(Rs, N - r0);
+      if ((st = block(r0, nr, 0, V, 0)) || (st = stats_of(true, true)) ||
+          (st = row_kernel(false, "logits-to-gradient kernel")) || (st = gemms(r0, nr, 0, V, false, r0 > 0)))
+        return st;
     }
     return CALIB_OK;
   }
-  for (int64_t g0 = 0; g0 < N; g0 += group)
-    for (int64_t v0 = 0; v0 < V; v0 += Ws)
-      for (int q = 0; q < parts; ++q) {
-        const int64_t r0 = g0 + q * Rs, nr = rows_of(g0, q), nc = std::min(Ws, V - v0);
-        if (nr == 0) continue;
-        if ((st = block(q, r0, nr, v0, nc, 0)) || (st = stats_of(q, v0 == 0, v0 + nc >= V))) return st;
-      }
+  for (int64_t r0 = 0; r0 < N; r0 += Rs)
+    for (int64_t v0 = 0; v0 < V; v0 += Ws) {
+      const int64_t nr = std::min(Rs, N - r0), nc = std::min(Ws, V - v0);
+      if ((st = block(r0, nr, v0, nc, 0)) || (st = stats_of(v0 == 0, v0 + nc >= V))) return st;
+    }
   if (mode == 0) return CALIB_OK;
-  for (int64_t g0 = 0; g0 < N; g0 += group)
-    for (int64_t v0 = 0; v0 < V; v0 += WA + WB) {
-      const int64_t na = std::min(WA, V - v0), nb = std::min(WB, V - v0 - na);
-      for (int q = 0; q < parts; ++q) {
-        const int64_t r0 = g0 + q * Rs, nr = rows_of(g0, q);
-        if (nr == 0) continue;
-        if ((st = block(q, r0, nr, v0, na, 0)) || (st = row_kernel(q, false, "logits-to-gradient kernel"))) return st;
-        if (nb > 0)
-          if ((st = block(q, r0, nr, v0 + na, nb, WA / 2)) || (st = row_kernel(q, false, "logits-to-gradient kernel")))
-            return st;
-      }
-      if ((st = gemms(g0, std::min(group, N - g0), v0, na + nb, v0 > 0, g0 > 0))) return st;
+  const int64_t half = Ws / 2;  // Ws is a multiple of 256
+  for (int64_t r0 = 0; r0 < N; r0 += Rs)
+    for (int64_t v0 = 0; v0 < V; v0 += Ws + half) {
+      const int64_t nr = std::min(Rs, N - r0), na = std::min(Ws, V - v0), nb = std::min(half, V - v0 - na);
+      if ((st = block(r0, nr, v0, na, 0)) || (st = row_kernel(false, "logits-to-gradient kernel"))) return st;
+      if (nb > 0)
+        if ((st = block(r0, nr, v0 + na, nb, half)) || (st = row_kernel(false, "logits-to-gradient kernel"))) return st;
+      if ((st = gemms(r0, nr, v0, na + nb, v0 > 0, r0 > 0))) return st;
     }
   return CALIB_OK;
 }
@@ -693,7 +586,6 @@ void record(const Job& j, size_t bytes) {
   s.last_mode = j.mode;
   s.last_splits = j.splits;
   if (j.blas) {
-    s.last_splits = j.parts;
     s.last_block_rows = j.Rs;
     s.last_block_cols = j.Ws;
   } else {
