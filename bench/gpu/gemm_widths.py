@@ -8,9 +8,12 @@ large GEMM's rate measured right before it (the clock changes under sustained lo
 """
 import ctypes
 import os
-import statistics
+import sys
 
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lce_bench import timed  # noqa: E402
 
 N, D, V = 8192, 2304, 256000
 BF, F32, OP_N, OP_T, COMPUTE_32F = 14, 0, 0, 1, 68
@@ -40,25 +43,11 @@ def logits(v0, nc, X, ldX):
     gemm_rm(OP_N, OP_T, N, nc, D, E.data_ptr(), D, C.data_ptr() + v0 * D * 2, D, False, X, ldX)
 
 
-def timeit(fn, reps=3):
-    fn()
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(True), torch.cuda.Event(True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        ts.append(a.elapsed_time(b))
-    return statistics.median(ts)
-
-
 def ref_tflops():
     def f():
         for i in range(8):
             logits(i * 8192, 8192, big.data_ptr(), 8192)
-    return 2 * N * 8192 * D * 8 / timeit(f) / 1e9
+    return 2 * N * 8192 * D * 8 / timed(f, 1, 3)[0] / 1e9
 
 
 FLOP = 2 * N * D * V
@@ -66,7 +55,7 @@ FLOP = 2 * N * D * V
 
 def report(label, fn):
     r = ref_tflops()
-    ms = timeit(fn)
+    ms = timed(fn, 1, 3)[0]
     print(f"  {label:<40} {ms:7.2f} ms {FLOP / ms / 1e9:6.0f} TFLOP/s {FLOP / ms / 1e9 / r * 100:6.1f}% of {r:.0f}", flush=True)
 
 

@@ -119,18 +119,22 @@ class Ours:
 
 
 # --------------------------------------------------------------------------- helpers
+def event_ms(fn):
+    """One call of fn, timed with CUDA events on the current stream (ms)."""
+    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    a.record()
+    fn()
+    b.record()
+    b.synchronize()
+    return a.elapsed_time(b)
+
+
 def timed(fn, warmup, iters):
+    """(median, all) ms of iters calls after warmup untimed ones."""
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
-    ts = []
-    for _ in range(iters):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        ts.append(a.elapsed_time(b))
+    ts = [event_ms(fn) for _ in range(iters)]
     return statistics.median(ts), ts
 
 
@@ -149,13 +153,7 @@ def interleaved(fns, warmup, rounds, seed=0):
     for _ in range(rounds):
         rng.shuffle(order)
         for k in order:
-            fn = fns[k]
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record()
-            fn()
-            b.record()
-            b.synchronize()
-            ts[k].append(a.elapsed_time(b))
+            ts[k].append(event_ms(fns[k]))
     return {k: statistics.median(v) for k, v in ts.items()}, ts
 
 
@@ -250,13 +248,11 @@ def interleaved_round(meta, ours, compiled, shape, regime, E, C, t, t32, args):
     fns = {"floor8": floor8,
            "ours": lambda: ours.run(E, C, t32, True, out=out),
            "ours_1GiB": lambda: ours.run(E, C, t32, True, workspace=1 << 30, out=out)}
-    grads = {}
     for peer in ("torch_eager", "torch_compile"):
         f = compiled.get((peer, shape))
         if f is None:
             continue
         Eg, Cg = E.clone().requires_grad_(), C.clone().requires_grad_()
-        grads[peer] = (Eg, Cg)
 
         def fb(f=f, Eg=Eg, Cg=Cg):
             Eg.grad = None
@@ -271,7 +267,7 @@ def interleaved_round(meta, ours, compiled, shape, regime, E, C, t, t32, args):
                                                "ms": med, "times_ms": ts})
     log(f" interleaved ({args.rounds} rounds, {regime}): " + ", ".join(f"{k} {v:.2f} ms" for k, v in med.items())
         + f"; ours / floor8 {med['ours'] / med['floor8']:.3f}")
-    del grads, out, B
+    del fns, out, B
     torch.cuda.empty_cache()
 
 

@@ -10,9 +10,12 @@ Prints a text report (scripts/gpu/job.sh saves it as data/bench/kernels_lt.txt).
 """
 import ctypes
 import os
-import statistics
+import sys
 
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lce_bench import timed  # noqa: E402
 
 path = os.environ.get("CALIB_CUBLAS_PATH") or "libcublas.so.13"
 d = os.path.dirname(path) if "/" in path else ""
@@ -68,20 +71,6 @@ def layout(dtype, rows, cols, ld):
     return lay
 
 
-def median_ms(fn, reps=5):
-    fn()
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        ts.append(a.elapsed_time(b))
-    return statistics.median(ts)
-
-
 def probe(label, m, n, k, A, ta, a_rows, a_cols, lda, B, tb, b_rows, b_cols, ldb, Cp, ldc, accumulate):
     """Column-major C(m×n) = op(A)·op(B) (+ C): cublasGemmEx's choice, then each cuBLASLt candidate."""
     md = desc(ta, tb)
@@ -92,8 +81,10 @@ def probe(label, m, n, k, A, ta, a_rows, a_cols, lda, B, tb, b_rows, b_cols, ldb
     print(f"{label}: heuristic status {st}, {cnt.value} algos", flush=True)
     beta = ctypes.byref(one if accumulate else zero)
     flop = 2.0 * m * n * k
-    t = median_ms(lambda: ok(cb.cublasGemmEx(CB, ta, tb, m, n, k, ctypes.byref(one), ctypes.c_void_p(A), BF16, lda, ctypes.c_void_p(B),
-                                             BF16, ldb, beta, ctypes.c_void_p(Cp), F32, ldc, COMPUTE_32F, -1), "cublasGemmEx"))
+    def gemm_ex():
+        ok(cb.cublasGemmEx(CB, ta, tb, m, n, k, ctypes.byref(one), ctypes.c_void_p(A), BF16, lda, ctypes.c_void_p(B), BF16, ldb,
+                           beta, ctypes.c_void_p(Cp), F32, ldc, COMPUTE_32F, -1), "cublasGemmEx")
+    t = timed(gemm_ex, 1, 5)[0]
     print(f"   cublasGemmEx default: {t:.3f} ms ({flop / t / 1e9:.0f} TFLOP/s)", flush=True)
     for i in range(cnt.value):
         r = res[i]
@@ -104,7 +95,7 @@ def probe(label, m, n, k, A, ta, a_rows, a_cols, lda, B, tb, b_rows, b_cols, ldb
             ok(lt.cublasLtMatmul(H, md, ctypes.byref(one), ctypes.c_void_p(A), la, ctypes.c_void_p(B), lb, beta, ctypes.c_void_p(Cp), lc,
                                  ctypes.c_void_p(Cp), lc, ctypes.byref(r.algo), ctypes.c_void_p(ws.data_ptr()), ctypes.c_size_t(WS), stream),
                "cublasLtMatmul")
-        t = median_ms(run)
+        t = timed(run, 1, 5)[0]
         print(f"   algo {i}: {t:.3f} ms ({flop / t / 1e9:.0f} TFLOP/s) ws {r.ws >> 10} KiB waves {r.waves:.2f} id {r.algo.data[0] & 0xffffffff}",
               flush=True)
 

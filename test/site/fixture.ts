@@ -40,12 +40,15 @@ export async function makeFixture(root: string): Promise<void> {
 async function writeKernelBench(file: string): Promise<void> {
   const { linearCrossEntropy } = await import("../../backend/engine/index.js");
   const { rng, normals, integers } = await import("../helpers/random.js");
-  const rows: Array<{ impl: string; n: number; d: number; v: number; pass: string; time_ms: number }> = [];
-  for (const [N, D, V] of [[256, 64, 2048], [512, 64, 4096]] as const) {
-    const r = rng(7);
+  const inputs = (N: number, D: number, V: number, seed: number) => {
+    const r = rng(seed);
     const e = { data: normals(r, N * D), rows: N, cols: D };
     const c = { data: normals(r, V * D, 1 / Math.sqrt(D)), rows: V, cols: D };
-    const t = integers(r, N, V);
+    return { e, c, t: integers(r, N, V) };
+  };
+  const rows: Array<{ impl: string; n: number; d: number; v: number; pass: string; time_ms: number }> = [];
+  for (const [N, D, V] of [[256, 64, 2048], [512, 64, 4096]] as const) {
+    const { e, c, t } = inputs(N, D, V, 7);
     for (const impl of ["fused", "naive"] as const) {
       for (const grad of [false, true]) {
         const ms: number[] = [];
@@ -76,10 +79,7 @@ async function writeKernelBench(file: string): Promise<void> {
   writeFileSync(file, tableToIPC(table, "stream"));
   // round-robin: one call of each per round, fwd+bwd at the first shape
   const [N, D, V] = [256, 64, 2048];
-  const r = rng(8);
-  const e = { data: normals(r, N * D), rows: N, cols: D };
-  const c = { data: normals(r, V * D, 1 / Math.sqrt(D)), rows: V, cols: D };
-  const t = integers(r, N, V);
+  const { e, c, t } = inputs(N, D, V, 8);
   const times: Record<string, number[]> = { ours: [], naive: [] };
   for (let round = 0; round < 5; round++)
     for (const [name, impl] of [["ours", "fused"], ["naive", "naive"]] as const) {
