@@ -39,7 +39,7 @@ def group(name):
         return "cuBLAS " + name[:40]
     if name.startswith("Memset") or name.startswith("Memcpy"):
         return name.split(" (")[0]
-    for key in ("slab_stats", "slab_grad", "lse_kernel", "gtile_kernel", "grad_kernel", "colsum", "merge_kernel",
+    for key in ("slab_stats", "slab_grad", "lse_tma_kernel", "lse_kernel", "gtile_kernel", "grad_kernel", "colsum", "merge_kernel",
                 "SoftMaxForward", "SoftMaxBackward", "elementwise", "reduce_kernel", "nll_loss"):
         if key in name:
             return key

@@ -5,6 +5,7 @@
 #                                (memcheck, racecheck), a quick benchmark of the headline shape
 #   scripts/gpu/job.sh bench     the full benchmark against the peers → results.json, Arrow; the
 #                                CUPTI breakdown, the GEMM-width and cuBLASLt-candidate tables (.txt)
+#   scripts/gpu/job.sh quick     check without Nsight Compute and racecheck, plus the CUPTI breakdown
 #   scripts/gpu/job.sh profile   Nsight Compute on the three main kernels
 #   scripts/gpu/job.sh all       check, then bench
 # Extra arguments after the mode go to the benchmark harness (e.g. --budget-s 300).
@@ -64,6 +65,14 @@ if [ "$mode" = check ] || [ "$mode" = all ]; then
   hung || step racecheck-self 60 compute-sanitizer --tool racecheck --error-exitcode 9 .device/mma_selftest
   [ "$mode" = check ] && { hung || step quick 150 python3 bench/gpu/lce_bench.py --lib .device/libcalib.so --out "$OUT/quick.json" --quick --iters 3 --sweep 1073741824 "$@"; }
   hung || ncu_profile 120
+fi
+if [ "$mode" = quick ]; then
+  step selftest 40 .device/mma_selftest
+  pick_lbo
+  hung || step tests 150 node .device/b/cuda-test.mjs
+  hung || step memcheck-node 150 compute-sanitizer --tool memcheck --error-exitcode 9 node .device/b/sanitize.mjs
+  hung || step quick 200 python3 bench/gpu/lce_bench.py --lib .device/libcalib.so --out "$OUT/quick.json" --quick --iters 3 --sweep 1073741824 "$@"
+  hung || step breakdown 120 sh -c "python3 bench/gpu/lce_profile.py --lib .device/libcalib.so > '$OUT/profile.txt'"
 fi
 if [ "$mode" = bench ] || [ "$mode" = all ]; then
   [ "$mode" = bench ] && { step selftest 40 .device/mma_selftest; pick_lbo; }

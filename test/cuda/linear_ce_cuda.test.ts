@@ -216,6 +216,44 @@ test("every plan of the cuBLAS path gives the same result: whole rows, vocabular
   }
 });
 
+test("cuBLAS path: the forward with logits in registers (Hopper) matches the slab forward and the reference", { skip: needGpu }, () => {
+  // D a multiple of 8 lets the copy engine read E and C: a streamed call's forward runs
+  // lse_tma_kernel (vocabulary splits > 0); CALIB_LSE=slab forces the fp32-slab forward on the
+  // same inputs. A 512-byte workspace keeps these small shapes out of chunked mode.
+  const hopper = /\(sm_9\d/.test(engineInfo().cudaMessage);
+  const cases: Case[] = [
+    { name: "N=1", N: 1, D: 8, V: 50, eps: 0.1 },
+    { name: "tiles of rows and columns, ragged V, bias, ignored", N: 300, D: 96, V: 1100, eps: 0.1, bias: true, ignoreFraction: 0.1 },
+    { name: "K past one 64-deep step, temperature", N: 140, D: 200, V: 513, eps: 0.05, temperature: 0.7 },
+    { name: "softcap (dense smoothing term)", N: 90, D: 16, V: 300, eps: 0.1, softcap: 3, scale: 2 },
+    { name: "logits of magnitude 1e4", N: 24, D: 16, V: 190, eps: 0.1, scale: 1e4 },
+    { name: "eps=0, reduction none", N: 70, D: 24, V: 260, eps: 0, reduction: "none", gradOutput: "per-token", ignoreFraction: 0.3 },
+  ];
+  for (const [k, c] of cases.entries()) {
+    const inp = makeInputs(c, 4100 + k);
+    const ref = reference(c, inp, "bfloat16");
+    const regs = runDevice(c, inp, "bfloat16", { impl: "cublas", workspaceBytes: 512 });
+    assert.equal(cudaStats().lastMode, "streamed", c.name);
+    if (hopper) assert.ok(cudaStats().lastSplits > 0, `${c.name}: forward in registers`);
+    compare(`${c.name} [forward in registers]`, regs, ref, TOL.bfloat16, !!inp.bias);
+    process.env.CALIB_LSE = "slab";
+    let slab: Out;
+    try {
+      slab = runDevice(c, inp, "bfloat16", { impl: "cublas", workspaceBytes: 512 });
+      assert.equal(cudaStats().lastSplits, 0, `${c.name}: slab forward`);
+    } finally {
+      delete process.env.CALIB_LSE;
+    }
+    compare(`${c.name} [slab forward]`, slab, ref, TOL.bfloat16, !!inp.bias);
+    // Same fp32 accumulation, different order: the two forwards agree far below the bf16 tolerance.
+    for (let i = 0; i < c.N; i++)
+      if (!Number.isNaN(slab.lse[i]!)) assert.ok(Math.abs(regs.lse[i]! - slab.lse[i]!) <= 1e-5 * Math.max(1, Math.abs(slab.lse[i]!)), `${c.name}: lse[${i}] ${regs.lse[i]} vs ${slab.lse[i]}`);
+    if (typeof slab.loss === "number") assert.ok(Math.abs((regs.loss as number) - slab.loss) <= 1e-5 * Math.max(1, Math.abs(slab.loss)), c.name);
+    else assert.ok(relError(regs.loss as Float32Array, slab.loss) <= 1e-5, c.name);
+    assert.ok(relError(regs.dE!, slab.dE!) <= 2e-3, `${c.name}: dE ${relError(regs.dE!, slab.dE!)}`);
+  }
+});
+
 test("impl 'cublas' refuses fp32 inputs and tile skipping with a TypeError", { skip: needGpu }, () => {
   const c = CASES[16]!;
   const inp = makeInputs(c, 5);

@@ -26,15 +26,19 @@ for (const c of cases) {
     linearCrossEntropy(e, cm, t, { ...c.opts, bias, grad: true, device: "cuda" });
     const ed = DeviceArray.from(e.data), cd = DeviceArray.from(cm.data), td = DeviceArray.from(t), bd = DeviceArray.from(bias);
     // the fused kernels with and without tile skipping; bf16 also through cuBLAS (the slab
-    // kernels, in place), with the case's workspace and with a small one (row and column blocks)
+    // kernels, in place), with the case's workspace and with a small one (row and column blocks;
+    // its forward runs lse_tma_kernel when D is a multiple of 8, and the slab pass once more)
+    const small = { impl: "cublas", workspaceBytes: 128 * 512 * 4 };
     const runs: Array<Record<string, unknown>> = [{ impl: "fused", tileSkipping: false }, { impl: "fused", tileSkipping: true }];
-    if (bf16) runs.push({ impl: "cublas" }, { impl: "cublas", workspaceBytes: 128 * 512 * 4 });
-    for (const extra of runs) {
+    if (bf16) runs.push({ impl: "cublas" }, small, { ...small, slabForward: true });
+    for (const { slabForward, ...extra } of runs) {
+      if (slabForward) process.env.CALIB_LSE = "slab";
       const res = linearCrossEntropyDevice(deviceMatrix(ed, c.N, c.D), deviceMatrix(cd, c.V, c.D), td,
         { ...c.opts, bias: bd, grad: true, reduction: "sum", ...extra });
+      delete process.env.CALIB_LSE;
       for (const a of [res.loss, res.lse, res.dE, res.dC, res.dBias]) a?.free();
     }
     for (const a of [ed, cd, td, bd]) a.free();
   }
 }
-console.log(`sanitize: ${cases.length * 8} CUDA calls done`);
+console.log(`sanitize: ${cases.length * 10} CUDA calls done`);

@@ -39,6 +39,7 @@
 #include "linear_ce.h"
 #include "linear_ce_blas.cuh"
 #include "linear_ce_kernels.cuh"
+#include "linear_ce_lse_tma.cuh"
 
 namespace calib {
 namespace {
@@ -113,6 +114,18 @@ int choose_splits(int64_t row_tiles, int ntiles, int cap) {
   return best;
 }
 
+// Vocabulary splits of lse_tma_kernel (one CTA per SM): the fewest splits that minimize
+// waves × tiles per CTA, at most 64 (the partials take splits × N × 16 bytes).
+int lse_tma_splits(int64_t row_tiles, int64_t ntiles, int sms) {
+  int best = 1;
+  int64_t best_cost = -1;
+  for (int s = 1; s <= std::min<int64_t>(64, ntiles); ++s) {
+    const int64_t cost = ceil_div(row_tiles * s, sms) * ceil_div(ntiles, s);
+    if (best_cost < 0 || cost < best_cost) best_cost = cost, best = s;
+  }
+  return best;
+}
+
 struct Job {
   // problem (device pointers)
   int64_t N = 0, D = 0, V = 0;
@@ -165,13 +178,16 @@ struct Job {
   int32_t* inv = nullptr;
   float* X = nullptr;
   void* blas_ws = nullptr;
+  // logsumexp pass without the slab (Hopper, streamed and forward-only calls): lse_tma_kernel
+  bool tma_ok = false, lse_tma = false;
+  int lse_pair = 2;
 
   // cuBLAS path. With a slab of ≥ min(1024, N) whole rows (a large workspaceBytes) the logits
   // are computed once per row chunk (chunked, 6·N·D·V); otherwise the slab holds all rows ×
   // Ws columns (fewer rows only when N is huge) and the logits are computed twice: once for
   // the logsumexp, once for G (streamed, 8·N·D·V). Ignored tokens' rows are computed and
   // zeroed, so `auto` takes this path only when at least a third of the tokens are valid.
-  void plan_blas() {
+  void plan_blas(const DeviceInfo& dev) {
     const int64_t Vpad = round_up(V, 256), rows_all = std::max<int64_t>(N, 1);
     const int64_t budget = workspace > 0 ? workspace : kDefaultSlabBytes;
     mode = !grad ? 0 : (budget >= std::min<int64_t>(1024, rows_all) * Vpad * 4 ? 2 : 1);
@@ -189,11 +205,18 @@ struct Job {
       Ws = ldX = std::min<int64_t>(W, Vpad);
     }
     blas_ws_bytes = budget >= (int64_t(256) << 20) ? kBlasWorkspaceLarge : kBlasWorkspaceSmall;
-    splits = 0;
+    lse_tma = tma_ok && mode != 2;  // chunked mode keeps its logits, so it needs the slab anyway
+    // CALIB_LSE_PAIR (1|2) and CALIB_LSE_SPLITS override the kernel's plan (for benchmarks)
+    const char* pe = std::getenv("CALIB_LSE_PAIR");
+    const char* se = std::getenv("CALIB_LSE_SPLITS");
+    lse_pair = pe && pe[0] == '1' ? 1 : 2;
+    splits = !lse_tma ? 0
+             : se   ? static_cast<int>(clamp64(std::atoll(se), 1, ceil_div(V, kLtBN)))
+                    : lse_tma_splits(round_up(ceil_div(rows_all, kBM), lse_pair), ceil_div(V, kLtBN), dev.sms);
   }
 
   void plan(const DeviceInfo& dev) {
-    if (blas) return plan_blas();
+    if (blas) return plan_blas(dev);
     planes = bf16 ? 1 : 3;
     bn = planes == 1 ? TileCfg<1>::BN : TileCfg<3>::BN;
     ntiles = static_cast<int>(ceil_div(V, bn));
@@ -237,11 +260,22 @@ struct Job {
     }
     if (blas) {
       inv = L.take<int32_t>(std::max<int64_t>(N, 1));
-      part_m = L.take<float>(count);  // running max and Σexp of each valid row
-      part_l = L.take<float>(count);
-      if (dense) part_s = L.take<double>(count);
+      // running max and Σexp of each valid row, or lse_tma_kernel's partials per (split, valid
+      // row), which live in the slab when they fit (that forward leaves the slab unused)
+      const size_t np = size_t(std::max(splits, 1)) * count, slab = size_t(Rs) * ldX;
+      const bool in_slab = lse_tma && np * (dense ? 4 : 2) <= slab;
+      if (!in_slab) {
+        part_m = L.take<float>(np);
+        part_l = L.take<float>(np);
+        if (dense) part_s = L.take<double>(np);
+      }
       tgt = L.take<float>(count);
-      X = L.take<float>(size_t(Rs) * ldX);
+      X = L.take<float>(slab);
+      if (in_slab && X) {
+        part_s = dense ? reinterpret_cast<double*>(X) : nullptr;
+        part_m = X + (dense ? 2 * np : 0);
+        part_l = part_m + np;
+      }
       blas_ws = L.take<char>(blas_ws_bytes);
       if (dbias) gpart = L.take<float>(size_t(ceil_div(Rs, kBM)) * (Ws + Ws / 2));
       skipped = L.take<unsigned long long>(1);
@@ -343,6 +377,7 @@ struct Job {
   }
 
   calib_status run_blas(char* err);
+  calib_status lse_tma_pass(char* err);
 
   calib_status run(char* err) {
     const unsigned dblocks = static_cast<unsigned>(ceil_div(D, 256));
@@ -503,11 +538,15 @@ calib_status Job::run_blas(char* err) {
     }
     return CALIB_OK;
   }
-  for (int64_t r0 = 0; r0 < N; r0 += Rs)
-    for (int64_t v0 = 0; v0 < V; v0 += Ws) {
-      const int64_t nr = std::min(Rs, N - r0), nc = std::min(Ws, V - v0);
-      if ((st = block(r0, nr, v0, nc, 0)) || (st = stats_of(v0 == 0, v0 + nc >= V))) return st;
-    }
+  if (lse_tma) {
+    if ((st = lse_tma_pass(err))) return st;
+  } else {
+    for (int64_t r0 = 0; r0 < N; r0 += Rs)
+      for (int64_t v0 = 0; v0 < V; v0 += Ws) {
+        const int64_t nr = std::min(Rs, N - r0), nc = std::min(Ws, V - v0);
+        if ((st = block(r0, nr, v0, nc, 0)) || (st = stats_of(v0 == 0, v0 + nc >= V))) return st;
+      }
+  }
   if (mode == 0) return CALIB_OK;
   const int64_t half = Ws / 2;  // Ws is a multiple of 256
   for (int64_t r0 = 0; r0 < N; r0 += Rs)
@@ -518,6 +557,43 @@ calib_status Job::run_blas(char* err) {
         if ((st = block(r0, nr, v0 + na, nb, half)) || (st = row_kernel(false, "logits-to-gradient kernel"))) return st;
       if ((st = gemms(r0, nr, v0, na + nb, v0 > 0, r0 > 0))) return st;
     }
+  return CALIB_OK;
+}
+
+// The logsumexp pass of the cuBLAS path without the slab (see linear_ce_lse_tma.cuh): all N
+// rows, per-(split, valid row) partials merged into lse, the row loss and lse_out.
+calib_status Job::lse_tma_pass(char* err) {
+  CUtensorMap me, mc;
+  char why[CALIB_ERRLEN] = "";
+  if (!tma_map_bf16(&me, e, N, D, D, kBM, why, sizeof why) || !tma_map_bf16(&mc, c, V, D, D, kLtBN / 2, why, sizeof why))
+    return fail(err, CALIB_ERR_RUNTIME, "logsumexp pass: %s", why);
+  LseTmaParams q{};
+  q.N = N, q.V = V, q.ksteps = static_cast<int>(ceil_div(D, 64)), q.ntiles = static_cast<int>(ceil_div(V, kLtBN));
+  q.splits = splits, q.ldp = count, q.inv = inv, q.targets = targets, q.bias = bias, q.inv_t = inv_t, q.cap = cap;
+  q.dense = dense ? 1 : 0, q.part_m = part_m, q.part_l = part_l, q.part_s = part_s, q.tgt = tgt;
+  q.pair = lse_pair;
+  auto kernel = cap > 0.f ? lse_tma_kernel<true> : lse_tma_kernel<false>;
+  if (calib_status st = big_smem(kernel, kLtSmemBytes, err)) return st;
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(static_cast<unsigned>(round_up(ceil_div(N, kBM), lse_pair)), static_cast<unsigned>(splits));
+  cfg.blockDim = dim3(kLtThreads);
+  cfg.dynamicSmemBytes = kLtSmemBytes;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = static_cast<unsigned>(lse_pair);
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  CU_TRY(cudaLaunchKernelEx(&cfg, kernel, me, mc, q));
+  LAUNCHED("logsumexp kernel (bulk copies)");
+  MergeParams r{};
+  r.part_m = part_m, r.part_l = part_l, r.part_s = part_s, r.ldp = count, r.splits = splits;
+  r.row0 = 0, r.nrows = count, r.tgt = tgt, r.s_rank1 = nullptr, r.rows = rows;
+  r.lse_valid = lse_valid, r.row_loss = row_loss, r.lse_out = lse_out;
+  r.T = T, r.eps = eps, r.V = double(V), r.dense = dense ? 1 : 0;
+  merge_kernel<<<static_cast<unsigned>(ceil_div(count, 256)), 256>>>(r);
+  LAUNCHED("merge kernel");
   return CALIB_OK;
 }
 
@@ -562,6 +638,10 @@ calib_status set_gemm(Job& j, const DeviceInfo& dev, char* err) {
   if (j.blas) {  // Σ_v s is summed by the statistics kernel (no c̄ pass over C); G holds the ε/V term
     j.dense = j.eps > 0;
     j.rank1 = false;
+    // Forward logits in registers (lse_tma_kernel) on Hopper when the copy engine can read E and C:
+    // rows of 16-byte multiples, 16-byte aligned bases. CALIB_LSE=slab keeps the slab pass.
+    const char* lse = std::getenv("CALIB_LSE");
+    j.tma_ok = j.wg && j.D % 8 == 0 && aligned16(j.e) && aligned16(j.c) && !(lse && std::strcmp(lse, "slab") == 0);
   }
   static int applied = -1;
   const char* lbo = std::getenv("CALIB_WG_MN_LBO");
