@@ -1,17 +1,19 @@
-"""Times variants of our loss that differ only in environment settings (CALIB_LSE=slab,
-CALIB_LSE_PAIR, CALIB_LSE_SPLITS, ...), interleaved round-robin so that all of them see the same
+"""Times variants of our loss that differ only in environment settings (CALIB_LOGITS=slab,
+CALIB_TMA_PAIR, CALIB_TMA_SPLITS, ...), interleaved round-robin so that all of them see the same
 clock and power state (see lce_bench.interleaved), with the 8NDV floor (four cuBLAS GEMMs) as
 the same-job baseline. One line per variant: median ms and ratio to the first variant.
 
   python3 bench/gpu/env_ab.py --lib .device/libcalib.so --pass fwd \
-      --variants 'slab:CALIB_LSE=slab' 'regs:' 'regs-pair1:CALIB_LSE_PAIR=1'
+      --variants 'slab:CALIB_LOGITS=slab' 'regs:' 'regs-pair1:CALIB_TMA_PAIR=1'
 """
 import argparse
 import os
 
 import torch
 
-from lce_bench import Ours, interleaved, make_inputs
+import torch.nn.functional as F
+
+from lce_bench import EPS, Ours, interleaved, make_inputs
 
 
 def main():
@@ -22,6 +24,7 @@ def main():
     ap.add_argument("--workspace", type=int, default=0)
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--variants", nargs="+", required=True, help="name:VAR=value,VAR=value (empty: defaults)")
+    ap.add_argument("--eager", action="store_true", help="also time PyTorch eager (fwd+bwd) in the rounds")
     args = ap.parse_args()
     N, D, V = (int(x) for x in args.shape.split(","))
     E, C, t = make_inputs(N, D, V, "flat", 3)
@@ -52,6 +55,14 @@ def main():
         return f
 
     fns = {"floor": floor}
+    if args.eager and grad:
+        Eg, Cg = E.clone().requires_grad_(), C.clone().requires_grad_()
+
+        def eager():
+            Eg.grad = None
+            Cg.grad = None
+            F.cross_entropy(Eg @ Cg.T, t, label_smoothing=EPS).backward()  # as lce_bench.peer_fns
+        fns["torch_eager"] = eager
     for spec in args.variants:
         name, _, settings = spec.partition(":")
         fns[name] = variant(settings)

@@ -244,16 +244,16 @@ def interleaved_round(meta, ours, compiled, shape, regime, E, C, t, t32, args):
     def floor8():
         for _ in range(4):
             E @ B.T
-    def slab_forward():  # the previous forward (logits through the fp32 slab), same job, same clock
-        os.environ["CALIB_LSE"] = "slab"
+    def slab_logits():  # the earlier plan (logits through an fp32 slab), same job, same clock
+        os.environ["CALIB_LOGITS"] = "slab"
         try:
             ours.run(E, C, t32, True, out=out)
         finally:
-            del os.environ["CALIB_LSE"]
+            del os.environ["CALIB_LOGITS"]
     out = ours.run(E, C, t32, True)
     fns = {"floor8": floor8,
            "ours": lambda: ours.run(E, C, t32, True, out=out),
-           "ours_slab_fwd": slab_forward,
+           "ours_slab": slab_logits,
            "ours_1GiB": lambda: ours.run(E, C, t32, True, workspace=1 << 30, out=out)}
     for peer in ("torch_eager", "torch_compile"):
         f = compiled.get((peer, shape))

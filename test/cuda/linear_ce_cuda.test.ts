@@ -194,19 +194,33 @@ test("every plan of the cuBLAS path gives the same result: whole rows, vocabular
   // N = 1300 rows (10% ignored), V = 600 (padded to 768 in the slab): the workspace picks the plan
   const c: Case = { name: "cuBLAS plans", N: 1300, D: 40, V: 600, eps: 0.1, bias: true, ignoreFraction: 0.1 };
   const cap: Case = { ...c, name: "cuBLAS plans with softcap", softcap: 4, temperature: 0.8 };
-  const plans = [
+  // fp32 slab (CALIB_LOGITS=slab; also the plan off Hopper or with D not a multiple of 8)
+  const slabPlans = [
     [0, "chunked", 1300, 600],            // the default 48 MiB slab holds every row
     [1300 * 4 * 512, "streamed", 1300, 512],  // all rows × 512 columns: two vocabulary blocks
     [256 * 1024, "streamed", 128, 512],   // 128 rows × 512 columns: 11 × 2 blocks
     [1024 * 768 * 4, "chunked", 1024, 600],   // two row chunks
   ] as const;
+  // logits in registers (Hopper, D = 40): streamed blocks of bf16 G, twice the columns per byte
+  const regPlans = [
+    [1300 * 4 * 512, "streamed", 1300, 768],  // all rows × all (padded) columns: one block
+    [256 * 1024, "streamed", 256, 512],   // 256 rows × 512 columns: 6 × 2 blocks
+  ] as const;
+  const hopper = /\(sm_9\d/.test(engineInfo().cudaMessage);
+  const runs = [...slabPlans.map((pl) => [...pl, "slab"] as const), ...(hopper ? regPlans.map((pl) => [...pl, "registers"] as const) : [])];
   for (const cs of [c, cap]) {
     const inp = makeInputs(cs, 78);
     const ref = reference(cs, inp, "bfloat16");
-    for (const [ws, mode, rows, cols] of plans) {
-      const out = runDevice(cs, inp, "bfloat16", { workspaceBytes: ws, impl: "cublas" });
+    for (const [ws, mode, rows, cols, logits] of runs) {
+      if (logits === "slab") process.env.CALIB_LOGITS = "slab";
+      let out: Out;
+      try {
+        out = runDevice(cs, inp, "bfloat16", { workspaceBytes: ws, impl: "cublas" });
+      } finally {
+        delete process.env.CALIB_LOGITS;
+      }
       const st = cudaStats();
-      const label = `${cs.name} ws=${ws}`;
+      const label = `${cs.name} ws=${ws} (${logits})`;
       assert.equal(st.lastGemm, "cublas", label);
       assert.equal(st.lastMode, mode, label);
       assert.equal(st.lastBlockRows, rows, `${label}: rows`);
@@ -216,10 +230,11 @@ test("every plan of the cuBLAS path gives the same result: whole rows, vocabular
   }
 });
 
-test("cuBLAS path: the forward with logits in registers (Hopper) matches the slab forward and the reference", { skip: needGpu }, () => {
-  // D a multiple of 8 lets the copy engine read E and C: a streamed call's forward runs
-  // lse_tma_kernel (vocabulary splits > 0); CALIB_LSE=slab forces the fp32-slab forward on the
-  // same inputs. A 512-byte workspace keeps these small shapes out of chunked mode.
+test("cuBLAS path: logits in registers (Hopper) match the fp32-slab plan and the reference", { skip: needGpu }, () => {
+  // D a multiple of 8 lets the copy engine read E and C: a streamed call runs logit_tma_kernel
+  // for the statistics (vocabulary splits > 0) and for the bf16 gradient blocks; CALIB_LOGITS=slab
+  // forces the fp32-slab plan on the same inputs. A 512-byte workspace keeps these small shapes
+  // out of chunked mode and gives several row and vocabulary blocks.
   const hopper = /\(sm_9\d/.test(engineInfo().cudaMessage);
   const cases: Case[] = [
     { name: "N=1", N: 1, D: 8, V: 50, eps: 0.1 },
@@ -234,18 +249,18 @@ test("cuBLAS path: the forward with logits in registers (Hopper) matches the sla
     const ref = reference(c, inp, "bfloat16");
     const regs = runDevice(c, inp, "bfloat16", { impl: "cublas", workspaceBytes: 512 });
     assert.equal(cudaStats().lastMode, "streamed", c.name);
-    if (hopper) assert.ok(cudaStats().lastSplits > 0, `${c.name}: forward in registers`);
-    compare(`${c.name} [forward in registers]`, regs, ref, TOL.bfloat16, !!inp.bias);
-    process.env.CALIB_LSE = "slab";
+    if (hopper) assert.ok(cudaStats().lastSplits > 0, `${c.name}: logits in registers`);
+    compare(`${c.name} [logits in registers]`, regs, ref, TOL.bfloat16, !!inp.bias);
+    process.env.CALIB_LOGITS = "slab";
     let slab: Out;
     try {
       slab = runDevice(c, inp, "bfloat16", { impl: "cublas", workspaceBytes: 512 });
-      assert.equal(cudaStats().lastSplits, 0, `${c.name}: slab forward`);
+      assert.equal(cudaStats().lastSplits, 0, `${c.name}: slab plan`);
     } finally {
-      delete process.env.CALIB_LSE;
+      delete process.env.CALIB_LOGITS;
     }
-    compare(`${c.name} [slab forward]`, slab, ref, TOL.bfloat16, !!inp.bias);
-    // Same fp32 accumulation, different order: the two forwards agree far below the bf16 tolerance.
+    compare(`${c.name} [fp32 slab]`, slab, ref, TOL.bfloat16, !!inp.bias);
+    // Same fp32 accumulation, different order: the two plans agree far below the bf16 tolerance.
     for (let i = 0; i < c.N; i++)
       if (!Number.isNaN(slab.lse[i]!)) assert.ok(Math.abs(regs.lse[i]! - slab.lse[i]!) <= 1e-5 * Math.max(1, Math.abs(slab.lse[i]!)), `${c.name}: lse[${i}] ${regs.lse[i]} vs ${slab.lse[i]}`);
     if (typeof slab.loss === "number") assert.ok(Math.abs((regs.loss as number) - slab.loss) <= 1e-5 * Math.max(1, Math.abs(slab.loss)), c.name);

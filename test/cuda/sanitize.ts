@@ -27,15 +27,15 @@ for (const c of cases) {
     const ed = DeviceArray.from(e.data), cd = DeviceArray.from(cm.data), td = DeviceArray.from(t), bd = DeviceArray.from(bias);
     // the fused kernels with and without tile skipping; bf16 also through cuBLAS (the slab
     // kernels, in place), with the case's workspace and with a small one (row and column blocks;
-    // its forward runs lse_tma_kernel when D is a multiple of 8, and the slab pass once more)
+    // logit_tma_kernel when D is a multiple of 8, and the fp32-slab plan once more)
     const small = { impl: "cublas", workspaceBytes: 128 * 512 * 4 };
     const runs: Array<Record<string, unknown>> = [{ impl: "fused", tileSkipping: false }, { impl: "fused", tileSkipping: true }];
-    if (bf16) runs.push({ impl: "cublas" }, small, { ...small, slabForward: true });
-    for (const { slabForward, ...extra } of runs) {
-      if (slabForward) process.env.CALIB_LSE = "slab";
+    if (bf16) runs.push({ impl: "cublas" }, small, { ...small, slab: true });
+    for (const { slab, ...extra } of runs) {
+      if (slab) process.env.CALIB_LOGITS = "slab";
       const res = linearCrossEntropyDevice(deviceMatrix(ed, c.N, c.D), deviceMatrix(cd, c.V, c.D), td,
         { ...c.opts, bias: bd, grad: true, reduction: "sum", ...extra });
-      delete process.env.CALIB_LSE;
+      delete process.env.CALIB_LOGITS;
       for (const a of [res.loss, res.lse, res.dE, res.dC, res.dBias]) a?.free();
     }
     for (const a of [ed, cd, td, bd]) a.free();

@@ -39,7 +39,7 @@
 #include "linear_ce.h"
 #include "linear_ce_blas.cuh"
 #include "linear_ce_kernels.cuh"
-#include "linear_ce_lse_tma.cuh"
+#include "linear_ce_tma.cuh"
 
 namespace calib {
 namespace {
@@ -114,9 +114,9 @@ int choose_splits(int64_t row_tiles, int ntiles, int cap) {
   return best;
 }
 
-// Vocabulary splits of lse_tma_kernel (one CTA per SM): the fewest splits that minimize
-// waves × tiles per CTA, at most 64 (the partials take splits × N × 16 bytes).
-int lse_tma_splits(int64_t row_tiles, int64_t ntiles, int sms) {
+// Vocabulary splits of logit_tma_kernel (one CTA per SM): the fewest splits that minimize
+// waves × tiles per CTA, at most 64 (statistics partials take splits × N × 16 bytes).
+int tma_splits(int64_t row_tiles, int64_t ntiles, int sms) {
   int best = 1;
   int64_t best_cost = -1;
   for (int s = 1; s <= std::min<int64_t>(64, ntiles); ++s) {
@@ -178,9 +178,11 @@ struct Job {
   int32_t* inv = nullptr;
   float* X = nullptr;
   void* blas_ws = nullptr;
-  // logsumexp pass without the slab (Hopper, streamed and forward-only calls): lse_tma_kernel
-  bool tma_ok = false, lse_tma = false;
-  int lse_pair = 2;
+  // Logits in registers (logit_tma_kernel, Hopper): the statistics pass of streamed and
+  // forward-only calls, and the gradient blocks of streamed calls, which are then bf16 (the slab
+  // holds Rs rows × Ws bf16 columns: ldX = Ws / 2 floats).
+  bool tma_ok = false, tma = false;
+  int tma_pair = 2, grad_splits = 1;
 
   // cuBLAS path. With a slab of ≥ min(1024, N) whole rows (a large workspaceBytes) the logits
   // are computed once per row chunk (chunked, 6·N·D·V); otherwise the slab holds all rows ×
@@ -191,28 +193,33 @@ struct Job {
     const int64_t Vpad = round_up(V, 256), rows_all = std::max<int64_t>(N, 1);
     const int64_t budget = workspace > 0 ? workspace : kDefaultSlabBytes;
     mode = !grad ? 0 : (budget >= std::min<int64_t>(1024, rows_all) * Vpad * 4 ? 2 : 1);
+    const char* force = std::getenv("CALIB_MODE");  // "streamed": no chunks whatever the budget (benchmarks)
+    if (mode == 2 && force && std::strcmp(force, "streamed") == 0) mode = 1;
+    tma = tma_ok && mode != 2;  // chunked mode keeps its logits, so it needs the fp32 slab
+    const int64_t unit = tma ? 2 : 4;  // bytes per slab element: bf16 G, or fp32 logits
     if (mode == 2) {
       Rs = std::min<int64_t>(rows_all, budget / (Vpad * 4));
       if (Rs < rows_all) Rs = Rs / kBM * kBM;
       Ws = V, ldX = Vpad;
     } else {
-      int64_t W = budget / (4 * rows_all) / 256 * 256;
+      int64_t W = budget / (unit * rows_all) / 256 * 256;
       Rs = rows_all;
       if (W < 512) {
         W = 512;
-        Rs = std::min<int64_t>(rows_all, std::max<int64_t>(kBM, budget / (4 * W) / kBM * kBM));
+        Rs = std::min<int64_t>(rows_all, std::max<int64_t>(kBM, budget / (unit * W) / kBM * kBM));
       }
-      Ws = ldX = std::min<int64_t>(W, Vpad);
+      Ws = std::min<int64_t>(W, Vpad);
+      ldX = tma ? Ws / 2 : Ws;
     }
     blas_ws_bytes = budget >= (int64_t(256) << 20) ? kBlasWorkspaceLarge : kBlasWorkspaceSmall;
-    lse_tma = tma_ok && mode != 2;  // chunked mode keeps its logits, so it needs the slab anyway
-    // CALIB_LSE_PAIR (1|2) and CALIB_LSE_SPLITS override the kernel's plan (for benchmarks)
-    const char* pe = std::getenv("CALIB_LSE_PAIR");
-    const char* se = std::getenv("CALIB_LSE_SPLITS");
-    lse_pair = pe && pe[0] == '1' ? 1 : 2;
-    splits = !lse_tma ? 0
-             : se   ? static_cast<int>(clamp64(std::atoll(se), 1, ceil_div(V, kLtBN)))
-                    : lse_tma_splits(round_up(ceil_div(rows_all, kBM), lse_pair), ceil_div(V, kLtBN), dev.sms);
+    // CALIB_TMA_PAIR (1|2) and CALIB_TMA_SPLITS (statistics pass) override the plan (benchmarks)
+    const char* pe = std::getenv("CALIB_TMA_PAIR");
+    const char* se = std::getenv("CALIB_TMA_SPLITS");
+    tma_pair = pe && pe[0] == '1' ? 1 : 2;
+    splits = !tma ? 0
+             : se ? static_cast<int>(clamp64(std::atoll(se), 1, ceil_div(V, kLtBN)))
+                  : tma_splits(round_up(ceil_div(rows_all, kBM), tma_pair), ceil_div(V, kLtBN), dev.sms);
+    if (tma && mode == 1) grad_splits = tma_splits(round_up(ceil_div(Rs, kBM), tma_pair), ceil_div(Ws, kLtBN), dev.sms);
   }
 
   void plan(const DeviceInfo& dev) {
@@ -260,10 +267,10 @@ struct Job {
     }
     if (blas) {
       inv = L.take<int32_t>(std::max<int64_t>(N, 1));
-      // running max and Σexp of each valid row, or lse_tma_kernel's partials per (split, valid
+      // running max and Σexp of each valid row, or logit_tma_kernel's partials per (split, valid
       // row), which live in the slab when they fit (that forward leaves the slab unused)
       const size_t np = size_t(std::max(splits, 1)) * count, slab = size_t(Rs) * ldX;
-      const bool in_slab = lse_tma && np * (dense ? 4 : 2) <= slab;
+      const bool in_slab = tma && np * (dense ? 4 : 2) <= slab;
       if (!in_slab) {
         part_m = L.take<float>(np);
         part_l = L.take<float>(np);
@@ -377,7 +384,8 @@ struct Job {
   }
 
   calib_status run_blas(char* err);
-  calib_status lse_tma_pass(char* err);
+  calib_status tma_pass(int which, const CUtensorMap& me, const CUtensorMap& mc, int64_t r0, int64_t nr, int64_t v0,
+                        int64_t nc, char* err);
 
   calib_status run(char* err) {
     const unsigned dblocks = static_cast<unsigned>(ceil_div(D, 256));
@@ -538,8 +546,12 @@ calib_status Job::run_blas(char* err) {
     }
     return CALIB_OK;
   }
-  if (lse_tma) {
-    if ((st = lse_tma_pass(err))) return st;
+  CUtensorMap me, mc;
+  if (tma) {
+    char why[CALIB_ERRLEN] = "";
+    if (!tma_map_bf16(&me, e, N, D, D, kBM, why, sizeof why) || !tma_map_bf16(&mc, c, V, D, D, kLtBN / 2, why, sizeof why))
+      return fail(err, CALIB_ERR_RUNTIME, "logit pass: %s", why);
+    if ((st = tma_pass(kStats, me, mc, 0, N, 0, V, err))) return st;
   } else {
     for (int64_t r0 = 0; r0 < N; r0 += Rs)
       for (int64_t v0 = 0; v0 < V; v0 += Ws) {
@@ -548,6 +560,14 @@ calib_status Job::run_blas(char* err) {
       }
   }
   if (mode == 0) return CALIB_OK;
+  if (tma) {  // G blocks straight from the logit kernel, bf16, Rs × Ws
+    for (int64_t r0 = 0; r0 < N; r0 += Rs)
+      for (int64_t v0 = 0; v0 < V; v0 += Ws) {
+        const int64_t nr = std::min(Rs, N - r0), nc = std::min(Ws, V - v0);
+        if ((st = tma_pass(kGrad, me, mc, r0, nr, v0, nc, err)) || (st = gemms(r0, nr, v0, nc, v0 > 0, r0 > 0))) return st;
+      }
+    return CALIB_OK;
+  }
   const int64_t half = Ws / 2;  // Ws is a multiple of 256
   for (int64_t r0 = 0; r0 < N; r0 += Rs)
     for (int64_t v0 = 0; v0 < V; v0 += Ws + half) {
@@ -560,33 +580,36 @@ calib_status Job::run_blas(char* err) {
   return CALIB_OK;
 }
 
-// The logsumexp pass of the cuBLAS path without the slab (see linear_ce_lse_tma.cuh): all N
-// rows, per-(split, valid row) partials merged into lse, the row loss and lse_out.
-calib_status Job::lse_tma_pass(char* err) {
-  CUtensorMap me, mc;
-  char why[CALIB_ERRLEN] = "";
-  if (!tma_map_bf16(&me, e, N, D, D, kBM, why, sizeof why) || !tma_map_bf16(&mc, c, V, D, D, kLtBN / 2, why, sizeof why))
-    return fail(err, CALIB_ERR_RUNTIME, "logsumexp pass: %s", why);
-  LseTmaParams q{};
-  q.N = N, q.V = V, q.ksteps = static_cast<int>(ceil_div(D, 64)), q.ntiles = static_cast<int>(ceil_div(V, kLtBN));
-  q.splits = splits, q.ldp = count, q.inv = inv, q.targets = targets, q.bias = bias, q.inv_t = inv_t, q.cap = cap;
-  q.dense = dense ? 1 : 0, q.part_m = part_m, q.part_l = part_l, q.part_s = part_s, q.tgt = tgt;
-  q.pair = lse_pair;
-  auto kernel = cap > 0.f ? lse_tma_kernel<true> : lse_tma_kernel<false>;
+// One launch of logit_tma_kernel (see linear_ce_tma.cuh) over token rows [r0, r0+nr) ×
+// vocabulary columns [v0, v0+nc): the statistics of all rows (then merged into lse, the row loss
+// and lse_out), or a bf16 gradient block into the slab.
+calib_status Job::tma_pass(int which, const CUtensorMap& me, const CUtensorMap& mc, int64_t r0, int64_t nr, int64_t v0,
+                           int64_t nc, char* err) {
+  LtParams q{};
+  q.N = N, q.V = V, q.r0 = r0, q.nrows = nr, q.v0 = static_cast<int>(v0), q.ncols = static_cast<int>(nc);
+  q.ksteps = static_cast<int>(ceil_div(D, 64)), q.ntiles = static_cast<int>(ceil_div(nc, kLtBN));
+  q.splits = which == kStats ? splits : grad_splits;
+  q.inv = inv, q.targets = targets, q.bias = bias, q.inv_t = inv_t, q.cap = cap, q.pair = tma_pair;
+  q.dense = dense ? 1 : 0, q.ldp = count, q.part_m = part_m, q.part_l = part_l, q.part_s = part_s, q.tgt = tgt;
+  q.lse_valid = lse_valid, q.w = w, q.q_target = static_cast<float>(1.0 - eps), q.q_dense = static_cast<float>(eps / double(V));
+  q.G = reinterpret_cast<uint16_t*>(X), q.ldG = 2 * ldX;
+  auto kernel = which == kStats ? (cap > 0.f ? logit_tma_kernel<kStats, true> : logit_tma_kernel<kStats, false>)
+                                : (cap > 0.f ? logit_tma_kernel<kGrad, true> : logit_tma_kernel<kGrad, false>);
   if (calib_status st = big_smem(kernel, kLtSmemBytes, err)) return st;
   cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(static_cast<unsigned>(round_up(ceil_div(N, kBM), lse_pair)), static_cast<unsigned>(splits));
+  cfg.gridDim = dim3(static_cast<unsigned>(round_up(ceil_div(nr, kBM), tma_pair)), static_cast<unsigned>(q.splits));
   cfg.blockDim = dim3(kLtThreads);
   cfg.dynamicSmemBytes = kLtSmemBytes;
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = static_cast<unsigned>(lse_pair);
+  attr[0].val.clusterDim.x = static_cast<unsigned>(tma_pair);
   attr[0].val.clusterDim.y = 1;
   attr[0].val.clusterDim.z = 1;
   cfg.attrs = attr;
   cfg.numAttrs = 1;
   CU_TRY(cudaLaunchKernelEx(&cfg, kernel, me, mc, q));
-  LAUNCHED("logsumexp kernel (bulk copies)");
+  LAUNCHED(which == kStats ? "logit statistics kernel (bulk copies)" : "gradient block kernel (bulk copies)");
+  if (which == kGrad) return CALIB_OK;
   MergeParams r{};
   r.part_m = part_m, r.part_l = part_l, r.part_s = part_s, r.ldp = count, r.splits = splits;
   r.row0 = 0, r.nrows = count, r.tgt = tgt, r.s_rank1 = nullptr, r.rows = rows;
@@ -638,10 +661,12 @@ calib_status set_gemm(Job& j, const DeviceInfo& dev, char* err) {
   if (j.blas) {  // Σ_v s is summed by the statistics kernel (no c̄ pass over C); G holds the ε/V term
     j.dense = j.eps > 0;
     j.rank1 = false;
-    // Forward logits in registers (lse_tma_kernel) on Hopper when the copy engine can read E and C:
-    // rows of 16-byte multiples, 16-byte aligned bases. CALIB_LSE=slab keeps the slab pass.
-    const char* lse = std::getenv("CALIB_LSE");
-    j.tma_ok = j.wg && j.D % 8 == 0 && aligned16(j.e) && aligned16(j.c) && !(lse && std::strcmp(lse, "slab") == 0);
+    // Logits in registers (logit_tma_kernel) on Hopper when the copy engine can read E and C:
+    // rows of 16-byte multiples, 16-byte aligned bases, V < 2^31. CALIB_LOGITS=slab keeps the
+    // logits in the fp32 slab (the earlier plan, for comparison).
+    const char* env = std::getenv("CALIB_LOGITS");
+    j.tma_ok = j.wg && j.D % 8 == 0 && aligned16(j.e) && aligned16(j.c) && j.V < (int64_t(1) << 31) &&
+               !(env && std::strcmp(env, "slab") == 0);
   }
   static int applied = -1;
   const char* lbo = std::getenv("CALIB_WG_MN_LBO");
