@@ -244,17 +244,20 @@ def interleaved_round(meta, ours, compiled, shape, regime, E, C, t, t32, args):
     def floor8():
         for _ in range(4):
             E @ B.T
-    def slab_logits():  # the earlier plan (logits through an fp32 slab), same job, same clock
-        os.environ["CALIB_LOGITS"] = "slab"
-        try:
-            ours.run(E, C, t32, True, out=out)
-        finally:
-            del os.environ["CALIB_LOGITS"]
+
+    def slab(fn):  # the earlier plan (logits through an fp32 slab), same job, same clock
+        def f():
+            os.environ["CALIB_LOGITS"] = "slab"
+            try:
+                fn()
+            finally:
+                del os.environ["CALIB_LOGITS"]
+        return f
     out = ours.run(E, C, t32, True)
-    fns = {"floor8": floor8,
-           "ours": lambda: ours.run(E, C, t32, True, out=out),
-           "ours_slab": slab_logits,
-           "ours_1GiB": lambda: ours.run(E, C, t32, True, workspace=1 << 30, out=out)}
+    default = lambda: ours.run(E, C, t32, True, out=out)  # noqa: E731
+    one_gib = lambda: ours.run(E, C, t32, True, workspace=1 << 30, out=out)  # noqa: E731
+    fns = {"floor8": floor8, "ours": default, "ours_slab": slab(default), "ours_1GiB": one_gib,
+           "ours_1GiB_slab": slab(one_gib)}
     for peer in ("torch_eager", "torch_compile"):
         f = compiled.get((peer, shape))
         if f is None:

@@ -39,7 +39,10 @@ def group(name):
         return "cuBLAS " + name[:40]
     if name.startswith("Memset") or name.startswith("Memcpy"):
         return name.split(" (")[0]
-    for key in ("slab_stats", "slab_grad", "lse_tma_kernel", "lse_kernel", "gtile_kernel", "grad_kernel", "colsum", "merge_kernel",
+    if "logit_tma_kernel<" in name:  # template argument: the pass (linear_ce_tma.cuh LtMode)
+        mode = name.split("logit_tma_kernel<", 1)[1][:1]
+        return "logit_tma " + {"0": "statistics", "1": "gradient block", "2": "statistics+packed"}.get(mode, mode)
+    for key in ("slab_stats", "slab_grad", "packed_grad_kernel", "lse_kernel", "gtile_kernel", "grad_kernel", "colsum", "merge_kernel",
                 "SoftMaxForward", "SoftMaxBackward", "elementwise", "reduce_kernel", "nll_loss"):
         if key in name:
             return key

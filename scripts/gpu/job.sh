@@ -79,8 +79,10 @@ if [ "$mode" = bench ] || [ "$mode" = all ]; then
   hung || step bench 560 python3 bench/gpu/lce_bench.py --lib .device/libcalib.so --out "$OUT/results.json" "$@"
   [ -s "$OUT/results.json" ] && step arrow 120 node .device/b/bench.mjs --json "$OUT/results.json" --api --out "$OUT/kernels.arrow"
   step breakdown 120 sh -c "python3 bench/gpu/lce_profile.py --lib .device/libcalib.so > '$OUT/profile.txt'"
-  step widths 90 sh -c "python3 bench/gpu/gemm_widths.py > '$OUT/widths.txt'"
-  step lt 90 sh -c "python3 bench/gpu/lt_candidates.py > '$OUT/lt.txt'"
+  if [ "${BENCH_TOOLS:-1}" = 1 ]; then  # BENCH_TOOLS=0: skip the two cuBLAS-only tables
+    step widths 90 sh -c "python3 bench/gpu/gemm_widths.py > '$OUT/widths.txt'"
+    step lt 90 sh -c "python3 bench/gpu/lt_candidates.py > '$OUT/lt.txt'"
+  fi
 fi
 if [ "$mode" = profile ]; then
   ncu_profile 300

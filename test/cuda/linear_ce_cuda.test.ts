@@ -201,8 +201,10 @@ test("every plan of the cuBLAS path gives the same result: whole rows, vocabular
     [256 * 1024, "streamed", 128, 512],   // 128 rows × 512 columns: 11 × 2 blocks
     [1024 * 768 * 4, "chunked", 1024, 600],   // two row chunks
   ] as const;
-  // logits in registers (Hopper, D = 40): streamed blocks of bf16 G, twice the columns per byte
+  // logits in registers (Hopper, D = 40): streamed blocks of bf16 G, twice the columns per byte;
+  // chunked with packed bf16 logits (no softcap) or the fp32 slab (softcap)
   const regPlans = [
+    [0, "chunked", 1300, 600],
     [1300 * 4 * 512, "streamed", 1300, 768],  // all rows × all (padded) columns: one block
     [256 * 1024, "streamed", 256, 512],   // 256 rows × 512 columns: 6 × 2 blocks
   ] as const;
@@ -266,6 +268,36 @@ test("cuBLAS path: logits in registers (Hopper) match the fp32-slab plan and the
     if (typeof slab.loss === "number") assert.ok(Math.abs((regs.loss as number) - slab.loss) <= 1e-5 * Math.max(1, Math.abs(slab.loss)), c.name);
     else assert.ok(relError(regs.loss as Float32Array, slab.loss) <= 1e-5, c.name);
     assert.ok(relError(regs.dE!, slab.dE!) <= 2e-3, `${c.name}: dE ${relError(regs.dE!, slab.dE!)}`);
+  }
+});
+
+test("cuBLAS path, chunked mode with packed bf16 logits (Hopper): two chunks match the fp32 chunks and the reference", { skip: needGpu }, () => {
+  // A 3 MiB workspace holds 1024 fp32 rows of V = 600 (padded to 768), or 1920 packed ones
+  // (768 bf16 + 3 tile maxima per row): 2500 rows take two chunks either way.
+  const hopper = /\(sm_9\d/.test(engineInfo().cudaMessage);
+  const c: Case = { name: "packed chunks", N: 2500, D: 40, V: 600, eps: 0.1, bias: true, ignoreFraction: 0.1, temperature: 0.8 };
+  const peaked: Case = { ...c, name: "packed chunks, logits of magnitude 30", scale: 30 };
+  const ws = 1024 * 768 * 4;
+  for (const [k, cs] of [c, peaked].entries()) {
+    const inp = makeInputs(cs, 4200 + k);
+    const ref = reference(cs, inp, "bfloat16");
+    const packed = runDevice(cs, inp, "bfloat16", { impl: "cublas", workspaceBytes: ws });
+    const st = cudaStats();
+    assert.equal(st.lastMode, "chunked", cs.name);
+    if (hopper) assert.equal(st.lastBlockRows, 1920, `${cs.name}: packed rows per chunk`);
+    compare(`${cs.name} [packed]`, packed, ref, TOL.bfloat16, true);
+    process.env.CALIB_PACKED = "0";
+    let fp32: Out;
+    try {
+      fp32 = runDevice(cs, inp, "bfloat16", { impl: "cublas", workspaceBytes: ws });
+      assert.equal(cudaStats().lastBlockRows, 1024, `${cs.name}: fp32 rows per chunk`);
+    } finally {
+      delete process.env.CALIB_PACKED;
+    }
+    compare(`${cs.name} [fp32 chunks]`, fp32, ref, TOL.bfloat16, true);
+    // The statistics come from the same fp32 logits: lse agrees closely; G differs by the packing.
+    for (let i = 0; i < cs.N; i++)
+      if (!Number.isNaN(fp32.lse[i]!)) assert.ok(Math.abs(packed.lse[i]! - fp32.lse[i]!) <= 1e-5 * Math.max(1, Math.abs(fp32.lse[i]!)), `${cs.name}: lse[${i}]`);
   }
 });
 

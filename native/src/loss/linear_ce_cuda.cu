@@ -181,7 +181,8 @@ struct Job {
   // Logits in registers (logit_tma_kernel, Hopper): the statistics pass of streamed and
   // forward-only calls, and the gradient blocks of streamed calls, which are then bf16 (the slab
   // holds Rs rows × Ws bf16 columns: ldX = Ws / 2 floats).
-  bool tma_ok = false, tma = false;
+  bool tma_ok = false, tma = false, packed = false;
+  float* tmax = nullptr;  // packed chunked mode: each chunk row's maximum per 256-wide tile
   int tma_pair = 2, grad_splits = 1;
 
   // cuBLAS path. With a slab of ≥ min(1024, N) whole rows (a large workspaceBytes) the logits
@@ -195,12 +196,17 @@ struct Job {
     mode = !grad ? 0 : (budget >= std::min<int64_t>(1024, rows_all) * Vpad * 4 ? 2 : 1);
     const char* force = std::getenv("CALIB_MODE");  // "streamed": no chunks whatever the budget (benchmarks)
     if (mode == 2 && force && std::strcmp(force, "streamed") == 0) mode = 1;
-    tma = tma_ok && mode != 2;  // chunked mode keeps its logits, so it needs the fp32 slab
-    const int64_t unit = tma ? 2 : 4;  // bytes per slab element: bf16 G, or fp32 logits
+    // Chunked mode keeps its logits: packed bf16 by the logit kernel (no softcap), else fp32.
+    // CALIB_PACKED=0 keeps the fp32 slab (benchmarks).
+    const char* pk = std::getenv("CALIB_PACKED");
+    packed = tma_ok && mode == 2 && cap == 0.f && !(pk && pk[0] == '0');
+    tma = tma_ok && (mode != 2 || packed);
+    const int64_t unit = tma ? 2 : 4;  // bytes per slab element: bf16 G or packed logits, or fp32 logits
     if (mode == 2) {
-      Rs = std::min<int64_t>(rows_all, budget / (Vpad * 4));
+      const int64_t row_bytes = packed ? Vpad * 2 + ceil_div(V, kLtBN) * 4 : Vpad * 4;  // + tile maxima
+      Rs = std::min<int64_t>(rows_all, budget / row_bytes);
       if (Rs < rows_all) Rs = Rs / kBM * kBM;
-      Ws = V, ldX = Vpad;
+      Ws = V, ldX = packed ? Vpad / 2 : Vpad;
     } else {
       int64_t W = budget / (unit * rows_all) / 256 * 256;
       Rs = rows_all;
@@ -216,9 +222,10 @@ struct Job {
     const char* pe = std::getenv("CALIB_TMA_PAIR");
     const char* se = std::getenv("CALIB_TMA_SPLITS");
     tma_pair = pe && pe[0] == '1' ? 1 : 2;
+    const int64_t stat_rows = packed ? Rs : rows_all;  // rows per statistics launch
     splits = !tma ? 0
              : se ? static_cast<int>(clamp64(std::atoll(se), 1, ceil_div(V, kLtBN)))
-                  : tma_splits(round_up(ceil_div(rows_all, kBM), tma_pair), ceil_div(V, kLtBN), dev.sms);
+                  : tma_splits(round_up(ceil_div(stat_rows, kBM), tma_pair), ceil_div(V, kLtBN), dev.sms);
     if (tma && mode == 1) grad_splits = tma_splits(round_up(ceil_div(Rs, kBM), tma_pair), ceil_div(Ws, kLtBN), dev.sms);
   }
 
@@ -270,13 +277,14 @@ struct Job {
       // running max and Σexp of each valid row, or logit_tma_kernel's partials per (split, valid
       // row), which live in the slab when they fit (that forward leaves the slab unused)
       const size_t np = size_t(std::max(splits, 1)) * count, slab = size_t(Rs) * ldX;
-      const bool in_slab = tma && np * (dense ? 4 : 2) <= slab;
+      const bool in_slab = tma && !packed && np * (dense ? 4 : 2) <= slab;
       if (!in_slab) {
         part_m = L.take<float>(np);
         part_l = L.take<float>(np);
         if (dense) part_s = L.take<double>(np);
       }
       tgt = L.take<float>(count);
+      if (packed) tmax = L.take<float>(size_t(Rs) * ceil_div(V, kLtBN));
       X = L.take<float>(slab);
       if (in_slab && X) {
         part_s = dense ? reinterpret_cast<double*>(X) : nullptr;
@@ -537,6 +545,27 @@ calib_status Job::run_blas(char* err) {
     return CALIB_OK;
   };
   calib_status st;
+  CUtensorMap me, mc;
+  if (tma) {
+    char why[CALIB_ERRLEN] = "";
+    if (!tma_map_bf16(&me, e, N, D, D, kBM, why, sizeof why) || !tma_map_bf16(&mc, c, V, D, D, kLtBN / 2, why, sizeof why))
+      return fail(err, CALIB_ERR_RUNTIME, "logit pass: %s", why);
+  }
+  if (mode == 2 && packed) {  // per chunk: statistics + packed logits, → G in place, the two GEMMs
+    PackedParams g{};
+    g.P = reinterpret_cast<uint16_t*>(X), g.ldP = 2 * ldX, g.tmax = tmax, g.ldT = ceil_div(V, kLtBN), g.V = V;
+    g.inv = inv, g.targets = targets, g.lse_valid = lse_valid, g.w = w;
+    g.q_target = static_cast<float>(1.0 - eps), g.q_dense = static_cast<float>(eps / double(V));
+    for (int64_t r0 = 0; r0 < N; r0 += Rs) {
+      const int64_t nr = std::min(Rs, N - r0);
+      if ((st = tma_pass(kStore, me, mc, r0, nr, 0, V, err))) return st;
+      g.r0 = r0;
+      packed_grad_kernel<<<static_cast<unsigned>(nr), 256>>>(g);
+      LAUNCHED("packed logits-to-gradient kernel");
+      if ((st = gemms(r0, nr, 0, V, false, r0 > 0))) return st;
+    }
+    return CALIB_OK;
+  }
   if (mode == 2) {
     for (int64_t r0 = 0; r0 < N; r0 += Rs) {
       const int64_t nr = std::min(Rs, N - r0);
@@ -546,11 +575,7 @@ calib_status Job::run_blas(char* err) {
     }
     return CALIB_OK;
   }
-  CUtensorMap me, mc;
   if (tma) {
-    char why[CALIB_ERRLEN] = "";
-    if (!tma_map_bf16(&me, e, N, D, D, kBM, why, sizeof why) || !tma_map_bf16(&mc, c, V, D, D, kLtBN / 2, why, sizeof why))
-      return fail(err, CALIB_ERR_RUNTIME, "logit pass: %s", why);
     if ((st = tma_pass(kStats, me, mc, 0, N, 0, V, err))) return st;
   } else {
     for (int64_t r0 = 0; r0 < N; r0 += Rs)
@@ -588,13 +613,14 @@ calib_status Job::tma_pass(int which, const CUtensorMap& me, const CUtensorMap& 
   LtParams q{};
   q.N = N, q.V = V, q.r0 = r0, q.nrows = nr, q.v0 = static_cast<int>(v0), q.ncols = static_cast<int>(nc);
   q.ksteps = static_cast<int>(ceil_div(D, 64)), q.ntiles = static_cast<int>(ceil_div(nc, kLtBN));
-  q.splits = which == kStats ? splits : grad_splits;
+  q.splits = which == kGrad ? grad_splits : splits;
   q.inv = inv, q.targets = targets, q.bias = bias, q.inv_t = inv_t, q.cap = cap, q.pair = tma_pair;
   q.dense = dense ? 1 : 0, q.ldp = count, q.part_m = part_m, q.part_l = part_l, q.part_s = part_s, q.tgt = tgt;
   q.lse_valid = lse_valid, q.w = w, q.q_target = static_cast<float>(1.0 - eps), q.q_dense = static_cast<float>(eps / double(V));
-  q.G = reinterpret_cast<uint16_t*>(X), q.ldG = 2 * ldX;
-  auto kernel = which == kStats ? (cap > 0.f ? logit_tma_kernel<kStats, true> : logit_tma_kernel<kStats, false>)
-                                : (cap > 0.f ? logit_tma_kernel<kGrad, true> : logit_tma_kernel<kGrad, false>);
+  q.G = reinterpret_cast<uint16_t*>(X), q.ldG = 2 * ldX, q.tmax = tmax, q.ldT = ceil_div(V, kLtBN);
+  auto kernel = which == kStore  ? logit_tma_kernel<kStore, false>  // packed: no softcap
+                : which == kStats ? (cap > 0.f ? logit_tma_kernel<kStats, true> : logit_tma_kernel<kStats, false>)
+                                  : (cap > 0.f ? logit_tma_kernel<kGrad, true> : logit_tma_kernel<kGrad, false>);
   if (calib_status st = big_smem(kernel, kLtSmemBytes, err)) return st;
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = dim3(static_cast<unsigned>(round_up(ceil_div(nr, kBM), tma_pair)), static_cast<unsigned>(q.splits));
@@ -608,14 +634,16 @@ calib_status Job::tma_pass(int which, const CUtensorMap& me, const CUtensorMap& 
   cfg.attrs = attr;
   cfg.numAttrs = 1;
   CU_TRY(cudaLaunchKernelEx(&cfg, kernel, me, mc, q));
-  LAUNCHED(which == kStats ? "logit statistics kernel (bulk copies)" : "gradient block kernel (bulk copies)");
+  LAUNCHED(which == kGrad ? "gradient block kernel (bulk copies)" : "logit statistics kernel (bulk copies)");
   if (which == kGrad) return CALIB_OK;
   MergeParams r{};
   r.part_m = part_m, r.part_l = part_l, r.part_s = part_s, r.ldp = count, r.splits = splits;
-  r.row0 = 0, r.nrows = count, r.tgt = tgt, r.s_rank1 = nullptr, r.rows = rows;
+  if (which == kStore) r.row0 = r0, r.nrows = nr, r.inv = inv;  // the chunk's token rows
+  else r.row0 = 0, r.nrows = count;
+  r.tgt = tgt, r.s_rank1 = nullptr, r.rows = rows;
   r.lse_valid = lse_valid, r.row_loss = row_loss, r.lse_out = lse_out;
   r.T = T, r.eps = eps, r.V = double(V), r.dense = dense ? 1 : 0;
-  merge_kernel<<<static_cast<unsigned>(ceil_div(count, 256)), 256>>>(r);
+  merge_kernel<<<static_cast<unsigned>(ceil_div(r.nrows, 256)), 256>>>(r);
   LAUNCHED("merge kernel");
   return CALIB_OK;
 }

@@ -275,23 +275,31 @@ struct MergeParams {
   float* lse_out;    // per token, or null
   double T, eps, V;
   int dense;
+  // With inv (token row → valid index or −1), j runs over token rows row0 + j, and the partials,
+  // tgt and outputs are indexed by the valid index (a chunk of token rows).
+  const int32_t* inv;
 };
 
 __global__ void merge_kernel(const MergeParams p) {
   const int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (j >= p.nrows) return;
+  int64_t at = j, gj = p.row0 + j;  // partials / tgt index, valid-row index
+  if (p.inv) {
+    const int k = p.inv[p.row0 + j];
+    if (k < 0) return;
+    at = gj = k;
+  }
   float M = neg_inf();
-  for (int s = 0; s < p.splits; ++s) M = fmaxf(M, p.part_m[s * p.ldp + j]);
+  for (int s = 0; s < p.splits; ++s) M = fmaxf(M, p.part_m[s * p.ldp + at]);
   double L = 0, SS = 0;
   for (int s = 0; s < p.splits; ++s) {
-    const float ls = p.part_l[s * p.ldp + j];
-    if (ls > 0.f) L += double(ls) * exp(double(p.part_m[s * p.ldp + j]) - double(M));
-    if (p.dense) SS += p.part_s[s * p.ldp + j];
+    const float ls = p.part_l[s * p.ldp + at];
+    if (ls > 0.f) L += double(ls) * exp(double(p.part_m[s * p.ldp + at]) - double(M));
+    if (p.dense) SS += p.part_s[s * p.ldp + at];
   }
   const double lse = double(M) + log(L);
-  const int64_t gj = p.row0 + j;
   const double ssum = p.dense ? SS : (p.s_rank1 ? p.s_rank1[gj] : 0.0);
-  double loss = lse - (1.0 - p.eps) * double(p.tgt[j]);
+  double loss = lse - (1.0 - p.eps) * double(p.tgt[at]);
   if (p.eps > 0) loss -= p.eps / p.V * ssum;
   p.row_loss[gj] = p.T * loss;
   p.lse_valid[gj] = static_cast<float>(lse);

@@ -4,7 +4,13 @@
 //           statistics kernel;
 //   kGrad:  the bf16 gradient block G = w·(softmax − q)·κ of rows [r0, r0+nrows) × vocabulary
 //           columns [v0, v0+ncols), written straight to memory for the two cuBLAS gradient GEMMs
-//           (no fp32 slab, no slab → G kernel, and a bf16 block holds twice the columns).
+//           (no fp32 slab, no slab → G kernel, and a bf16 block holds twice the columns);
+//   kStore: the statistics of a chunk of whole rows (chunked mode, no softcap), which also keeps
+//           its logits, packed: bf16 (s − m) with m the row's maximum within the 256-wide tile
+//           (fp32, one per row and tile). Near the maximum, where the probabilities are large,
+//           the packed value is small and bf16 keeps it to ~2^-9·|s − m|; a chunk of 1 GiB holds
+//           2048 rows instead of 1024 fp32 ones, which halves dC's read-modify-write passes.
+//           (With a softcap, κ = 1 − (s/cap)² needs s more exactly: the fp32 slab is kept.)
 //
 // A CTA owns 128 token rows and a run of 256-wide vocabulary tiles (a split of the range). Two
 // CTAs of neighbouring row tiles form a cluster and share the C tile: each copies one 128-row
@@ -35,7 +41,7 @@ constexpr int kLtBBytes = kLtBN * 64 * 2;  // 32 KB: 256 vocabulary rows × 64 k
 constexpr int kLtStageBytes = kLtABytes + kLtBBytes;
 constexpr int kLtSmemBytes = kLtStages * kLtStageBytes + 1024 + 2 * kLtStages * 8;  // + alignment, barriers
 
-enum LtMode { kStats = 0, kGrad = 1 };
+enum LtMode { kStats = 0, kGrad = 1, kStore = 2 };
 
 struct LtParams {
   int64_t N, V;
@@ -58,8 +64,11 @@ struct LtParams {
   const float* lse_valid;
   const float* w;       // per valid row
   float q_target, q_dense;
-  uint16_t* G;          // bf16, row r − r0 at G + (r − r0)·ldG
+  uint16_t* G;          // bf16, row r − r0 at G + (r − r0)·ldG (kStore: the packed logits)
   int64_t ldG;
+  // kStore
+  float* tmax;          // row r − r0, tile t at tmax[(r − r0)·ldT + t]
+  int64_t ldT;
 };
 
 // Shared-memory layout: stages, then the full and empty barriers.
@@ -118,7 +127,7 @@ __device__ __forceinline__ void lt_consume(const LtParams& p, const LtSmem& sm, 
     live[h] = row < p.r0 + p.nrows;
     kv[h] = live[h] ? __ldg(p.inv + row) : -1;
     y[h] = kv[h] >= 0 ? __ldg(p.targets + row) - p.v0 : -1;  // target column within the block
-    if (MODE == kStats) {
+    if (MODE != kGrad) {
       m[h] = neg_inf();
       l[h] = 0.f;
     } else {
@@ -152,7 +161,7 @@ __device__ __forceinline__ void lt_consume(const LtParams& p, const LtSmem& sm, 
     const int vlim = p.ncols - c0;  // columns ≥ vlim are past the block (or V)
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      if constexpr (MODE == kStats) {
+      if constexpr (MODE != kGrad) {
         float mx = neg_inf(), sum = 0.f;
 #pragma unroll
         for (int j = 0; j < 32; ++j)
@@ -167,6 +176,22 @@ __device__ __forceinline__ void lt_consume(const LtParams& p, const LtSmem& sm, 
             d[4 * j + 2 * h + e] = in ? s : neg_inf();
             mx = fmaxf(mx, d[4 * j + 2 * h + e]);
           }
+        if constexpr (MODE == kStore) {  // the row's tile maximum over its four threads, then (s − m) as bf16
+          float mt = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+          mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 2));
+          if (live[h]) {
+            const int64_t lr = row0 + 64 * cw + 16 * q + (lane >> 2) + 8 * h - p.r0;
+            uint16_t* g = p.G + lr * p.ldG + c0;
+#pragma unroll
+            for (int j = 0; j < 32; ++j) {
+              const int col = 8 * j + 2 * t4;
+              const uint32_t v = pack2(bf16_bits(d[4 * j + 2 * h] - mt), bf16_bits(d[4 * j + 2 * h + 1] - mt));
+              if (col + 1 < vlim) *reinterpret_cast<uint32_t*>(g + col) = v;
+              else if (col < vlim) g[col] = static_cast<uint16_t>(v & 0xFFFFu);
+            }
+            if (t4 == 0) p.tmax[lr * p.ldT + tile] = mt;
+          }
+        }
         if (y[h] >= c0 && y[h] < c0 + kLtBN) {  // one tile per row holds the target
 #pragma unroll
           for (int j = 0; j < 32; ++j)
@@ -203,7 +228,7 @@ __device__ __forceinline__ void lt_consume(const LtParams& p, const LtSmem& sm, 
       }
     }
   }
-  if constexpr (MODE == kStats) {
+  if constexpr (MODE != kGrad) {
     // The row's four threads (t4), in a fixed order, then one write per (split, valid row).
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
@@ -254,6 +279,57 @@ __global__ void __launch_bounds__(kLtThreads, 1)
     lt_consume<MODE, CAP>(p, sm, tb, te, row0, split);
   }
   if (p.pair == 2) cluster_sync();  // no CTA leaves while its partner may still copy into it or arrive on it
+}
+
+// Chunked mode with packed logits: x = bf16(s − m_tile) becomes G = w·(softmax − q) − w·q_t·[target]
+// in place (no softcap here, so κ = 1). A CTA per chunk row, 8 consecutive columns per thread.
+struct PackedParams {
+  uint16_t* P;  // row r − r0 at P + (r − r0)·ldP
+  int64_t ldP;
+  const float* tmax;
+  int64_t ldT;
+  int64_t r0, V;
+  const int32_t* inv;
+  const int32_t* targets;
+  const float* lse_valid;
+  const float* w;
+  float q_target, q_dense;
+};
+
+__global__ void __launch_bounds__(256) packed_grad_kernel(const PackedParams p) {
+  const int64_t lr = blockIdx.x, n = p.r0 + lr;
+  const int k = __ldg(p.inv + n);
+  float lse = 0.f, w = 0.f;
+  int64_t y = -1;
+  if (k >= 0) {
+    lse = __ldg(p.lse_valid + k);
+    w = __ldg(p.w + k);
+    y = __ldg(p.targets + n);
+  }
+  uint16_t* g = p.P + lr * p.ldP;
+  const float* tm = p.tmax + lr * p.ldT;
+  for (int64_t c = int64_t(threadIdx.x) * 8; c < p.V; c += 256 * 8) {
+    const float shift = __ldg(tm + c / kLtBN) - lse;  // 8 columns never straddle a 256-wide tile
+    uint16_t h[8];
+    if (c + 8 <= p.V) {
+      const uint4 raw = *reinterpret_cast<const uint4*>(g + c);
+      const uint32_t wv[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        const float x = bf16_float(static_cast<uint16_t>(e & 1 ? wv[e / 2] >> 16 : wv[e / 2] & 0xFFFFu));
+        float gv = __expf(x + shift) - p.q_dense;
+        if (c + e == y) gv -= p.q_target;
+        h[e] = bf16_bits(k >= 0 ? gv * w : 0.f);
+      }
+      *reinterpret_cast<uint4*>(g + c) = make_uint4(pack2(h[0], h[1]), pack2(h[2], h[3]), pack2(h[4], h[5]), pack2(h[6], h[7]));
+    } else {
+      for (int64_t v = c; v < p.V; ++v) {
+        float gv = __expf(bf16_float(g[v]) + shift) - p.q_dense;
+        if (v == y) gv -= p.q_target;
+        g[v] = bf16_bits(k >= 0 ? gv * w : 0.f);
+      }
+    }
+  }
 }
 
 }  // namespace calib::lce
