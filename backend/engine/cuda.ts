@@ -188,8 +188,9 @@ export interface DeviceLossOptions {
   grad?: boolean;
   /** Upstream gradient: a number for mean/sum (default 1), a device float32 array of N for 'none'. */
   gradOutput?: number | DeviceArray;
-  /** Bytes for the logits kept at once. cuBLAS path: the fp32 slab (0 = 56 MiB, all rows × a vocabulary block,
-   *  logits computed twice); ≥ min(1024, N)·V·4 (V rounded up to 256) keeps whole rows, logits computed once.
+  /** Bytes for the logits kept at once. cuBLAS path: the slab (0 = 56 MiB, all rows × a vocabulary block of bf16
+   *  gradients on Hopper, of fp32 logits elsewhere; logits computed twice); ≥ min(1024, N)·V·4 (V rounded up to 256)
+   *  keeps whole rows, logits computed once (on Hopper packed to 2 bytes, so twice the rows per chunk).
    *  Fused kernels: the gradient block (0 = 32 MiB); ≥ min(1024, valid tokens)·V·4 switches to chunks. */
   workspaceBytes?: number;
   deterministic?: boolean;

@@ -277,8 +277,10 @@ typedef struct {
    * AUTO: cuBLAS when it loads, no tile skipping is asked for and at least a third of the
    *       tokens are valid; else the fused kernels;
    * FUSED: the fused tensor-core kernels (logits only in registers; tile skipping; fp32 always);
-   * CUBLAS: cuBLAS GEMMs into an fp32 logit slab of workspace_bytes (56 MiB by default),
-   *       bf16 only. */
+   * CUBLAS: bf16 only. On Hopper (D a multiple of 8) our TMA-fed logit kernel keeps the
+   *       logits in registers on the way to the statistics and to bf16 gradient blocks, which
+   *       cuBLAS turns into dE and dC; elsewhere cuBLAS computes the logits into an fp32 slab.
+   *       workspace_bytes sizes the blocks (56 MiB by default). */
   int32_t gemm_impl;
   int32_t reserved[6];
 } calib_lce_cuda_options;
@@ -292,8 +294,9 @@ typedef struct {
   int64_t scratch_peak_bytes;     /* largest scratch a call has needed */
   int64_t last_scratch_bytes;     /* scratch the last call used */
   int32_t last_mode;              /* 0 forward only, 1 streamed (logits recomputed), 2 chunked (logits computed once) */
-  int32_t last_splits;            /* vocabulary splits of the logsumexp pass (fused kernels) */
-  int64_t last_block_rows;        /* streamed: gradient block (cuBLAS: logit slab) rows; chunked: rows per chunk */
+  int32_t last_splits;            /* vocabulary splits of the logsumexp pass (fused kernels; cuBLAS path: of the
+                                     logit kernel, 0 when cuBLAS computed the logits into the fp32 slab) */
+  int64_t last_block_rows;        /* streamed: gradient block (cuBLAS: slab) rows; chunked: rows per chunk */
   int64_t last_block_cols;        /* streamed: block (slab) columns; chunked: V (padded; cuBLAS: V) */
   int64_t last_tiles;             /* gradient tiles computed (cuBLAS: gradient blocks) */
   int64_t last_tiles_skipped;     /* of which skipped (tile skipping) */

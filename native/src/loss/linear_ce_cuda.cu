@@ -1,9 +1,11 @@
 // CUDA implementation of the fused linear + label-smoothed cross-entropy (same semantics
 // as linear_ce_cpu.cc; the dispatcher linear_ce.cc validated the arguments).
 //
-// Two GEMM engines: bf16 calls take the cuBLAS path by default (Job::run_blas: cuBLAS GEMMs
-// into an fp32 logit slab, row kernels in linear_ce_blas.cuh); fp32 calls, tile skipping and
-// mostly-ignored batches take the fused kernels described below (impl 'fused').
+// Two GEMM engines: bf16 calls take the cuBLAS path by default (Job::run_blas: on Hopper our
+// logit kernel, linear_ce_tma.cuh, computes the statistics and bf16 gradient blocks from logits
+// in registers, and cuBLAS runs dE and dC; elsewhere cuBLAS GEMMs fill an fp32 logit slab for
+// the row kernels of linear_ce_blas.cuh); fp32 calls, tile skipping and mostly-ignored batches
+// take the fused kernels described below (impl 'fused').
 //
 // A call, with Nv valid tokens (target ≠ ignore_index):
 //   0. rank-1 smoothing terms (no softcap): c̄ = Σ_v C_v, Σ_v s_iv = (E_i·c̄ + Σb)/T, and for
@@ -473,7 +475,10 @@ struct Job {
   }
 };
 
-// The cuBLAS path: per block, cuBLAS writes the raw logits X = E·Cᵀ (fp32) into the slab, a
+// The cuBLAS path. With logits in registers (tma, Hopper): the statistics pass, then per block
+// of Ws columns a bf16 G block and the two GEMMs (streamed), or per chunk of rows the statistics
+// with packed logits, G in place and the two GEMMs (chunked, no softcap).
+// With the fp32 slab: per block, cuBLAS writes the raw logits X = E·Cᵀ (fp32) into the slab, a
 // row kernel folds them into the logsumexp state; for gradients, another row kernel turns them
 // into bf16 G in place and cuBLAS runs dE[rows] (+)= G·C[cols] and dC[cols] (+)= Gᵀ·E[rows]
 // (fp32 outputs; "+" from the second block on). Every output element has one writer per GEMM.
