@@ -244,6 +244,7 @@ test("cuBLAS path: logits in registers (Hopper) match the fp32-slab plan and the
     { name: "K past one 64-deep step, temperature", N: 140, D: 200, V: 513, eps: 0.05, temperature: 0.7 },
     { name: "softcap (dense smoothing term)", N: 90, D: 16, V: 300, eps: 0.1, softcap: 3, scale: 2 },
     { name: "logits of magnitude 1e4", N: 24, D: 16, V: 190, eps: 0.1, scale: 1e4 },
+    { name: "logits of magnitude 1e4, 30% ignored (their G must be 0, not inf · 0)", N: 40, D: 16, V: 190, eps: 0.1, scale: 1e4, ignoreFraction: 0.3 },
     { name: "eps=0, reduction none", N: 70, D: 24, V: 260, eps: 0, reduction: "none", gradOutput: "per-token", ignoreFraction: 0.3 },
   ];
   for (const [k, c] of cases.entries()) {

@@ -695,10 +695,10 @@ calib_status set_gemm(Job& j, const DeviceInfo& dev, char* err) {
     j.dense = j.eps > 0;
     j.rank1 = false;
     // Logits in registers (logit_tma_kernel) on Hopper when the copy engine can read E and C:
-    // rows of 16-byte multiples, 16-byte aligned bases, V < 2^31. CALIB_LOGITS=slab keeps the
+    // rows of 16-byte multiples, 16-byte aligned bases, N and V < 2^31 (int coordinates). CALIB_LOGITS=slab keeps the
     // logits in the fp32 slab (the earlier plan, for comparison).
     const char* env = std::getenv("CALIB_LOGITS");
-    j.tma_ok = j.wg && j.D % 8 == 0 && aligned16(j.e) && aligned16(j.c) && j.V < (int64_t(1) << 31) &&
+    j.tma_ok = j.wg && j.D % 8 == 0 && aligned16(j.e) && aligned16(j.c) && j.N < (int64_t(1) << 31) && j.V < (int64_t(1) << 31) &&
                !(env && std::strcmp(env, "slab") == 0);
   }
   static int applied = -1;

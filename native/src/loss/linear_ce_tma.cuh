@@ -220,7 +220,9 @@ __device__ __forceinline__ void lt_consume(const LtParams& p, const LtSmem& sm, 
             const float b = (p.bias && col + e < vlim) ? __ldg(p.bias + p.v0 + c0 + col + e) : 0.f;
             const float u = (d[4 * j + 2 * h + e] + b) * p.inv_t;
             const float s = CAP ? softcap_apply(u, p.cap) : u;
-            hv[e] = bf16_bits(logit_grad(s, m[h], c0 + col + e == y[h], p.q_dense, p.q_target, CAP ? p.cap : 0.f) * l[h]);
+            // an ignored row is 0 outright: exp(s − 0) may overflow, and inf · 0 would be NaN
+            const float gv = kv[h] >= 0 ? logit_grad(s, m[h], c0 + col + e == y[h], p.q_dense, p.q_target, CAP ? p.cap : 0.f) * l[h] : 0.f;
+            hv[e] = bf16_bits(gv);
           }
           if (col + 1 < vlim) *reinterpret_cast<uint32_t*>(g + col) = pack2(hv[0], hv[1]);
           else if (col < vlim) g[col] = hv[0];
