@@ -14,8 +14,8 @@
 //
 // A CTA owns 128 token rows and a run of 256-wide vocabulary tiles (a split of the range). Two
 // CTAs of neighbouring row tiles form a cluster and share the C tile: each copies one 128-row
-// half of it into both CTAs (multicast). That cuts the L2 → SM traffic per MMA by a third; a
-// lone 128 × 256 tile needs more L2 bandwidth than the H100 has at full MMA rate.
+// half of it into both CTAs (multicast), which halves C's L2 → SM traffic. (On the H100 at the
+// benchmark shapes this measured the same as single CTAs, CALIB_TMA_PAIR=1; it is the tested default.)
 //   warpgroup 0, one thread: the producer. For every (tile, 64-deep k step) it waits until the
 //     stage is free in both CTAs, then copies E[rows, k..k+64) into it and its half of
 //     C[tile, k..k+64) into both CTAs' stage (4 stages of 48 KB).
