@@ -7,13 +7,10 @@ the same-job baseline. One line per variant: median ms and ratio to the first va
       --variants 'slab:CALIB_LOGITS=slab' 'regs:' 'regs-pair1:CALIB_TMA_PAIR=1'
 """
 import argparse
-import os
 
 import torch
 
-import torch.nn.functional as F
-
-from lce_bench import EPS, Ours, interleaved, make_inputs
+from lce_bench import Ours, fwd_bwd, gemm_floor, interleaved, make_inputs, peer_fns, with_env
 
 
 def main():
@@ -32,41 +29,20 @@ def main():
     ours = Ours(args.lib)
     grad = args.pas == "fwd+bwd"
     out = ours.run(E, C, t32, grad, workspace=args.workspace)
-    B = torch.randn((V + 63) // 64 * 64, D, device="cuda").bfloat16()
-
-    def floor():  # 8NDV (fwd+bwd) or 2NDV (fwd) of cuBLAS GEMMs of the logits' shape
-        for _ in range(4 if grad else 1):
-            E @ B.T
+    floor, scale = gemm_floor(E, V, 4 if grad else 1)  # 8NDV (fwd+bwd) or 2NDV (fwd)
 
     def variant(settings):
-        pairs = [kv.split("=", 1) for kv in settings.split(",") if kv]
-
-        def f():
-            old = {k: os.environ.get(k) for k, _ in pairs}
-            os.environ.update(dict(pairs))
-            try:
-                ours.run(E, C, t32, grad, workspace=args.workspace, out=out if grad else None)
-            finally:
-                for k, v in old.items():
-                    if v is None:
-                        os.environ.pop(k, None)
-                    else:
-                        os.environ[k] = v
-        return f
+        env = dict(kv.split("=", 1) for kv in settings.split(",") if kv)
+        return with_env(env, lambda: ours.run(E, C, t32, grad, workspace=args.workspace, out=out if grad else None))
 
     fns = {"floor": floor}
     if args.eager and grad:
-        Eg, Cg = E.clone().requires_grad_(), C.clone().requires_grad_()
-
-        def eager():
-            Eg.grad = None
-            Cg.grad = None
-            F.cross_entropy(Eg @ Cg.T, t, label_smoothing=EPS).backward()  # as lce_bench.peer_fns
-        fns["torch_eager"] = eager
+        fns["torch_eager"] = fwd_bwd(peer_fns("torch_eager", V), E, C, t)[0]
     for spec in args.variants:
         name, _, settings = spec.partition(":")
         fns[name] = variant(settings)
     med, _ = interleaved(fns, 1, args.rounds)
+    med["floor"] *= scale  # the floor GEMM ran on the padded vocabulary
     first = args.variants[0].partition(":")[0]
     print(f"{torch.cuda.get_device_name(0)}; (N, D, V) = ({N}, {D}, {V}); {args.pas}; workspace {args.workspace}; "
           f"{args.rounds} interleaved rounds")

@@ -157,6 +157,48 @@ def interleaved(fns, warmup, rounds, seed=0):
     return {k: statistics.median(v) for k, v in ts.items()}, ts
 
 
+def with_env(settings, fn):
+    """fn with the environment variables in `settings` set for the call (the engine reads its CALIB_*
+    switches on every call), restored afterwards."""
+    def f():
+        old = {k: os.environ.get(k) for k in settings}
+        os.environ.update(settings)
+        try:
+            return fn()
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    return f
+
+
+def gemm_floor(E, V, count):
+    """count cuBLAS GEMMs of the logits' shape (E·Bᵀ with B of V rows rounded up to 64), and the
+    factor that scales their time to V rows."""
+    Vg = (V + 63) // 64 * 64
+    B = torch.randn(Vg, E.shape[1], device="cuda").bfloat16()
+
+    def floor():
+        for _ in range(count):
+            E @ B.T
+    return floor, V / Vg
+
+
+def fwd_bwd(f, E, C, t):
+    """A peer's forward+backward on its own leaf copies of E and C: (callable returning the loss, Eg, Cg)."""
+    Eg, Cg = E.clone().requires_grad_(), C.clone().requires_grad_()
+
+    def fb():
+        Eg.grad = None
+        Cg.grad = None
+        loss = f(Eg, Cg, t)
+        loss.backward()
+        return loss
+    return fb, Eg, Cg
+
+
 def peak_above(fn):
     """Peak bytes torch allocates during fn above what was allocated before, and what stays."""
     torch.cuda.synchronize()
@@ -238,46 +280,25 @@ def interleaved_round(meta, ours, compiled, shape, regime, E, C, t, t32, args):
     """The headline comparisons timed round-robin in one clock state: the 8NDV floor (four
     cuBLAS GEMMs of the logits' shape), ours (default and 1 GiB) and PyTorch."""
     N, D, V = shape
-    Vg = (V + 63) // 64 * 64
-    B = torch.randn(Vg, D, device="cuda").bfloat16()
-
-    def floor8():
-        for _ in range(4):
-            E @ B.T
-
-    def slab(fn):  # the earlier plan (logits through an fp32 slab), same job, same clock
-        def f():
-            os.environ["CALIB_LOGITS"] = "slab"
-            try:
-                fn()
-            finally:
-                del os.environ["CALIB_LOGITS"]
-        return f
+    floor8, scale = gemm_floor(E, V, 4)
+    slab = {"CALIB_LOGITS": "slab"}  # the earlier plan (logits through an fp32 slab), same job, same clock
     out = ours.run(E, C, t32, True)
     default = lambda: ours.run(E, C, t32, True, out=out)  # noqa: E731
     one_gib = lambda: ours.run(E, C, t32, True, workspace=1 << 30, out=out)  # noqa: E731
-    fns = {"floor8": floor8, "ours": default, "ours_slab": slab(default), "ours_1GiB": one_gib,
-           "ours_1GiB_slab": slab(one_gib)}
+    fns = {"floor8": floor8, "ours": default, "ours_slab": with_env(slab, default), "ours_1GiB": one_gib,
+           "ours_1GiB_slab": with_env(slab, one_gib)}
     for peer in ("torch_eager", "torch_compile"):
         f = compiled.get((peer, shape))
-        if f is None:
-            continue
-        Eg, Cg = E.clone().requires_grad_(), C.clone().requires_grad_()
-
-        def fb(f=f, Eg=Eg, Cg=Cg):
-            Eg.grad = None
-            Cg.grad = None
-            f(Eg, Cg, t).backward()
-        fns[peer] = fb
+        if f is not None:
+            fns[peer] = fwd_bwd(f, E, C, t)[0]
     med, ts = interleaved(fns, 1, args.rounds)
-    scale = V / Vg  # the floor GEMM ran on the padded vocabulary
-    med["floor8"] *= scale
+    med["floor8"] *= scale  # the floor GEMM ran on the padded vocabulary
     ts["floor8"] = [x * scale for x in ts["floor8"]]
     meta.setdefault("interleaved", []).append({"n": N, "d": D, "v": V, "regime": regime, "rounds": args.rounds,
                                                "ms": med, "times_ms": ts})
     log(f" interleaved ({args.rounds} rounds, {regime}): " + ", ".join(f"{k} {v:.2f} ms" for k, v in med.items())
         + f"; ours / floor8 {med['ours'] / med['floor8']:.3f}")
-    del fns, out, B
+    del fns, out, floor8
     torch.cuda.empty_cache()
 
 
@@ -419,15 +440,7 @@ def main():
                         peak, _ = peak_above(lambda: f(E, C, t))
                         ms, ts = timed(lambda: f(E, C, t), args.warmup, args.iters)
                     add(peer, shape, regime, "fwd", 0, ms, ts, peak)
-                    Eg = E.clone().requires_grad_()
-                    Cg = C.clone().requires_grad_()
-
-                    def fb():
-                        Eg.grad = None
-                        Cg.grad = None
-                        loss = f(Eg, Cg, t)
-                        loss.backward()
-                        return loss
+                    fb, Eg, Cg = fwd_bwd(f, E, C, t)
                     loss = fb()
                     dE, dC = Eg.grad.float(), Cg.grad.float()
                     lossv = float(loss)

@@ -52,7 +52,9 @@ pick_lbo() {
 
 tests_failed() { ! sed -n '/===== tests:/,/=====/p' "$LOG" | grep -q "^# fail 0"; }
 
-if [ "$mode" = check ] || [ "$mode" = all ]; then
+breakdown() { step breakdown 120 sh -c "python3 bench/gpu/lce_profile.py --lib .device/libcalib.so > '$OUT/profile.txt'"; }
+
+if [ "$mode" = check ] || [ "$mode" = quick ] || [ "$mode" = all ]; then
   step selftest 40 .device/mma_selftest
   pick_lbo
   hung || step tests 150 node .device/b/cuda-test.mjs
@@ -62,23 +64,15 @@ if [ "$mode" = check ] || [ "$mode" = all ]; then
     step tests-mma 150 node .device/b/cuda-test.mjs
   fi
   hung || step memcheck-node 150 compute-sanitizer --tool memcheck --error-exitcode 9 node .device/b/sanitize.mjs
-  hung || step racecheck-self 60 compute-sanitizer --tool racecheck --error-exitcode 9 .device/mma_selftest
-  [ "$mode" = check ] && { hung || step quick 150 python3 bench/gpu/lce_bench.py --lib .device/libcalib.so --out "$OUT/quick.json" --quick --iters 3 --sweep 1073741824 "$@"; }
-  hung || ncu_profile 120
-fi
-if [ "$mode" = quick ]; then
-  step selftest 40 .device/mma_selftest
-  pick_lbo
-  hung || step tests 150 node .device/b/cuda-test.mjs
-  hung || step memcheck-node 150 compute-sanitizer --tool memcheck --error-exitcode 9 node .device/b/sanitize.mjs
-  hung || step quick 200 python3 bench/gpu/lce_bench.py --lib .device/libcalib.so --out "$OUT/quick.json" --quick --iters 3 --sweep 1073741824 "$@"
-  hung || step breakdown 120 sh -c "python3 bench/gpu/lce_profile.py --lib .device/libcalib.so > '$OUT/profile.txt'"
+  [ "$mode" = quick ] || { hung || step racecheck-self 60 compute-sanitizer --tool racecheck --error-exitcode 9 .device/mma_selftest; }
+  [ "$mode" = all ] || { hung || step quick 200 python3 bench/gpu/lce_bench.py --lib .device/libcalib.so --out "$OUT/quick.json" --quick --iters 3 --sweep 1073741824 "$@"; }
+  if [ "$mode" = quick ]; then hung || breakdown; else hung || ncu_profile 120; fi
 fi
 if [ "$mode" = bench ] || [ "$mode" = all ]; then
   [ "$mode" = bench ] && { step selftest 40 .device/mma_selftest; pick_lbo; }
   hung || step bench 560 python3 bench/gpu/lce_bench.py --lib .device/libcalib.so --out "$OUT/results.json" "$@"
   [ -s "$OUT/results.json" ] && step arrow 120 node .device/b/bench.mjs --json "$OUT/results.json" --api --out "$OUT/kernels.arrow"
-  step breakdown 120 sh -c "python3 bench/gpu/lce_profile.py --lib .device/libcalib.so > '$OUT/profile.txt'"
+  breakdown
   if [ "${BENCH_TOOLS:-1}" = 1 ]; then  # BENCH_TOOLS=0: skip the two cuBLAS-only tables
     step widths 90 sh -c "python3 bench/gpu/gemm_widths.py > '$OUT/widths.txt'"
     step lt 90 sh -c "python3 bench/gpu/lt_candidates.py > '$OUT/lt.txt'"

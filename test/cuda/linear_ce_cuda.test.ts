@@ -15,6 +15,18 @@ import { CASES as CPU_CASES, makeInputs, type Case } from "../engine/cases.js";
 
 const GPU = cudaAvailable();
 const needGpu = GPU ? false : engineInfo().cudaMessage;
+// Hopper: the cuBLAS path's logits stay in registers (logit_tma_kernel) when D is a multiple of 8.
+const HOPPER = /\(sm_9\d/.test(engineInfo().cudaMessage);
+
+/** fn with an engine switch set in the environment (the engine reads it on every call), removed afterwards. */
+function withEnv<T>(name: string, value: string, fn: () => T): T {
+  process.env[name] = value;
+  try {
+    return fn();
+  } finally {
+    delete process.env[name];
+  }
+}
 
 type Dtype = "float32" | "bfloat16";
 const TOL = {
@@ -208,19 +220,13 @@ test("every plan of the cuBLAS path gives the same result: whole rows, vocabular
     [1300 * 4 * 512, "streamed", 1300, 768],  // all rows × all (padded) columns: one block
     [256 * 1024, "streamed", 256, 512],   // 256 rows × 512 columns: 6 × 2 blocks
   ] as const;
-  const hopper = /\(sm_9\d/.test(engineInfo().cudaMessage);
-  const runs = [...slabPlans.map((pl) => [...pl, "slab"] as const), ...(hopper ? regPlans.map((pl) => [...pl, "registers"] as const) : [])];
+  const runs = [...slabPlans.map((pl) => [...pl, "slab"] as const), ...(HOPPER ? regPlans.map((pl) => [...pl, "registers"] as const) : [])];
   for (const cs of [c, cap]) {
     const inp = makeInputs(cs, 78);
     const ref = reference(cs, inp, "bfloat16");
     for (const [ws, mode, rows, cols, logits] of runs) {
-      if (logits === "slab") process.env.CALIB_LOGITS = "slab";
-      let out: Out;
-      try {
-        out = runDevice(cs, inp, "bfloat16", { workspaceBytes: ws, impl: "cublas" });
-      } finally {
-        delete process.env.CALIB_LOGITS;
-      }
+      const run = () => runDevice(cs, inp, "bfloat16", { workspaceBytes: ws, impl: "cublas" });
+      const out = logits === "slab" ? withEnv("CALIB_LOGITS", "slab", run) : run();
       const st = cudaStats();
       const label = `${cs.name} ws=${ws} (${logits})`;
       assert.equal(st.lastGemm, "cublas", label);
@@ -237,7 +243,6 @@ test("cuBLAS path: logits in registers (Hopper) match the fp32-slab plan and the
   // for the statistics (vocabulary splits > 0) and for the bf16 gradient blocks; CALIB_LOGITS=slab
   // forces the fp32-slab plan on the same inputs. A 512-byte workspace keeps these small shapes
   // out of chunked mode and gives several row and vocabulary blocks.
-  const hopper = /\(sm_9\d/.test(engineInfo().cudaMessage);
   const cases: Case[] = [
     { name: "N=1", N: 1, D: 8, V: 50, eps: 0.1 },
     { name: "tiles of rows and columns, ragged V, bias, ignored", N: 300, D: 96, V: 1100, eps: 0.1, bias: true, ignoreFraction: 0.1 },
@@ -252,16 +257,10 @@ test("cuBLAS path: logits in registers (Hopper) match the fp32-slab plan and the
     const ref = reference(c, inp, "bfloat16");
     const regs = runDevice(c, inp, "bfloat16", { impl: "cublas", workspaceBytes: 512 });
     assert.equal(cudaStats().lastMode, "streamed", c.name);
-    if (hopper) assert.ok(cudaStats().lastSplits > 0, `${c.name}: logits in registers`);
+    if (HOPPER) assert.ok(cudaStats().lastSplits > 0, `${c.name}: logits in registers`);
     compare(`${c.name} [logits in registers]`, regs, ref, TOL.bfloat16, !!inp.bias);
-    process.env.CALIB_LOGITS = "slab";
-    let slab: Out;
-    try {
-      slab = runDevice(c, inp, "bfloat16", { impl: "cublas", workspaceBytes: 512 });
-      assert.equal(cudaStats().lastSplits, 0, `${c.name}: slab plan`);
-    } finally {
-      delete process.env.CALIB_LOGITS;
-    }
+    const slab = withEnv("CALIB_LOGITS", "slab", () => runDevice(c, inp, "bfloat16", { impl: "cublas", workspaceBytes: 512 }));
+    assert.equal(cudaStats().lastSplits, 0, `${c.name}: slab plan`);
     compare(`${c.name} [fp32 slab]`, slab, ref, TOL.bfloat16, !!inp.bias);
     // Same fp32 accumulation, different order: the two plans agree far below the bf16 tolerance.
     for (let i = 0; i < c.N; i++)
@@ -275,7 +274,6 @@ test("cuBLAS path: logits in registers (Hopper) match the fp32-slab plan and the
 test("cuBLAS path, chunked mode with packed bf16 logits (Hopper): two chunks match the fp32 chunks and the reference", { skip: needGpu }, () => {
   // A 3 MiB workspace holds 1024 fp32 rows of V = 600 (padded to 768), or 1920 packed ones
   // (768 bf16 + 3 tile maxima per row): 2500 rows take two chunks either way.
-  const hopper = /\(sm_9\d/.test(engineInfo().cudaMessage);
   const c: Case = { name: "packed chunks", N: 2500, D: 40, V: 600, eps: 0.1, bias: true, ignoreFraction: 0.1, temperature: 0.8 };
   const peaked: Case = { ...c, name: "packed chunks, logits of magnitude 30", scale: 30 };
   const ws = 1024 * 768 * 4;
@@ -285,16 +283,10 @@ test("cuBLAS path, chunked mode with packed bf16 logits (Hopper): two chunks mat
     const packed = runDevice(cs, inp, "bfloat16", { impl: "cublas", workspaceBytes: ws });
     const st = cudaStats();
     assert.equal(st.lastMode, "chunked", cs.name);
-    if (hopper) assert.equal(st.lastBlockRows, 1920, `${cs.name}: packed rows per chunk`);
+    if (HOPPER) assert.equal(st.lastBlockRows, 1920, `${cs.name}: packed rows per chunk`);
     compare(`${cs.name} [packed]`, packed, ref, TOL.bfloat16, true);
-    process.env.CALIB_PACKED = "0";
-    let fp32: Out;
-    try {
-      fp32 = runDevice(cs, inp, "bfloat16", { impl: "cublas", workspaceBytes: ws });
-      assert.equal(cudaStats().lastBlockRows, 1024, `${cs.name}: fp32 rows per chunk`);
-    } finally {
-      delete process.env.CALIB_PACKED;
-    }
+    const fp32 = withEnv("CALIB_PACKED", "0", () => runDevice(cs, inp, "bfloat16", { impl: "cublas", workspaceBytes: ws }));
+    assert.equal(cudaStats().lastBlockRows, 1024, `${cs.name}: fp32 rows per chunk`);
     compare(`${cs.name} [fp32 chunks]`, fp32, ref, TOL.bfloat16, true);
     // The statistics come from the same fp32 logits: lse agrees closely; G differs by the packing.
     for (let i = 0; i < cs.N; i++)

@@ -162,15 +162,7 @@ __global__ void __launch_bounds__(256, 8) slab_grad_kernel(const SlabParams p) {
   using G = RowGroup<WPR>;
   const G grp;
   if (grp.row >= p.nrows) return;  // with a CTA per row, the whole CTA: no barrier is left half-reached
-  const int64_t n = p.r0 + grp.row;
-  const int k = __ldg(p.inv + n);
-  float lse = 0.f, w = 0.f;
-  int64_t y = -1;
-  if (k >= 0) {
-    lse = __ldg(p.lse_valid + k);
-    w = __ldg(p.w + k);
-    y = int64_t(__ldg(p.targets + n)) - p.v0;
-  }
+  const auto [k, lse, w, y] = grad_row(p.inv, p.targets, p.lse_valid, p.w, p.r0 + grp.row, p.v0);
   float* x = p.X + grp.row * p.ldX;
   uint16_t* g = reinterpret_cast<uint16_t*>(x);
   const float* b = p.bias ? p.bias + p.v0 : nullptr;

@@ -42,6 +42,26 @@ __device__ __forceinline__ float logit_grad(float s, float lse, bool is_target, 
   return gv;
 }
 
+// What a row kernel of the gradient needs of token row n: its valid index k (−1: ignored; the
+// caller writes its G row as 0 outright, since exp(s − 0) may overflow and inf · 0 would be NaN),
+// lse, weight, and the target's column relative to v0 (−1 when ignored).
+struct GradRow {
+  int k = -1;
+  float lse = 0.f, w = 0.f;
+  int64_t y = -1;
+};
+__device__ __forceinline__ GradRow grad_row(const int32_t* inv, const int32_t* targets, const float* lse_valid,
+                                            const float* w, int64_t n, int64_t v0) {
+  GradRow r;
+  r.k = __ldg(inv + n);
+  if (r.k >= 0) {
+    r.lse = __ldg(lse_valid + r.k);
+    r.w = __ldg(w + r.k);
+    r.y = int64_t(__ldg(targets + n)) - v0;
+  }
+  return r;
+}
+
 // (m, l) ⊕ (m2, l2) for an online logsumexp: m the max, l = Σ exp(s − m).
 __device__ __forceinline__ void lse_combine(float& m, float& l, float m2, float l2) {
   const float mn = fmaxf(m, m2);

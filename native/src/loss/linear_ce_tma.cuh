@@ -130,9 +130,9 @@ __device__ __forceinline__ void lt_consume(const LtParams& p, const LtSmem& sm, 
     if (MODE != kGrad) {
       m[h] = neg_inf();
       l[h] = 0.f;
-    } else {
-      m[h] = kv[h] >= 0 ? __ldg(p.lse_valid + kv[h]) : 0.f;
-      l[h] = kv[h] >= 0 ? __ldg(p.w + kv[h]) : 0.f;  // 0: an ignored row's G is 0
+    } else {  // an ignored row: lse = +inf and weight 0 make its G exactly 0 (exp(s − 0) could overflow, inf · 0 = NaN)
+      m[h] = kv[h] >= 0 ? __ldg(p.lse_valid + kv[h]) : __int_as_float(0x7f800000);
+      l[h] = kv[h] >= 0 ? __ldg(p.w + kv[h]) : 0.f;
     }
     ss[h] = 0.0;
   }
@@ -220,9 +220,7 @@ __device__ __forceinline__ void lt_consume(const LtParams& p, const LtSmem& sm, 
             const float b = (p.bias && col + e < vlim) ? __ldg(p.bias + p.v0 + c0 + col + e) : 0.f;
             const float u = (d[4 * j + 2 * h + e] + b) * p.inv_t;
             const float s = CAP ? softcap_apply(u, p.cap) : u;
-            // an ignored row is 0 outright: exp(s − 0) may overflow, and inf · 0 would be NaN
-            const float gv = kv[h] >= 0 ? logit_grad(s, m[h], c0 + col + e == y[h], p.q_dense, p.q_target, CAP ? p.cap : 0.f) * l[h] : 0.f;
-            hv[e] = bf16_bits(gv);
+            hv[e] = bf16_bits(logit_grad(s, m[h], c0 + col + e == y[h], p.q_dense, p.q_target, CAP ? p.cap : 0.f) * l[h]);
           }
           if (col + 1 < vlim) *reinterpret_cast<uint32_t*>(g + col) = pack2(hv[0], hv[1]);
           else if (col < vlim) g[col] = hv[0];
@@ -299,15 +297,8 @@ struct PackedParams {
 };
 
 __global__ void __launch_bounds__(256) packed_grad_kernel(const PackedParams p) {
-  const int64_t lr = blockIdx.x, n = p.r0 + lr;
-  const int k = __ldg(p.inv + n);
-  float lse = 0.f, w = 0.f;
-  int64_t y = -1;
-  if (k >= 0) {
-    lse = __ldg(p.lse_valid + k);
-    w = __ldg(p.w + k);
-    y = __ldg(p.targets + n);
-  }
+  const int64_t lr = blockIdx.x;
+  const auto [k, lse, w, y] = grad_row(p.inv, p.targets, p.lse_valid, p.w, p.r0 + lr, 0);
   uint16_t* g = p.P + lr * p.ldP;
   const float* tm = p.tmax + lr * p.ldT;
   for (int64_t c = int64_t(threadIdx.x) * 8; c < p.V; c += 256 * 8) {
