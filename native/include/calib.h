@@ -121,6 +121,49 @@ typedef struct calib_model calib_model; /* opaque */
  * stream and LayerNorm statistics. The flat buffers (read/write) are float32 as for F32. */
 typedef enum { CALIB_MODEL_F32 = 0, CALIB_MODEL_F64 = 1, CALIB_MODEL_BF16 = 2 } calib_model_precision;
 
+/* The architecture of a model. GPT2: the model described above (LayerNorm, learned positions, GELU MLP,
+ * biases). LLAMA: a decoder-only transformer as Hugging Face's LlamaForCausalLM defines it, with the
+ * variants that only change its pieces (calib_llama_config): Qwen2, Mistral, SmolLM2, Gemma 2.
+ *   x0 = embed[tok] · embed_scale
+ *   per layer l:  h = attn(norm(x)) ;  x = x + (post_norms ? norm(h) : h)
+ *                 h = mlp(norm(x))  ;  x = x + (post_norms ? norm(h) : h)
+ *     norm:  RMSNorm in fp32, x / √(mean(x²) + eps) · w   (norm_plus_one: · (1 + w))
+ *     attn:  q, k, v projections (+ bias when qkv_bias), rotary embedding of q and k (rotate-half layout),
+ *            causal grouped-query attention (n_head query heads share n_kv_head key/value heads), logits
+ *            scaled by attn_scale and soft-capped (attn_softcap), optionally within a sliding window;
+ *            output projection o (no bias)
+ *     mlp:   down(act(gate(x)) ⊙ up(x)), act = SiLU (SwiGLU) or tanh-GELU (GeGLU); no biases
+ *   h = norm_f(x);  logits = h·Hᵀ, H = embed (tied) or lm_head
+ * Parameter tensors (flat buffers as for GPT2, matmul weights out×in, stacked over layers):
+ *   "embed" [V, d], "attn_norm" [L, d], "q" [L, H·hd, d], "k" [L, KV·hd, d], "v" [L, KV·hd, d],
+ *   "q_bias" [L, H·hd], "k_bias" [L, KV·hd], "v_bias" [L, KV·hd] (qkv_bias only), "o" [L, d, H·hd],
+ *   "attn_post_norm" [L, d] (post_norms only), "mlp_norm" [L, d], "gate" [L, ff, d], "up" [L, ff, d],
+ *   "down" [L, d, ff], "mlp_post_norm" [L, d] (post_norms only), "norm_f" [d], "lm_head" [V, d] (untied). */
+typedef enum { CALIB_ARCH_GPT2 = 0, CALIB_ARCH_LLAMA = 1 } calib_model_arch;
+typedef enum { CALIB_ROPE_DEFAULT = 0, CALIB_ROPE_LINEAR = 1, CALIB_ROPE_LLAMA3 = 2 } calib_rope_type;
+typedef enum { CALIB_ACT_SILU = 0, CALIB_ACT_GELU_TANH = 1 } calib_mlp_act;
+
+typedef struct {
+  int32_t n_kv_head;        /* ≥ 1, divides n_head (GQA; n_head for plain multi-head attention) */
+  int32_t head_dim;         /* ≥ 1 (Hugging Face's head_dim, else hidden_size / num_attention_heads) */
+  int32_t d_ff;             /* intermediate_size */
+  float norm_eps;           /* rms_norm_eps > 0 */
+  int32_t norm_plus_one;    /* Gemma: RMSNorm scales by (1 + w) */
+  int32_t post_norms;       /* Gemma 2: RMSNorm of the attention and MLP outputs before the residual add */
+  int32_t qkv_bias;         /* Qwen2: biases on q, k, v */
+  calib_mlp_act mlp_act;
+  float embed_scale;        /* 1, or √hidden_size (Gemma), applied to the embedding rows */
+  float rope_theta;         /* > 0 */
+  calib_rope_type rope_type;
+  float rope_factor;        /* linear / llama3: the scaling factor */
+  float rope_low_freq_factor, rope_high_freq_factor; /* llama3 */
+  int32_t rope_original_context;                     /* llama3: original_max_position_embeddings */
+  float attn_scale;         /* > 0: the factor of q·k (1/√head_dim; Gemma 2: query_pre_attn_scalar^-1/2) */
+  float attn_softcap;       /* 0 none; Gemma 2: attn_logit_softcapping (50) */
+  int32_t sliding_window;   /* 0 none; else keys within this many positions (key > query − window) */
+  int32_t sliding_period;   /* with a window: layer l slides when l % sliding_period == 0 (Gemma 2: 2); 1 = all */
+} calib_llama_config;
+
 typedef struct {
   int32_t n_layer;    /* ≥ 1 */
   int32_t n_head;     /* ≥ 1, divides d_model */
@@ -135,6 +178,11 @@ typedef struct {
    * precision. On CUDA, F32 computes in fp32 (cuBLAS without TF32). */
   calib_model_precision precision;
   int32_t threads;    /* CPU threads; 0 = engine default */
+  calib_model_arch arch;      /* GPT2 (default, 0) or LLAMA */
+  calib_llama_config llama;   /* arch LLAMA only (context is then the longest sequence; no position table) */
+  /* CUDA: bytes of logits the LM head's fused loss may keep (its workspace_bytes: ≥ min(1024, rows)·V·4 computes
+   * the logits once, in chunks; 0 = the fully streamed mode). The trainer passes its run config's value. */
+  int64_t head_workspace_bytes;
 } calib_model_config;
 
 typedef enum {
@@ -282,12 +330,25 @@ typedef struct {
    *       cuBLAS turns into dE and dC; elsewhere cuBLAS computes the logits into an fp32 slab.
    *       workspace_bytes sizes the blocks (56 MiB by default). */
   int32_t gemm_impl;
-  int32_t reserved[6];
+  /* The stream every kernel and copy of the call runs on (a cudaStream_t; NULL = the legacy default stream).
+   * The call returns once its work on this stream is done. */
+  void* stream;
+  /* Caller-provided device scratch (e.g. from PyTorch's allocator): workspace_size bytes at workspace, at least
+   * calib_lce_cuda_workspace_size() for the same arguments; NULL = the engine's own arena (kept between calls). */
+  void* workspace;
+  int64_t workspace_size;
 } calib_lce_cuda_options;
 enum { CALIB_LCE_GEMM_AUTO = 0, CALIB_LCE_GEMM_FUSED = 1, CALIB_LCE_GEMM_CUBLAS = 2 };
 
 calib_status calib_linear_cross_entropy_cuda(calib_lce_args* args, const calib_lce_cuda_options* options,
                                              char* err /* CALIB_ERRLEN */);
+
+/* Device scratch bytes a call of calib_linear_cross_entropy_cuda with these arguments (device memory) and options
+ * may need, whatever its targets (the plan depends on the count of valid tokens, known only on the device): the
+ * size to give as options->workspace_size. Pure arithmetic over the shapes, the options and the current device's
+ * properties; touches no buffer. */
+calib_status calib_lce_cuda_workspace_size(const calib_lce_args* args, const calib_lce_cuda_options* options,
+                                           int64_t* bytes, char* err /* CALIB_ERRLEN */);
 
 typedef struct {
   int64_t scratch_capacity_bytes; /* device scratch the engine keeps between calls */

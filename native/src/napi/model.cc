@@ -67,6 +67,7 @@ class Model : public Napi::ObjectWrap<Model> {
     c.device = static_cast<calib_device>(choice(o, "device", {"cpu", "cuda"}, 0));
     c.precision = static_cast<calib_model_precision>(choice(o, "precision", {"float32", "float64", "bfloat16"}, 0));
     c.threads = static_cast<int32_t>(integer(o, "threads", 0, 0, 1024));
+    c.head_workspace_bytes = integer(o, "headWorkspaceBytes", 0, 0, int64_t(1) << 50);
     f64_ = c.precision == CALIB_MODEL_F64;
     char err[CALIB_ERRLEN];
     check(env, calib_model_create(&c, &m_, err), err);
