@@ -3,7 +3,6 @@
 import { createRequire } from "node:module";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import type { LinearCrossEntropyResult } from "./loss.js";
 
 export interface EngineInfo {
   cudaBuilt: boolean;
@@ -12,11 +11,21 @@ export interface EngineInfo {
   cpuThreads: number;
 }
 
+/** What the binding's linearCrossEntropy returns (loss.ts adds the device). */
+export interface RawLossResult {
+  loss: number | Float32Array;
+  lse: Float32Array;
+  validCount: number;
+  dE?: Float32Array;
+  dC?: Float32Array;
+  dBias?: Float32Array;
+}
+
 // The raw binding; its functions take one options object (see native/src/napi/).
 export interface NativeAddon {
   info(): EngineInfo;
   setThreads(n: number): void;
-  linearCrossEntropy(options: Record<string, unknown>): Omit<LinearCrossEntropyResult, "device">;
+  linearCrossEntropy(options: Record<string, unknown>): RawLossResult;
   [name: string]: unknown;
 }
 

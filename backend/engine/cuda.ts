@@ -351,3 +351,57 @@ export function cudaReleaseScratch(): void {
   requireCuda();
   cuda().cudaReleaseScratch();
 }
+
+/** The GPU a plan is made for: its streaming multiprocessors, compute capability major version
+ *  (9 = Hopper) and whether cuBLAS loads there. */
+export interface CudaDeviceDesc {
+  sms: number;
+  ccMajor: number;
+  blasAvailable?: boolean;
+}
+
+export interface CudaLossPlan {
+  /** 'fused': our tensor-core kernels; 'cublas': the logit kernel (Hopper) or an fp32 slab, and cuBLAS. */
+  engine: "fused" | "cublas";
+  /** 'forward' (no gradients), 'streamed' (logits computed twice) or 'chunked' (once, kept in the workspace). */
+  mode: "forward" | "streamed" | "chunked";
+  /** cuBLAS engine: 'registers' (Hopper logit kernel), 'packed' (chunks of packed bf16 logits) or 'slab' (fp32,
+   *  written by cuBLAS); fused kernels: always 'registers'. */
+  logits: "registers" | "packed" | "slab";
+  gemm: "wgmma" | "mma.sync" | "cublas";
+  splits: number;
+  gradSplits: number;
+  blockRows: number;
+  blockCols: number;
+  /** Device scratch of the call with this many valid tokens. */
+  scratchBytes: number;
+  /** The most scratch any count of valid tokens needs (what a caller-provided workspace must hold). */
+  workspaceBound: number;
+}
+
+export interface CudaLossPlanOptions extends Omit<DeviceLossOptions, "bias" | "gradOutput" | "out" | "lse"> {
+  dtype: "float32" | "bfloat16";
+  /** A bias is given (and, with grad, its gradient wanted when gradBias). */
+  bias?: boolean;
+  gradBias?: boolean;
+  /** Tokens whose target is not ignoreIndex (default: all N). */
+  validCount?: number;
+  /** E and C start on 16-byte boundaries (default true). */
+  aligned?: boolean;
+  device: CudaDeviceDesc;
+}
+
+/**
+ * The plan the CUDA loss would run for E (n × d) and C (v × d) on the described GPU: pure arithmetic,
+ * available in every build (no GPU needed), and exactly what linearCrossEntropyDevice executes.
+ */
+export function planLinearCrossEntropyCuda(n: number, d: number, v: number, options: CudaLossPlanOptions): CudaLossPlan {
+  if (options === null || typeof options !== "object") throw new TypeError("options must be an object");
+  const { tileSkipping, ...rest } = options;
+  let skip = 0;
+  if (tileSkipping === true) skip = -1;
+  else if (typeof tileSkipping === "number") skip = tileSkipping;
+  return (addon().lossPlanCuda as (o: Record<string, unknown>) => CudaLossPlan)({
+    ...rest, n, d, v, skipThreshold: skip, softcap: options.softcap ?? 0,
+  });
+}

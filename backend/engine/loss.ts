@@ -1,6 +1,6 @@
 // The fused linear + label-smoothed cross-entropy: one entry point for every device and
 // implementation (in the spirit of Cut Cross-Entropy's `linear_cross_entropy(..., impl=)`).
-import { addon } from "./addon.js";
+import { addon, type RawLossResult } from "./addon.js";
 import { resolveDevice, type Device } from "./device.js";
 import { matrixDtype, type Matrix } from "./tensor.js";
 
@@ -36,16 +36,13 @@ export interface LinearCrossEntropyOptions {
   checkFinite?: boolean;
 }
 
-export interface LinearCrossEntropyResult<L extends number | Float32Array = number | Float32Array> {
+export interface LinearCrossEntropyResult<L extends number | Float32Array = number | Float32Array> extends RawLossResult {
   /** Reduced loss, or per-token losses (0 for ignored tokens) with reduction 'none'. */
   loss: L;
   /** Per-token logsumexp of the final logits softcap(z/T); NaN for ignored tokens. */
   lse: Float32Array;
   /** Tokens whose target is not ignoreIndex. */
   validCount: number;
-  dE?: Float32Array;
-  dC?: Float32Array;
-  dBias?: Float32Array;
   device: "cpu" | "cuda";
 }
 

@@ -24,11 +24,18 @@ export interface ModelOptions {
    * of t ≤ context tokens with b·t ≤ maxBatch·context. */
   maxBatch: number;
   device?: Device;
-  /** Default: float32 on the CPU; on CUDA $CALIB_CUDA_PRECISION, else bfloat16 (mixed precision). */
+  /** Default: float32 on the CPU, bfloat16 (mixed precision) on CUDA. */
   precision?: Precision;
   /** CPU threads (0 = engine default, CALIB_THREADS or all cores). */
   threads?: number;
+  /** CUDA: bytes of logits the LM head's fused loss may keep (its workspaceBytes): enough for min(1024, rows)
+   * rows of V fp32 logits computes them once, in chunks; 0 = fully streamed (computed twice, 32 MiB blocks).
+   * Default DEFAULT_HEAD_WORKSPACE_BYTES (4 GiB: the loss takes at most rows × V × 4 of it). */
+  headWorkspaceBytes?: number;
 }
+
+/** The LM head's default logit workspace on CUDA (the trainer's run config records its own value). */
+export const DEFAULT_HEAD_WORKSPACE_BYTES = 4 * 2 ** 30;
 
 export type BufferName = "params" | "grads" | "m" | "v";
 
@@ -191,13 +198,16 @@ export class GptModel {
     const threads = options.threads ?? 0;
     if (!Number.isInteger(threads) || threads < 0) throw new RangeError(`threads must be an integer ≥ 0 (got ${String(threads)})`);
     const device = resolveDevice(options.device ?? "cpu");
-    const precision = options.precision ?? (device === "cuda" ? (process.env.CALIB_CUDA_PRECISION ?? "bfloat16") : "float32");
+    const precision = options.precision ?? (device === "cuda" ? "bfloat16" : "float32");
     if (precision !== "float32" && precision !== "float64" && precision !== "bfloat16") {
       throw new TypeError(`precision must be 'float32', 'float64' or 'bfloat16' (got ${String(precision)})`);
     }
+    const headWorkspaceBytes = options.headWorkspaceBytes ?? DEFAULT_HEAD_WORKSPACE_BYTES;
+    if (!Number.isSafeInteger(headWorkspaceBytes) || headWorkspaceBytes < 0)
+      throw new RangeError(`headWorkspaceBytes must be an integer ≥ 0 (got ${String(headWorkspaceBytes)})`);
     const Model = addon().Model as NativeModelClass;
-    const native = new Model({ ...cfg, maxBatch, device, precision, threads });
-    return new GptModel(cfg, { maxBatch, device, precision: precision as Precision, threads }, native);
+    const native = new Model({ ...cfg, maxBatch, device, precision, threads, headWorkspaceBytes });
+    return new GptModel(cfg, { maxBatch, device, precision: precision as Precision, threads, headWorkspaceBytes }, native);
   }
 
   private get m(): NativeModel {

@@ -350,6 +350,33 @@ calib_status calib_linear_cross_entropy_cuda(calib_lce_args* args, const calib_l
 calib_status calib_lce_cuda_workspace_size(const calib_lce_args* args, const calib_lce_cuda_options* options,
                                            int64_t* bytes, char* err /* CALIB_ERRLEN */);
 
+/* The plan of a CUDA loss call, computed without a GPU: which engine and mode, blocks, splits and scratch
+ * for the given device description and count of valid tokens (a device-memory call finds the count on the
+ * GPU). Pure arithmetic, defined in every build (CPU-only builds too): the CUDA path runs exactly this plan,
+ * so its choices are tested on any machine. */
+typedef struct {
+  int32_t sms;              /* streaming multiprocessors */
+  int32_t cc_major;         /* compute capability major version (9 = Hopper) */
+  int32_t blas_available;   /* cuBLAS can be loaded */
+} calib_cuda_device_desc;
+
+typedef struct {
+  int32_t engine;           /* 0 the fused tensor-core kernels, 1 the logit kernel / cuBLAS engine */
+  int32_t mode;             /* 0 forward only, 1 streamed (logits computed twice), 2 chunked (once) */
+  int32_t logits;           /* engine 1: 0 an fp32 slab written by cuBLAS, 1 in registers (Hopper logit kernel),
+                               2 in registers, kept packed in chunks; engine 0: always in registers (1) */
+  int32_t wgmma;            /* engine 0: wgmma kernels (bf16 on Hopper), else mma.sync */
+  int32_t splits;           /* vocabulary splits of the statistics pass (0: cuBLAS through the slab) */
+  int32_t grad_splits;      /* engine 1, streamed in registers: vocabulary splits of a gradient block */
+  int64_t block_rows, block_cols; /* as in calib_cuda_stats */
+  int64_t scratch_bytes;    /* device scratch of a device-memory call with this valid count */
+  int64_t workspace_bound;  /* the most any valid count needs (calib_lce_cuda_workspace_size) */
+} calib_lce_cuda_plan;
+
+calib_status calib_lce_cuda_describe(const calib_lce_args* args, const calib_lce_cuda_options* options,
+                                     const calib_cuda_device_desc* device, int64_t valid_count,
+                                     calib_lce_cuda_plan* out, char* err /* CALIB_ERRLEN */);
+
 typedef struct {
   int64_t scratch_capacity_bytes; /* device scratch the engine keeps between calls */
   int64_t scratch_peak_bytes;     /* largest scratch a call has needed */
@@ -361,7 +388,7 @@ typedef struct {
   int64_t last_block_cols;        /* streamed: block (slab) columns; chunked: V (padded; cuBLAS: V) */
   int64_t last_tiles;             /* gradient tiles computed (cuBLAS: gradient blocks) */
   int64_t last_tiles_skipped;     /* of which skipped (tile skipping) */
-  int32_t last_gemm;              /* 0 mma.sync, 1 wgmma (bf16 on sm_90; CALIB_CUDA_GEMM=mma forces 0), 2 cuBLAS */
+  int32_t last_gemm;              /* 0 mma.sync, 1 wgmma (bf16 on sm_90), 2 cuBLAS */
   int32_t reserved;
 } calib_cuda_stats;
 

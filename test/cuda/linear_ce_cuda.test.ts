@@ -15,18 +15,9 @@ import { CASES as CPU_CASES, makeInputs, type Case } from "../engine/cases.js";
 
 const GPU = cudaAvailable();
 const needGpu = GPU ? false : engineInfo().cudaMessage;
-// Hopper: the cuBLAS path's logits stay in registers (logit_tma_kernel) when D is a multiple of 8.
+// Hopper: the cuBLAS path's logits stay in registers (logit_tma_kernel) when D is a multiple of 8;
+// with D not a multiple of 8 (and off Hopper) cuBLAS writes them into an fp32 slab.
 const HOPPER = /\(sm_9\d/.test(engineInfo().cudaMessage);
-
-/** fn with an engine switch set in the environment (the engine reads it on every call), removed afterwards. */
-function withEnv<T>(name: string, value: string, fn: () => T): T {
-  process.env[name] = value;
-  try {
-    return fn();
-  } finally {
-    delete process.env[name];
-  }
-}
 
 type Dtype = "float32" | "bfloat16";
 const TOL = {
@@ -203,10 +194,11 @@ test("every gradient mode of the fused kernels gives the same result: default, m
 });
 
 test("every plan of the cuBLAS path gives the same result: whole rows, vocabulary blocks, row and vocabulary blocks, row chunks", { skip: needGpu }, () => {
-  // N = 1300 rows (10% ignored), V = 600 (padded to 768 in the slab): the workspace picks the plan
+  // N = 1300 rows (10% ignored), V = 600 (padded to 768 in the slab): the workspace picks the plan;
+  // D = 42 (not a multiple of 8) takes the fp32 slab, D = 40 the logits in registers on Hopper.
   const c: Case = { name: "cuBLAS plans", N: 1300, D: 40, V: 600, eps: 0.1, bias: true, ignoreFraction: 0.1 };
   const cap: Case = { ...c, name: "cuBLAS plans with softcap", softcap: 4, temperature: 0.8 };
-  // fp32 slab (CALIB_LOGITS=slab; also the plan off Hopper or with D not a multiple of 8)
+  // fp32 slab (the plan off Hopper or with D not a multiple of 8)
   const slabPlans = [
     [0, "chunked", 1300, 600],            // the default 48 MiB slab holds every row
     [1300 * 4 * 512, "streamed", 1300, 512],  // all rows × 512 columns: two vocabulary blocks
@@ -221,15 +213,22 @@ test("every plan of the cuBLAS path gives the same result: whole rows, vocabular
     [256 * 1024, "streamed", 256, 512],   // 256 rows × 512 columns: 6 × 2 blocks
   ] as const;
   const runs = [...slabPlans.map((pl) => [...pl, "slab"] as const), ...(HOPPER ? regPlans.map((pl) => [...pl, "registers"] as const) : [])];
-  for (const cs of [c, cap]) {
-    const inp = makeInputs(cs, 78);
-    const ref = reference(cs, inp, "bfloat16");
+  for (const base of [c, cap]) {
+    const inputs = { slab: { ...base, D: 42 }, registers: base };
+    const refs = new Map<Case, [Inputs, RefResult]>();
+    for (const cs of Object.values(inputs)) {
+      const inp = makeInputs(cs, 78);
+      refs.set(cs, [inp, reference(cs, inp, "bfloat16")]);
+    }
     for (const [ws, mode, rows, cols, logits] of runs) {
-      const run = () => runDevice(cs, inp, "bfloat16", { workspaceBytes: ws, impl: "cublas" });
-      const out = logits === "slab" ? withEnv("CALIB_LOGITS", "slab", run) : run();
+      const cs = inputs[logits];
+      const [inp, ref] = refs.get(cs)!;
+      const out = runDevice(cs, inp, "bfloat16", { workspaceBytes: ws, impl: "cublas" });
       const st = cudaStats();
-      const label = `${cs.name} ws=${ws} (${logits})`;
+      const label = `${cs.name} D=${cs.D} ws=${ws} (${logits})`;
       assert.equal(st.lastGemm, "cublas", label);
+      // the statistics pass: vocabulary splits of the logit kernel, 0 through the slab (chunks with a softcap keep fp32 logits)
+      if (mode === "streamed") assert.equal(st.lastSplits > 0, logits === "registers", `${label}: splits ${st.lastSplits}`);
       assert.equal(st.lastMode, mode, label);
       assert.equal(st.lastBlockRows, rows, `${label}: rows`);
       assert.equal(st.lastBlockCols, cols, `${label}: columns`);
@@ -238,11 +237,12 @@ test("every plan of the cuBLAS path gives the same result: whole rows, vocabular
   }
 });
 
-test("cuBLAS path: logits in registers (Hopper) match the fp32-slab plan and the reference", { skip: needGpu }, () => {
+test("cuBLAS path: logits in registers (Hopper) match the fused kernels and the reference; the fp32 slab (D not a multiple of 8) the reference", { skip: needGpu }, () => {
   // D a multiple of 8 lets the copy engine read E and C: a streamed call runs logit_tma_kernel
-  // for the statistics (vocabulary splits > 0) and for the bf16 gradient blocks; CALIB_LOGITS=slab
-  // forces the fp32-slab plan on the same inputs. A 512-byte workspace keeps these small shapes
-  // out of chunked mode and gives several row and vocabulary blocks.
+  // for the statistics (vocabulary splits > 0) and for the bf16 gradient blocks; the fused kernels
+  // (impl 'fused') compute the same bf16 products with another fp32 accumulation order. The same
+  // case with D + 1 takes the fp32 slab. A 512-byte workspace keeps these small shapes out of
+  // chunked mode and gives several row and vocabulary blocks.
   const cases: Case[] = [
     { name: "N=1", N: 1, D: 8, V: 50, eps: 0.1 },
     { name: "tiles of rows and columns, ragged V, bias, ignored", N: 300, D: 96, V: 1100, eps: 0.1, bias: true, ignoreFraction: 0.1 },
@@ -259,21 +259,26 @@ test("cuBLAS path: logits in registers (Hopper) match the fp32-slab plan and the
     assert.equal(cudaStats().lastMode, "streamed", c.name);
     if (HOPPER) assert.ok(cudaStats().lastSplits > 0, `${c.name}: logits in registers`);
     compare(`${c.name} [logits in registers]`, regs, ref, TOL.bfloat16, !!inp.bias);
-    const slab = withEnv("CALIB_LOGITS", "slab", () => runDevice(c, inp, "bfloat16", { impl: "cublas", workspaceBytes: 512 }));
-    assert.equal(cudaStats().lastSplits, 0, `${c.name}: slab plan`);
-    compare(`${c.name} [fp32 slab]`, slab, ref, TOL.bfloat16, !!inp.bias);
-    // Same fp32 accumulation, different order: the two plans agree far below the bf16 tolerance.
+    const fused = runDevice(c, inp, "bfloat16", { impl: "fused" });
+    assert.equal(cudaStats().lastGemm, HOPPER ? "wgmma" : "mma.sync", `${c.name}: fused kernels`);
+    // Same bf16 products, fp32 accumulation in another order: far below the bf16 tolerance.
     for (let i = 0; i < c.N; i++)
-      if (!Number.isNaN(slab.lse[i]!)) assert.ok(Math.abs(regs.lse[i]! - slab.lse[i]!) <= 1e-5 * Math.max(1, Math.abs(slab.lse[i]!)), `${c.name}: lse[${i}] ${regs.lse[i]} vs ${slab.lse[i]}`);
-    if (typeof slab.loss === "number") assert.ok(Math.abs((regs.loss as number) - slab.loss) <= 1e-5 * Math.max(1, Math.abs(slab.loss)), c.name);
-    else assert.ok(relError(regs.loss as Float32Array, slab.loss) <= 1e-5, c.name);
-    assert.ok(relError(regs.dE!, slab.dE!) <= 2e-3, `${c.name}: dE ${relError(regs.dE!, slab.dE!)}`);
+      if (!Number.isNaN(fused.lse[i]!)) assert.ok(Math.abs(regs.lse[i]! - fused.lse[i]!) <= 1e-5 * Math.max(1, Math.abs(fused.lse[i]!)), `${c.name}: lse[${i}] ${regs.lse[i]} vs ${fused.lse[i]}`);
+    if (typeof fused.loss === "number") assert.ok(Math.abs((regs.loss as number) - fused.loss) <= 1e-5 * Math.max(1, Math.abs(fused.loss)), c.name);
+    else assert.ok(relError(regs.loss as Float32Array, fused.loss) <= 1e-5, c.name);
+    assert.ok(relError(regs.dE!, fused.dE!) <= 2e-3, `${c.name}: dE ${relError(regs.dE!, fused.dE!)}`);
+    // D + 1: not a multiple of 8, so cuBLAS writes the logits into the fp32 slab
+    const odd: Case = { ...c, name: `${c.name}, D + 1`, D: c.D + 1 };
+    const oinp = makeInputs(odd, 4150 + k);
+    const slab = runDevice(odd, oinp, "bfloat16", { impl: "cublas", workspaceBytes: 512 });
+    assert.equal(cudaStats().lastSplits, 0, `${odd.name}: slab plan`);
+    compare(`${odd.name} [fp32 slab]`, slab, reference(odd, oinp, "bfloat16"), TOL.bfloat16, !!oinp.bias);
   }
 });
 
-test("cuBLAS path, chunked mode with packed bf16 logits (Hopper): two chunks match the fp32 chunks and the reference", { skip: needGpu }, () => {
-  // A 3 MiB workspace holds 1024 fp32 rows of V = 600 (padded to 768), or 1920 packed ones
-  // (768 bf16 + 3 tile maxima per row): 2500 rows take two chunks either way.
+test("cuBLAS path, chunked mode with packed bf16 logits (Hopper): two chunks match the fused kernels' chunks and the reference", { skip: needGpu }, () => {
+  // A 3 MiB workspace holds 1920 packed rows of V = 600 (768 bf16 + 3 tile maxima per row; off Hopper
+  // 1024 fp32 rows) — and 1024 fp32 rows in the fused kernels' chunks: 2500 rows take two chunks.
   const c: Case = { name: "packed chunks", N: 2500, D: 40, V: 600, eps: 0.1, bias: true, ignoreFraction: 0.1, temperature: 0.8 };
   const peaked: Case = { ...c, name: "packed chunks, logits of magnitude 30", scale: 30 };
   const ws = 1024 * 768 * 4;
@@ -285,9 +290,9 @@ test("cuBLAS path, chunked mode with packed bf16 logits (Hopper): two chunks mat
     assert.equal(st.lastMode, "chunked", cs.name);
     if (HOPPER) assert.equal(st.lastBlockRows, 1920, `${cs.name}: packed rows per chunk`);
     compare(`${cs.name} [packed]`, packed, ref, TOL.bfloat16, true);
-    const fp32 = withEnv("CALIB_PACKED", "0", () => runDevice(cs, inp, "bfloat16", { impl: "cublas", workspaceBytes: ws }));
-    assert.equal(cudaStats().lastBlockRows, 1024, `${cs.name}: fp32 rows per chunk`);
-    compare(`${cs.name} [fp32 chunks]`, fp32, ref, TOL.bfloat16, true);
+    const fp32 = runDevice(cs, inp, "bfloat16", { impl: "fused", workspaceBytes: ws });
+    assert.deepEqual([cudaStats().lastMode, cudaStats().lastBlockRows], ["chunked", 1024], `${cs.name}: fp32 rows per chunk`);
+    compare(`${cs.name} [fused, fp32 chunks]`, fp32, ref, TOL.bfloat16, true);
     // The statistics come from the same fp32 logits: lse agrees closely; G differs by the packing.
     for (let i = 0; i < cs.N; i++)
       if (!Number.isNaN(fp32.lse[i]!)) assert.ok(Math.abs(packed.lse[i]! - fp32.lse[i]!) <= 1e-5 * Math.max(1, Math.abs(fp32.lse[i]!)), `${cs.name}: lse[${i}]`);

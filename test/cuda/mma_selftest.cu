@@ -197,7 +197,6 @@ int main(int argc, char** argv) {
   std::mt19937 gen(1234);
   bool ok = true;
   const bool only_wg = argc > 1 && std::strcmp(argv[1], "--wgmma") == 0;
-  std::printf("wgmma MN-major descriptor convention: LBO = %s stride\n", CALIB_WG_MN_LBO_IS_BLOCK ? "MN-block" : "K-group");
   for (int variant = 0; variant < 3; ++variant) {
     const bool gather = variant >= 1, pad = variant == 2;
     ok &= run<kSrcBf16, false, false, true>("wgmma A[m][k] B[n][k] (logits)", 128, 256, 192, gather, pad, gen);

@@ -35,10 +35,10 @@ function batch(seed: number, b: number, t: number, V: number, ignoreFraction = 0
   return { inputs, targets, b, t };
 }
 
-function pair(c: Case, precision: "float32" | "bfloat16", maxBatch = 4): { cpu: GptModel; gpu: GptModel } {
+function pair(c: Case, precision: "float32" | "bfloat16", maxBatch = 4, headWorkspaceBytes?: number): { cpu: GptModel; gpu: GptModel } {
   const cpu = GptModel.create(c.cfg, { maxBatch, device: "cpu" });
   cpu.init(7);
-  const gpu = GptModel.create(c.cfg, { maxBatch, device: "cuda", precision });
+  const gpu = GptModel.create(c.cfg, { maxBatch, device: "cuda", precision, headWorkspaceBytes });
   gpu.setParams(cpu.getParams());
   return { cpu, gpu };
 }
@@ -71,29 +71,20 @@ test("device 'cuda' without a usable GPU is a clear error; bfloat16 needs CUDA",
   m.free();
 });
 
-// With the environment that selects the CUDA model's variants (read when a model is created).
-function withEnv<T>(env: Record<string, string>, f: () => T): T {
-  Object.assign(process.env, env);
-  try {
-    return f();
-  } finally {
-    for (const k of Object.keys(env)) delete process.env[k];
-  }
-}
-
-const VARIANTS: { label: string; env: Record<string, string> }[] = [
-  { label: "", env: {} },
-  { label: ", causal attention in 3 query blocks", env: { CALIB_ATTENTION_BLOCKS: "3" } },
-  { label: ", chunked cuBLAS LM head in one-row chunks", env: { CALIB_HEAD: "cublas", CALIB_HEAD_CHUNK_MB: "0.001" } },
+// The LM head's loss keeps its logits in chunks by default (a workspace of 4 GiB); with none it
+// streams them (computed twice).
+const VARIANTS: { label: string; headWorkspaceBytes?: number }[] = [
+  { label: "" },
+  { label: ", LM head streamed (headWorkspaceBytes 0)", headWorkspaceBytes: 0 },
 ];
 
 for (const c of CASES) {
   for (const variant of VARIANTS) {
     test(`fp32 CUDA = CPU: loss, gradients, norms, AdamW (${c.name}${variant.label})`, { skip: needGpu }, () => {
-      const { cpu, gpu } = withEnv(variant.env, () => pair(c, "float32"));
+      const { cpu, gpu } = pair(c, "float32", 4, variant.headWorkspaceBytes);
       assert.equal(gpu.compute, "float32");
       assert.equal(gpu.precision, "float32");
-      for (const t of [12, 16]) { // b < maxBatch and t < context; with 3 blocks: 4+4+4 and 6+6+4 rows
+      for (const t of [12, 16]) { // b < maxBatch and t < context
         cpu.zeroGrad();
         gpu.zeroGrad();
         const bt = batch(11 + t, 3, t, c.cfg.vocab);
@@ -128,6 +119,22 @@ for (const c of CASES) {
     });
   }
 }
+
+test("fp32 CUDA = CPU with the causal products in query blocks (T = 130: 2 blocks, T = 520: 4)", { skip: needGpu }, () => {
+  const c: Case = { name: "long context", cfg: { nLayer: 1, nHead: 2, dModel: 16, context: 520, vocab: 50, tied: true }, loss: { labelSmoothing: 0.1 } };
+  const { cpu, gpu } = pair(c, "float32", 1);
+  for (const t of [130, 520]) {
+    cpu.zeroGrad();
+    gpu.zeroGrad();
+    const bt = batch(90 + t, 1, t, c.cfg.vocab);
+    const a = cpu.forwardBackward(bt, c.loss);
+    const b = gpu.forwardBackward(bt, c.loss);
+    assert.ok(Math.abs(b.lossSum - a.lossSum) <= 1e-5 * Math.abs(a.lossSum), `t=${t}: loss ${b.lossSum} vs ${a.lossSum}`);
+    assertTensors(`t=${t}: gradient`, cpu, gpu.getGrads(), cpu.getGrads(), 1e-4);
+  }
+  cpu.free();
+  gpu.free();
+});
 
 function compareEval(label: string, got: EvalResult, want: EvalResult, tol: number, exact: boolean): void {
   const close = (name: string, g: Float32Array, w: Float32Array) => {
@@ -175,9 +182,9 @@ for (const precision of ["float32", "bfloat16"] as const) {
   });
 }
 
-test("bf16 mixed precision tracks the fp32 CPU model (loss, gradients, a few AdamW steps; both LM heads)", { skip: needGpu }, () => {
-  for (const [c, head] of CASES.flatMap((c) => [[c, "cublas"], [c, "fused"]] as const)) {
-    const { cpu, gpu } = withEnv({ CALIB_HEAD: head }, () => pair(c, "bfloat16"));
+test("bf16 mixed precision tracks the fp32 CPU model (loss, gradients, a few AdamW steps; LM head chunked and streamed)", { skip: needGpu }, () => {
+  for (const [c, head] of CASES.flatMap((c) => [[c, "chunked"], [c, "streamed"]] as const)) {
+    const { cpu, gpu } = pair(c, "bfloat16", 4, head === "streamed" ? 0 : undefined);
     assert.equal(gpu.compute, "bfloat16");
     assert.equal(gpu.precision, "float32");
     const bt = batch(31, 4, 16, c.cfg.vocab);

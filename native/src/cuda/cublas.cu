@@ -184,6 +184,11 @@ calib_status create(Handle* out, char* err) {
   return CALIB_OK;
 }
 
+calib_status set_stream(Handle h, cudaStream_t stream, char* err) {
+  if (Status s = g_api.set_stream(h, stream)) return blas_fail(err, s, "cublasSetStream");
+  return CALIB_OK;
+}
+
 calib_status set_workspace(Handle h, void* ptr, size_t bytes, char* err) {
   if (!g_api.set_workspace) return CALIB_OK;
   if (Status s = g_api.set_workspace(h, ptr, bytes)) return blas_fail(err, s, "cublasSetWorkspace");

@@ -35,6 +35,8 @@ const char* loaded_path();
 // A handle on the legacy default stream, default math (no TF32).
 calib_status create(Handle* out, char* err);
 void destroy(Handle h);
+// The stream the handle's GEMMs run on.
+calib_status set_stream(Handle h, cudaStream_t stream, char* err);
 // Gives cuBLAS a workspace (device memory the caller owns) instead of its own allocation, so
 // that the loss's memory figures include it. A library without the entry point keeps its own.
 calib_status set_workspace(Handle h, void* ptr, size_t bytes, char* err);

@@ -36,21 +36,4 @@ calib_status scratch_keep(size_t bytes, size_t keep, char** out, char* err);
 // Statistics of the last call.
 calib_cuda_stats& stats();
 
-// Bump allocator over a base pointer; with base == nullptr it only measures.
-class Layout {
- public:
-  explicit Layout(char* base) : base_(base) {}
-  template <class T>
-  T* take(size_t count) {
-    size_t off = (used_ + 255) & ~size_t(255);
-    used_ = off + count * sizeof(T);
-    return base_ && count ? reinterpret_cast<T*>(base_ + off) : nullptr;
-  }
-  size_t used() const { return used_; }
-
- private:
-  char* base_;
-  size_t used_ = 0;
-};
-
 }  // namespace calib::cu

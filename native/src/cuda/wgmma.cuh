@@ -8,8 +8,8 @@
 //   K-major   (rows × 64 k):  chunk c (8 k) of row r at r·128 + ((c ^ r%8)·16);
 //             descriptor: stride between 8-row groups (SBO) 1024 B, 16 k = +32 B.
 //   MN-major  (64 k × C):     chunk c of the 64-wide block b of row k at
-//             b·8192 + k·128 + ((c ^ k%8)·16); descriptor: MN-block stride and 8-k-row
-//             group stride (which of LBO/SBO holds which is kMnLboIsBlock), 16 k = +2048 B.
+//             b·8192 + k·128 + ((c ^ k%8)·16); descriptor: LBO = MN-block stride, SBO = 8-k-row
+//             group stride (the PTX ISA's reading, checked by test/cuda/mma_selftest.cu), 16 k = +2048 B.
 // Accumulator fragment of warp q (of 8) for n8-block j, register e:
 //   row 16q + lane/4 + 8·(e/2), column 8j + 2·(lane%4) + e%2.
 #pragma once
@@ -29,15 +29,6 @@ constexpr int kWgBBytes = kWgBN * kWgBK * 2;  // 32 KB
 constexpr int kWgStageBytes = kWgABytes + kWgBBytes;
 constexpr int kWgTableBytes = (kBM + kWgBN) * 8;  // row-pointer tables of K-major operands
 constexpr int kWgSmemBytes = kWgStages * kWgStageBytes + 1024 + kWgTableBytes;  // + swizzle-atom alignment
-
-// Which descriptor field carries the MN-block stride of MN-major operands (the other one
-// carries the 8-row K group stride). PTX ISA: "leading dimension byte offset" = MN-block
-// stride for MN-major swizzled layouts. Checked by test/cuda/mma_selftest.cu.
-#ifndef CALIB_WG_MN_LBO_IS_BLOCK
-#define CALIB_WG_MN_LBO_IS_BLOCK 1
-#endif
-// Per translation unit; the loss sets it from CALIB_WG_MN_LBO (0/1) before its first launch.
-static __constant__ int g_wg_mn_lbo_is_block = CALIB_WG_MN_LBO_IS_BLOCK;
 
 __device__ __forceinline__ uint64_t wg_desc(uint32_t saddr, uint32_t lbo, uint32_t sbo) {
   return static_cast<uint64_t>((saddr & 0x3FFFF) >> 4) | (static_cast<uint64_t>((lbo >> 4) & 0x3FFF) << 16) |
@@ -162,15 +153,16 @@ struct WgLoader {
 template <bool MNC>
 __device__ __forceinline__ uint64_t wg_desc_a(uint32_t base, int wg, int kk) {
   if (!MNC) return wg_desc(base + wg * 8192 + kk * 32, 16, 1024);
-  const uint32_t blk = 8192, grp = 1024;  // MN block (64 wide) stride, 8-k-row group stride
-  return g_wg_mn_lbo_is_block ? wg_desc(base + wg * blk + kk * 2 * grp, blk, grp)
-                              : wg_desc(base + wg * blk + kk * 2 * grp, grp, blk);
+  // MN-major swizzled operands: the leading byte offset is the MN block (64 wide) stride, the stride
+  // byte offset the 8-k-row group stride (PTX ISA; checked by test/cuda/mma_selftest.cu).
+  const uint32_t blk = 8192, grp = 1024;
+  return wg_desc(base + wg * blk + kk * 2 * grp, blk, grp);
 }
 template <bool MNC>
 __device__ __forceinline__ uint64_t wg_desc_b(uint32_t base, int kk) {
   if (!MNC) return wg_desc(base + kk * 32, 16, 1024);
   const uint32_t blk = 8192, grp = 1024;
-  return g_wg_mn_lbo_is_block ? wg_desc(base + kk * 2 * grp, blk, grp) : wg_desc(base + kk * 2 * grp, grp, blk);
+  return wg_desc(base + kk * 2 * grp, blk, grp);
 }
 
 // The wgmma software pipeline over `nsteps` 64-deep K steps (same contract as pipeline():

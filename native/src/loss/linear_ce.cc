@@ -88,36 +88,32 @@ calib_status validate(const calib_lce_args& a, char* err) {
 }
 
 }  // namespace
-}  // namespace calib
 
-using namespace calib;
+namespace {
 
-extern "C" calib_status calib_linear_cross_entropy(calib_lce_args* args, char* err) {
-  err[0] = '\0';
-  if (!args) return fail(err, CALIB_ERR_TYPE, "no arguments");
-  calib_lce_args& a = *args;
+// Validates, finds the valid tokens (host memory), runs the implementation, reduces (host memory).
+calib_status dispatch(calib_lce_args& a, const calib_lce_cuda_options* cuda_options, char* err) {
   if (calib_status st = validate(a, err)) return st;
 
-
-  LcePlan plan;
-  plan.want_grad = a.grad_e != nullptr;
-  plan.dense_smoothing = a.softcap > 0 && a.label_smoothing > 0;
+  LceRows rows;
+  rows.want_grad = a.grad_e != nullptr;
+  rows.dense_smoothing = a.softcap > 0 && a.label_smoothing > 0;
   if (a.memory == CALIB_MEM_HOST) {
     for (int64_t i = 0; i < a.n; ++i)
-      if (a.targets[i] != a.ignore_index) plan.rows.push_back(i);
+      if (a.targets[i] != a.ignore_index) rows.rows.push_back(i);
   }
-  const int64_t count = a.memory == CALIB_MEM_HOST ? static_cast<int64_t>(plan.rows.size()) : -1;
+  const int64_t count = a.memory == CALIB_MEM_HOST ? static_cast<int64_t>(rows.rows.size()) : -1;
   a.valid_count = count;
 
-  if (plan.want_grad && a.memory == CALIB_MEM_HOST) {
+  if (rows.want_grad && a.memory == CALIB_MEM_HOST) {
     // d(reduced)/d(loss_i) · upstream: 1/count for mean (none when nothing is valid).
     const int64_t nv = count;
-    plan.weight.resize(nv);
+    rows.weight.resize(nv);
     for (int64_t j = 0; j < nv; ++j) {
       float g = 1.f;
-      if (a.grad_output) g = a.reduction == CALIB_REDUCE_NONE ? a.grad_output[plan.rows[j]] : a.grad_output[0];
+      if (a.grad_output) g = a.reduction == CALIB_REDUCE_NONE ? a.grad_output[rows.rows[j]] : a.grad_output[0];
       if (a.reduction == CALIB_REDUCE_MEAN) g = static_cast<float>(g / static_cast<double>(nv));
-      plan.weight[j] = g;
+      rows.weight[j] = g;
     }
     std::memset(a.grad_e, 0, sizeof(float) * a.n * a.d);
     std::memset(a.grad_c, 0, sizeof(float) * a.v * a.d);
@@ -130,16 +126,18 @@ extern "C" calib_status calib_linear_cross_entropy(calib_lce_args* args, char* e
   if (a.memory == CALIB_MEM_HOST && a.n == 0) {
     st = CALIB_OK;
   } else if (a.impl == CALIB_IMPL_NAIVE) {
-    st = a.memory == CALIB_MEM_HOST ? lce_cpu_naive(a, plan, err)
+    st = a.memory == CALIB_MEM_HOST ? lce_cpu_naive(a, rows, err)
                                     : fail(err, CALIB_ERR_TYPE, "impl 'naive' runs on host memory only");
   } else if (a.device == CALIB_DEVICE_CUDA) {
 #if CALIB_WITH_CUDA
-    st = lce_cuda(a, plan, err);
+    st = lce_cuda(a, cuda_options, rows, err);
+    if (st == CALIB_OK && a.memory == CALIB_MEM_DEVICE) a.valid_count = rows.valid_count;
 #else
+    (void)cuda_options;
     st = fail(err, CALIB_ERR_DEVICE, "this build of the engine has no CUDA path (rebuild with nvcc present)");
 #endif
   } else {
-    st = lce_cpu(a, plan, err);
+    st = lce_cpu(a, rows, err);
   }
   if (st != CALIB_OK) return st;
 
@@ -147,10 +145,10 @@ extern "C" calib_status calib_linear_cross_entropy(calib_lce_args* args, char* e
     // Reduce in float64. Mean over zero valid tokens is NaN, as in PyTorch.
     if (a.reduction == CALIB_REDUCE_NONE) {
       for (int64_t i = 0; i < a.n; ++i) a.loss[i] = 0.f;
-      for (size_t j = 0; j < plan.rows.size(); ++j) a.loss[plan.rows[j]] = static_cast<float>(plan.row_loss[j]);
+      for (size_t j = 0; j < rows.rows.size(); ++j) a.loss[rows.rows[j]] = static_cast<float>(rows.row_loss[j]);
     } else {
       double total = 0;
-      for (double l : plan.row_loss) total += l;
+      for (double l : rows.row_loss) total += l;
       if (a.reduction == CALIB_REDUCE_MEAN)
         total = count > 0 ? total / static_cast<double>(count) : std::numeric_limits<double>::quiet_NaN();
       a.loss[0] = static_cast<float>(total);
@@ -158,3 +156,33 @@ extern "C" calib_status calib_linear_cross_entropy(calib_lce_args* args, char* e
   }
   return CALIB_OK;
 }
+
+}  // namespace
+}  // namespace calib
+
+using namespace calib;
+
+extern "C" calib_status calib_linear_cross_entropy(calib_lce_args* args, char* err) {
+  err[0] = '\0';
+  if (!args) return fail(err, CALIB_ERR_TYPE, "no arguments");
+  return dispatch(*args, nullptr, err);
+}
+
+#if CALIB_WITH_CUDA
+extern "C" calib_status calib_linear_cross_entropy_cuda(calib_lce_args* args, const calib_lce_cuda_options* options,
+                                                        char* err) {
+  err[0] = '\0';
+  if (!args) return fail(err, CALIB_ERR_TYPE, "no arguments");
+  return dispatch(*args, options, err);
+}
+
+extern "C" calib_status calib_lce_cuda_workspace_size(const calib_lce_args* args, const calib_lce_cuda_options* options,
+                                                      int64_t* bytes, char* err) {
+  err[0] = '\0';
+  if (!args || !bytes) return fail(err, CALIB_ERR_TYPE, "no arguments");
+  if (args->device != CALIB_DEVICE_CUDA || args->memory != CALIB_MEM_DEVICE)
+    return fail(err, CALIB_ERR_TYPE, "workspace sizes are for calls on device memory (device 'cuda')");
+  if (calib_status st = validate(*args, err)) return st;
+  return lce_cuda_workspace(*args, options, bytes, err);
+}
+#endif

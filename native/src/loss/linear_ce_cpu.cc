@@ -37,7 +37,7 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 struct Problem {
   const calib_lce_args& a;
-  const LcePlan& plan;
+  const LceRows& plan;
   bool bf16;
   int64_t D, V, nvalid, ntiles;
   float inv_t, cap;
@@ -45,7 +45,7 @@ struct Problem {
   float q_dense;   // ε/V when the smoothing term is summed in tiles (softcap), else 0
   int threads;
 
-  explicit Problem(const calib_lce_args& args, const LcePlan& p)
+  explicit Problem(const calib_lce_args& args, const LceRows& p)
       : a(args), plan(p), bf16(args.dtype == CALIB_BF16), D(args.d), V(args.v),
         nvalid(static_cast<int64_t>(p.rows.size())), ntiles((args.v + kTile - 1) / kTile),
         inv_t(1.0f / args.temperature), cap(args.softcap),
@@ -299,7 +299,7 @@ void rank1_gradient(const Problem& p, const std::vector<double>& cbar) {
 }
 
 // loss_i = T·(lse − (1−ε)·s_y − ε/V·Σ_v s)
-void assemble_loss(const Problem& p, LcePlan& plan, const std::vector<float>& lse,
+void assemble_loss(const Problem& p, LceRows& plan, const std::vector<float>& lse,
                    const std::vector<float>& s_target, const std::vector<double>& s_sum) {
   const calib_lce_args& a = p.a;
   const double eps = a.label_smoothing, T = a.temperature;
@@ -314,7 +314,7 @@ void assemble_loss(const Problem& p, LcePlan& plan, const std::vector<float>& ls
 
 }  // namespace
 
-calib_status lce_cpu(const calib_lce_args& a, LcePlan& plan, char*) {
+calib_status lce_cpu(const calib_lce_args& a, LceRows& plan, char*) {
   Problem p(a, plan);
   std::vector<float> lse(p.nvalid), s_target(p.nvalid);
   std::vector<double> s_sum(p.nvalid, 0.0);
@@ -347,7 +347,7 @@ calib_status lce_cpu(const calib_lce_args& a, LcePlan& plan, char*) {
 // ---------------------------------------------------------------------------------------
 // The materializing baseline: logits (nvalid×V, float32) from the same tiled GEMM, softmax
 // with the same vectorized exp, the gradient in place, then dE = G·C and dC = Gᵀ·E.
-calib_status lce_cpu_naive(const calib_lce_args& a, LcePlan& plan, char* err) {
+calib_status lce_cpu_naive(const calib_lce_args& a, LceRows& plan, char* err) {
   Problem p(a, plan);
   const int64_t n = p.nvalid, D = p.D, V = p.V;
   plan.row_loss.assign(n, 0.0);

@@ -12,16 +12,12 @@
 //           2048 rows instead of 1024 fp32 ones, which halves dC's read-modify-write passes.
 //           (With a softcap, κ = 1 − (s/cap)² needs s more exactly: the fp32 slab is kept.)
 //
-// A CTA owns 128 token rows and a run of 256-wide vocabulary tiles (a split of the range). Two
-// CTAs of neighbouring row tiles form a cluster and share the C tile: each copies one 128-row
-// half of it into both CTAs (multicast), which halves C's L2 → SM traffic. (On the H100 at the
-// benchmark shapes this measured the same as single CTAs, CALIB_TMA_PAIR=1; it is the tested default.)
+// A CTA owns 128 token rows and a run of 256-wide vocabulary tiles (a split of the range).
 //   warpgroup 0, one thread: the producer. For every (tile, 64-deep k step) it waits until the
-//     stage is free in both CTAs, then copies E[rows, k..k+64) into it and its half of
-//     C[tile, k..k+64) into both CTAs' stage (4 stages of 48 KB).
+//     stage is free, then copies E[rows, k..k+64) and C[tile, k..k+64) into it (4 stages of 48 KB).
 //   warpgroups 1 and 2: the consumers, 64 rows × 256 columns each (128 fp32 accumulators per
 //     thread, as in wgmma.cuh). Per k step: wait for the stage, four m64n256k16 MMAs, release
-//     the stage of the step before (in both CTAs) once its MMAs have finished. Per tile: the
+//     the stage of the step before once its MMAs have finished. Per tile: the
 //     accumulators become the final logits s (bias, temperature, softcap), then statistics or G.
 // Statistics: per-(split, row) partials merged in a fixed order by merge_kernel: deterministic.
 // Rows are not gathered (the copy engine cannot): ignored rows are computed, then write nothing
@@ -29,7 +25,7 @@
 #pragma once
 #include "../cuda/tma.cuh"
 #include "../cuda/wgmma.cuh"
-#include "linear_ce_kernels.cuh"
+#include "linear_ce_common.cuh"
 
 namespace calib::lce {
 
@@ -52,7 +48,6 @@ struct LtParams {
   const int32_t* targets;
   const float* bias;
   float inv_t, cap;
-  int pair;             // CTAs per cluster sharing the C tile: 2 (multicast halves) or 1
   // kStats
   int dense;            // also sum Σ_v s (the ε/V term)
   int64_t ldp;          // leading dimension of the partials (the valid-row count)
@@ -85,7 +80,6 @@ __device__ __forceinline__ void lt_produce(const CUtensorMap* map_e, const CUten
                                            const LtParams& p, int tb, int te, int64_t row0) {
   tma_prefetch_map(map_e);
   tma_prefetch_map(map_c);
-  const uint32_t rank = p.pair == 2 ? cluster_rank() : 0;
   const int total = (te - tb) * p.ksteps;
   for (int it = 0; it < total; ++it) {
     const int st = it % kLtStages;
@@ -95,12 +89,8 @@ __device__ __forceinline__ void lt_produce(const CUtensorMap* map_e, const CUten
     const int c0 = p.v0 + tile * kLtBN;
     mbar_expect_tx(sm.full(st), kLtStageBytes);  // boxes past the matrix count whole (zero-filled)
     tma_load_2d(sa, map_e, sm.full(st), k, static_cast<int>(row0));
-    if (p.pair == 2) {
-      tma_load_2d_multicast(sb + rank * (kLtBBytes / 2), map_c, sm.full(st), k, c0 + static_cast<int>(rank) * (kLtBN / 2), 0x3);
-    } else {
-      tma_load_2d(sb, map_c, sm.full(st), k, c0);
-      tma_load_2d(sb + kLtBBytes / 2, map_c, sm.full(st), k, c0 + kLtBN / 2);
-    }
+    tma_load_2d(sb, map_c, sm.full(st), k, c0);  // two boxes of 128 vocabulary rows
+    tma_load_2d(sb + kLtBBytes / 2, map_c, sm.full(st), k, c0 + kLtBN / 2);
   }
 }
 
@@ -110,12 +100,8 @@ template <int MODE, bool CAP>
 __device__ __forceinline__ void lt_consume(const LtParams& p, const LtSmem& sm, int tb, int te, int64_t row0, int split) {
   const int cw = (threadIdx.x >> 7) - 1;  // consumer warpgroup: tile rows [64·cw, 64·cw + 64)
   const int lane = threadIdx.x & 31, q = (threadIdx.x >> 5) & 3, t4 = lane & 3;
-  auto release = [&](int s) {  // this warp is done with stage s: lane r tells CTA r's producer
-    if (p.pair == 2) {
-      if (lane < 2) mbar_arrive_cluster(sm.empty(s), lane);
-    } else if (lane == 0) {
-      mbar_arrive(sm.empty(s));
-    }
+  auto release = [&](int s) {  // this warp is done with stage s
+    if (lane == 0) mbar_arrive(sm.empty(s));
   };
   int kv[2], y[2];
   bool live[2];         // the row is inside the block
@@ -249,28 +235,25 @@ __device__ __forceinline__ void lt_consume(const LtParams& p, const LtSmem& sm, 
   }
 }
 
-// Grid: (row tiles of the block, rounded up to a multiple of pair; splits of its vocabulary
-// tiles), clusters of `pair` CTAs along the rows (a launch attribute); 384 threads.
-// CAP: p.cap > 0.
+// Grid: (row tiles of the block, splits of its vocabulary tiles); 384 threads. CAP: p.cap > 0.
 template <int MODE, bool CAP>
 __global__ void __launch_bounds__(kLtThreads, 1)
     logit_tma_kernel(const __grid_constant__ CUtensorMap map_e, const __grid_constant__ CUtensorMap map_c,
                      const LtParams p) {
   extern __shared__ __align__(128) char smem[];
   const LtSmem sm(smem);
-  const int64_t row0 = p.r0 + int64_t(blockIdx.x) * kBM;  // may be past the block: the CTA still copies its half of C
+  const int64_t row0 = p.r0 + int64_t(blockIdx.x) * kBM;
   const int split = blockIdx.y;
   const int tb = static_cast<int>(int64_t(p.ntiles) * split / p.splits);
   const int te = static_cast<int>(int64_t(p.ntiles) * (split + 1) / p.splits);
   if (threadIdx.x == 0) {
     for (int s = 0; s < kLtStages; ++s) {
       mbar_init(sm.full(s), 1);            // the producer's expect_tx arrival (+ the copies' bytes)
-      mbar_init(sm.empty(s), 8 * p.pair);  // one arrival per consumer warp of each CTA it feeds
+      mbar_init(sm.empty(s), 8);           // one arrival per consumer warp
     }
     mbar_init_fence();
   }
-  if (p.pair == 2) cluster_sync();  // both CTAs' barriers exist before any copy or remote arrival
-  else __syncthreads();
+  __syncthreads();
   if (threadIdx.x < 128) {
     regs_dec<40>();
     if (threadIdx.x == 0) lt_produce(&map_e, &map_c, sm, p, tb, te, row0);
@@ -278,7 +261,6 @@ __global__ void __launch_bounds__(kLtThreads, 1)
     regs_inc<232>();
     lt_consume<MODE, CAP>(p, sm, tb, te, row0, split);
   }
-  if (p.pair == 2) cluster_sync();  // no CTA leaves while its partner may still copy into it or arrive on it
 }
 
 // Chunked mode with packed logits: x = bf16(s − m_tile) becomes G = w·(softmax − q) − w·q_t·[target]

@@ -16,9 +16,8 @@
 // output, res2, ln2, the fc product (without bias) and res3; GELU is recomputed in the backward.
 // Matmuls: cuBLAS (loaded at run time, cuda/cublas.cu); attention: cuBLAS strided-batched products
 // over the B·NH heads in causal query blocks (keys up to each block's end only) + the softmax kernels;
-// the LM head: the fused loss calib_linear_cross_entropy on device memory, or ($CALIB_HEAD=cublas)
-// chunks of supervised rows through cuBLAS + head_cuda.cu (either way never N×V logits);
-// everything else: kernels_cuda.cuh. Every CUDA and cuBLAS call is
+// the LM head: the fused loss calib_linear_cross_entropy on device memory (never N×V logits; its
+// workspace is calib_model_config.head_workspace_bytes); everything else: kernels_cuda.cuh. Every CUDA and cuBLAS call is
 // checked; an error inside a call that cannot return a status (read/write/zero/grad_norm/adamw)
 // is kept and reported by the next step or eval.
 #include <algorithm>
@@ -56,18 +55,6 @@ using blas::kT;
 
 constexpr int64_t kNormChunk = 1 << 16;  // the CPU's chunks (adamw.cc), for the same norm structure
 
-// Bytes of the LM head's logit workspace (chunked mode of the fused loss, which computes the logits
-// once): $CALIB_HEAD_WORKSPACE_MB, default 4096 (0 = the fully streamed mode, 32 MiB block). The loss
-// takes at most rows × V × 4 bytes of it, so small batches use less.
-int64_t head_workspace_bytes() {
-  static int64_t bytes = [] {
-    const char* env = std::getenv("CALIB_HEAD_WORKSPACE_MB");
-    const double mb = env && *env ? std::atof(env) : 4096.0;
-    return static_cast<int64_t>(std::max(0.0, mb) * 1048576.0);
-  }();
-  return bytes;
-}
-
 template <typename A>
 class GptCuda final : public GptImpl {
   static constexpr bool kBf16 = std::is_same_v<A, bf16>;
@@ -77,12 +64,6 @@ class GptCuda final : public GptImpl {
   GptCuda(const calib_model_config& c, const Layout& layout)
       : c_(c), lay_(layout), L_(c.n_layer), C_(c.d_model), NH_(c.n_head), V_(c.vocab), Tc_(c.context),
         Bm_(c.max_batch) {
-    if (const char* env = std::getenv("CALIB_ATTENTION_BLOCKS"); env && *env) att_blocks_ = std::atoi(env);
-    // LM head: the fused loss by default; $CALIB_HEAD=cublas picks the chunked cuBLAS head, which
-    // measured slower on the H100 (docs/trainer-cuda.md: 35.7 vs 22.8 ms at GPT-2 124M, batch 16).
-    const char* head = std::getenv("CALIB_HEAD");
-    cublas_head_ = head && *head && std::strcmp(head, "cublas") == 0;
-    if (const char* env = std::getenv("CALIB_HEAD_CHUNK_MB"); env && *env) head_chunk_mb_ = std::max(1e-6, std::atof(env));
     prof_.on = std::getenv("CALIB_PROFILE") && std::getenv("CALIB_PROFILE")[0] == '1';
   }
 
@@ -90,9 +71,9 @@ class GptCuda final : public GptImpl {
     if (prof_.on && prof_.steps > 0) {
       const double n = static_cast<double>(prof_.steps);
       std::fprintf(stderr,
-                   "calib profile (%s head, ms per step over %lld steps): forward %.2f (attention %.2f), head %.2f, "
+                   "calib profile (ms per step over %lld steps): forward %.2f (attention %.2f), head %.2f, "
                    "backward %.2f (attention %.2f)\n",
-                   cublas_head_ ? "cuBLAS" : "fused", static_cast<long long>(prof_.steps), prof_.total[0] / n,
+                   static_cast<long long>(prof_.steps), prof_.total[0] / n,
                    prof_.total[3] / n, prof_.total[1] / n, prof_.total[2] / n, prof_.total[4] / n);
     }
     for (cudaEvent_t e : prof_.pool) cudaEventDestroy(e);
@@ -210,7 +191,7 @@ class GptCuda final : public GptImpl {
     const float scale = a.grad_scale > 0 ? a.grad_scale : (valid > 0 ? static_cast<float>(1.0 / valid) : 0.f);
     const bool grad = a.backward && valid > 0;
     double total = 0;
-    ST(cublas_head_ ? head_cublas(a, N, scale, grad, &total, err) : head_fused(a, N, scale, grad, &total, err));
+    ST(head(a, N, scale, grad, &total, err));
     a.loss_sum = total;
     a.valid_count = valid;
     const size_t t2 = prof_.mark();
@@ -436,7 +417,7 @@ class GptCuda final : public GptImpl {
 
   // The LM head through the fused loss (calib_linear_cross_entropy on device memory): no logits
   // are stored; dC goes to a scratch that is added to the head's gradient.
-  calib_status head_fused(calib_model_step_args& a, int64_t N, float scale, bool grad, double* total, char* err) {
+  calib_status head(calib_model_step_args& a, int64_t N, float scale, bool grad, double* total, char* err) {
     if (grad && !dC_) ST(alloc(&dC_, V_ * C_, err));
     CK(cudaMemcpy(targets_d_, a.targets, size_t(N) * 4, cudaMemcpyHostToDevice));
     if (grad) CK(fill_f32(gout_, scale, N));
@@ -444,7 +425,7 @@ class GptCuda final : public GptImpl {
     la.dtype = kBf16 ? CALIB_BF16 : CALIB_F32;
     la.device = CALIB_DEVICE_CUDA;
     la.memory = CALIB_MEM_DEVICE;
-    la.workspace_bytes = head_workspace_bytes();
+    la.workspace_bytes = c_.head_workspace_bytes;
     la.deterministic = 1;
     if (grad) {
       la.grad_output = gout_;
@@ -463,71 +444,10 @@ class GptCuda final : public GptImpl {
     return CALIB_OK;
   }
 
-  // The LM head in chunks of supervised rows through cuBLAS: z = E·Hᵀ (fp32) for a chunk of rows,
-  // the per-row loss and G = dloss/dz (head_cuda.cu), then dE = G·H and dH += Gᵀ·E. Only the rows
-  // with a target are computed, and the chunk ($CALIB_HEAD_CHUNK_MB of logits and G, default
-  // 2048) bounds the memory: never N × V.
-  calib_status head_cublas(calib_model_step_args& a, int64_t N, float scale, bool grad, double* total, char* err) {
-    const int C = static_cast<int>(C_), V = static_cast<int>(V_);
-    if (!hz_) {
-      int64_t rc = static_cast<int64_t>(head_chunk_mb_ * 1048576.0 / (double(V_) * (4 + sizeof(A))));
-      rc = rc >= 128 ? rc / 64 * 64 : std::max<int64_t>(1, rc);
-      head_rc_ = std::min<int64_t>({rc, Bm_ * Tc_, 65535});
-      ST(alloc(&hz_, head_rc_ * V_, err));
-      ST(alloc(&hg_, head_rc_ * V_, err));
-      ST(alloc(&he_, head_rc_ * C_, err));
-      ST(alloc(&hde_, head_rc_ * C_, err));
-      ST(alloc(&hrows_d_, Bm_ * Tc_, err));
-      ST(alloc(&htg_d_, Bm_ * Tc_, err));
-    }
-    vrows_.clear();
-    vtg_.clear();
-    for (int64_t i = 0; i < N; ++i)
-      if (a.targets[i] != a.ignore_index) {
-        vrows_.push_back(static_cast<int32_t>(i));
-        vtg_.push_back(a.targets[i]);
-      }
-    const int64_t nv = static_cast<int64_t>(vrows_.size());
-    if (grad) CK(cudaMemsetAsync(dln_, 0, size_t(N) * C * 4));
-    if (nv == 0) return CALIB_OK;
-    CK(cudaMemcpy(hrows_d_, vrows_.data(), size_t(nv) * 4, cudaMemcpyHostToDevice));
-    CK(cudaMemcpy(htg_d_, vtg_.data(), size_t(nv) * 4, cudaMemcpyHostToDevice));
-    const A* H = head_compute();
-    float* dH = G(c_.tied ? kWte : kLmHead);
-    for (int64_t c0 = 0; c0 < nv; c0 += head_rc_) {
-      const int rn = static_cast<int>(std::min(head_rc_, nv - c0));
-      CK(gather_rows<A>(he_, lnf_, hrows_d_ + c0, rn, C));
-      ST(blas::gemm_rm(h_, kN, kT, rn, V, C, 1.f, he_, kDt, C, H, kDt, C, 0.f, hz_, blas::kF32, V, err));
-      HeadRowsArgs h{};
-      h.z = hz_;
-      h.loss = loss_ + c0;
-      h.targets = htg_d_ + c0;
-      h.n = rn;
-      h.V = V_;
-      h.inv_t = 1.0f / a.temperature;
-      h.cap = a.softcap;
-      h.eps = a.label_smoothing;
-      h.T = a.temperature;
-      h.scale = scale;
-      CK(head_rows<A>(h, grad ? hg_ : nullptr));
-      if (!grad) continue;
-      ST(blas::gemm_rm(h_, kN, kN, rn, C, V, 1.f, hg_, kDt, V, H, kDt, C, 0.f, hde_, blas::kF32, C, err));
-      CK(scatter_rows(dln_, hde_, hrows_d_ + c0, rn, C));
-      ST(blas::gemm_rm(h_, kT, kN, V, C, rn, 1.f, hg_, kDt, V, he_, kDt, C, 1.f, dH, blas::kF32, C, err));
-    }
-    host_loss_.resize(nv);
-    CK(cudaMemcpy(host_loss_.data(), loss_, size_t(nv) * 4, cudaMemcpyDeviceToHost));
-    for (int64_t i = 0; i < nv; ++i) *total += host_loss_[i];
-    return CALIB_OK;
-  }
-
   // Query blocks of the causal products: block i (rows r0 … r0+rn) only needs keys 0 … r0+rn, so
-  // with nb blocks the score products and their gradients do (nb+1)/(2·nb) of the full T×T work.
-  // $CALIB_ATTENTION_BLOCKS sets nb (default 4 for T ≥ 512, 2 for T ≥ 128, else 1).
-  int attention_blocks(int T) const {
-    const int nb = att_blocks_ > 0 ? att_blocks_ : (T >= 512 ? 4 : T >= 128 ? 2 : 1);
-    return std::max(1, std::min(nb, T));
-  }
+  // with nb blocks the score products and their gradients do (nb+1)/(2·nb) of the full T×T work:
+  // 4 blocks for T ≥ 512, 2 for T ≥ 128, else 1.
+  static int attention_blocks(int T) { return T >= 512 ? 4 : T >= 128 ? 2 : 1; }
 
   calib_status attention_forward(int64_t l, int B, int T, char* err) {
     const int hs = static_cast<int>(C_ / NH_), NH = static_cast<int>(NH_), BH = B * NH;
@@ -701,7 +621,6 @@ class GptCuda final : public GptImpl {
   // scratch
   A *qh_ = nullptr, *kh_ = nullptr, *vh_ = nullptr, *yh_ = nullptr, *fchg_ = nullptr;
   A* S_ = nullptr;  // scores, then their gradient (dP, dS in place)
-  int att_blocks_ = 0;
   float *dres_ = nullptr, *dln_ = nullptr;
   A *dres_a_ = nullptr, *datty_ = nullptr, *dqh_ = nullptr, *dkh_ = nullptr, *dvh_ = nullptr, *dqkv_ = nullptr,
     *dfch_ = nullptr;
@@ -709,13 +628,6 @@ class GptCuda final : public GptImpl {
   int32_t *inputs_d_ = nullptr, *targets_d_ = nullptr, *uniq_d_ = nullptr, *offs_d_ = nullptr, *pos_d_ = nullptr;
   std::vector<float> host_loss_;
   // chunked cuBLAS head (allocated on first use)
-  bool cublas_head_ = false;
-  double head_chunk_mb_ = 2048;
-  int64_t head_rc_ = 0;
-  float *hz_ = nullptr, *hde_ = nullptr;
-  A *hg_ = nullptr, *he_ = nullptr;
-  int32_t *hrows_d_ = nullptr, *htg_d_ = nullptr;
-  std::vector<int32_t> vrows_, vtg_;
   // CALIB_PROFILE=1: CUDA-event times of the step's phases, printed when the model is freed
   struct Profile {
     bool on = false;

@@ -7,7 +7,6 @@
 //   reduce_cuda.cu     column sums (bias gradients), residual + bias, casts, fills, adds
 //   adamw_cuda.cu      AdamW with fp32 master weights (+ the compute copy), gradient sum of squares
 //   eval_cuda.cu       evaluation statistics of softmax(softcap(z/T)) per row
-//   head_cuda.cu       per-row label-smoothed loss and logit gradient of the chunked cuBLAS LM head
 // Templates on the activation type A: float (fp32 mode) or __nv_bfloat16 (bf16 mixed precision).
 // Every reduction has a fixed order (no floating-point atomics): results are reproducible.
 // Launchers return the launch's cudaError_t (cudaGetLastError); the caller checks it.
@@ -162,21 +161,5 @@ struct RowStatsArgs {
   float* option_logits;
 };
 cudaError_t row_stats(const RowStatsArgs& a);
-
-// ---- head_cuda.cu: for n rows of logits z (fp32, n × V) with their targets (all supervised):
-// loss[r] = T·(lse(s) − (1−ε)·s_y − ε/V·Σ s), s = softcap(z/T); grad (n × V, may be null) receives
-// scale·(softmax(s) − q)·κ, the gradient with respect to z.
-struct HeadRowsArgs {
-  const float* z;
-  float* loss;
-  const int32_t* targets;
-  int n;
-  int64_t V;
-  float inv_t, cap, eps, T, scale;
-};
-template <typename G>
-cudaError_t head_rows(const HeadRowsArgs& a, G* grad);
-// dst[rows[r], :] = src[r, :] for r < n (rows of C floats)
-cudaError_t scatter_rows(float* dst, const float* src, const int32_t* rows, int n, int C);
 
 }  // namespace calib::model::cuda

@@ -1,6 +1,7 @@
 // The CUDA part of the binding: device buffers (allocate, copy, free; pointers travel to
 // JavaScript as BigInt addresses) and the fused loss on device pointers. backend/engine/
-// cuda.ts wraps these in typed DeviceArray objects. Without CUDA every function throws.
+// cuda.ts wraps these in typed DeviceArray objects. Without CUDA every function throws, except
+// lossPlanCuda (the loss's plan for a described device: pure arithmetic).
 #include <napi.h>
 
 #include <string>
@@ -211,6 +212,63 @@ Napi::Value NoCuda(const Napi::CallbackInfo& info) {
 }
 #endif
 
+// lossPlanCuda(options): the plan the CUDA loss would run (calib_lce_cuda_describe) — in every build.
+// options: the shapes and loss options of linearCrossEntropyDevice (no buffers; grad, bias, gradBias as
+// booleans), impl, skipThreshold, validCount (default n), device {sms, ccMajor, blasAvailable}.
+Napi::Value LossPlanCuda(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = options(info, "lossPlanCuda");
+  calib_lce_args a{};
+  a.n = integer(o, "n", -1, 0, INT32_MAX);
+  a.d = integer(o, "d", -1, 1, int64_t(1) << 40);
+  a.v = integer(o, "v", -1, 1, INT32_MAX);
+  if (a.n < 0 || a.d < 0 || a.v < 0) type_error(env, "n, d and v are required");
+  a.dtype = static_cast<calib_dtype>(choice(o, "dtype", {"float32", "bfloat16"}, 0));
+  a.device = CALIB_DEVICE_CUDA;
+  a.memory = CALIB_MEM_DEVICE;
+  loss_options(o, a);
+  // only the presence of these buffers changes the plan
+  static float marker[4] alignas(16);
+  if (boolean(o, "grad", false)) a.grad_e = a.grad_c = marker;
+  if (boolean(o, "bias", false)) a.bias = marker;
+  if (boolean(o, "gradBias", false)) {
+    if (!a.bias || !a.grad_e) type_error(env, "gradBias needs grad and bias");
+    a.grad_bias = marker;
+  }
+  calib_lce_cuda_options copt{};
+  copt.skip_threshold = static_cast<float>(number(o, "skipThreshold", 0.0));
+  copt.gemm_impl = static_cast<int32_t>(choice(o, "impl", {"auto", "fused", "cublas"}, CALIB_LCE_GEMM_AUTO));
+  const int64_t valid = integer(o, "validCount", a.n, 0, INT32_MAX);
+  if (!has(o, "device") || !o.Get("device").IsObject()) type_error(env, "device must be an object {sms, ccMajor, blasAvailable}");
+  Napi::Object d = o.Get("device").As<Napi::Object>();
+  calib_cuda_device_desc dev{};
+  dev.sms = static_cast<int32_t>(integer(d, "sms", -1, 1, 100000));
+  dev.cc_major = static_cast<int32_t>(integer(d, "ccMajor", -1, 1, 100));
+  if (dev.sms < 0 || dev.cc_major < 0) type_error(env, "device.sms and device.ccMajor are required");
+  dev.blas_available = boolean(d, "blasAvailable", true) ? 1 : 0;
+  if (!boolean(o, "aligned", true)) {  // misaligned E and C bases (as a device call with offset views would have)
+    static char bytes[32] alignas(16);
+    a.e = a.c = bytes + 2;
+  }
+  calib_lce_cuda_plan r{};
+  char err[CALIB_ERRLEN];
+  check(env, calib_lce_cuda_describe(&a, &copt, &dev, valid, &r, err), err);
+  static const char* modes[] = {"forward", "streamed", "chunked"};
+  static const char* logits[] = {"slab", "registers", "packed"};
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("engine", Napi::String::New(env, r.engine == 1 ? "cublas" : "fused"));
+  out.Set("mode", Napi::String::New(env, modes[r.mode]));
+  out.Set("logits", Napi::String::New(env, logits[r.logits]));
+  out.Set("gemm", Napi::String::New(env, r.engine == 1 ? "cublas" : r.wgmma ? "wgmma" : "mma.sync"));
+  out.Set("splits", Napi::Number::New(env, r.splits));
+  out.Set("gradSplits", Napi::Number::New(env, r.grad_splits));
+  out.Set("blockRows", Napi::Number::New(env, static_cast<double>(r.block_rows)));
+  out.Set("blockCols", Napi::Number::New(env, static_cast<double>(r.block_cols)));
+  out.Set("scratchBytes", Napi::Number::New(env, static_cast<double>(r.scratch_bytes)));
+  out.Set("workspaceBound", Napi::Number::New(env, static_cast<double>(r.workspace_bound)));
+  return out;
+}
+
 }  // namespace
 
 void RegisterCuda(Napi::Env env, Napi::Object exports) {
@@ -232,6 +290,7 @@ void RegisterCuda(Napi::Env env, Napi::Object exports) {
                            "linearCrossEntropyDevice"})
     exports.Set(name, Napi::Function::New(env, NoCuda, name));
 #endif
+  exports.Set("lossPlanCuda", Napi::Function::New(env, LossPlanCuda));
 }
 
 }  // namespace calib::napi

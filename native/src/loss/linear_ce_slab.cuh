@@ -1,9 +1,9 @@
-// Kernels of the cuBLAS path of the CUDA loss (bf16 inputs; see linear_ce_cuda.cu). cuBLAS
-// writes a block of raw logits X = E·Cᵀ (fp32) into a slab; these kernels turn the slab into
+// Kernels of the cuBLAS engine's fp32-slab plan (linear_ce_blas.cu; bf16 inputs off Hopper, with D
+// not a multiple of 8 or misaligned inputs, and softcapped chunks). cuBLAS writes a block of raw logits X = E·Cᵀ (fp32) into a slab; these kernels turn the slab into
 // logsumexp statistics, and then, in place, into the bf16 gradient block G that the next two
 // cuBLAS GEMMs read. One warp per slab row, fixed reduction orders: deterministic.
 #pragma once
-#include "linear_ce_kernels.cuh"
+#include "linear_ce_common.cuh"
 
 namespace calib::lce {
 

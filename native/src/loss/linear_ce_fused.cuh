@@ -1,80 +1,14 @@
-// Kernels of the CUDA fused linear + label-smoothed cross-entropy (see linear_ce_cuda.cu for
-// the plan of a call). Every kernel is deterministic: no floating-point atomics, fixed
-// reduction orders.
+// Kernels of the CUDA loss's fused engine (linear_ce_fused.cu): tensor-core tiles of E·Cᵀ whose
+// logits live only in registers — the logsumexp pass, the gradient tiles, the gradient GEMMs of
+// both operands in one launch, the chunk's logits → G, and the rank-1 smoothing terms. mma.sync
+// (three bf16 planes for fp32 inputs) or wgmma (bf16 on Hopper). Deterministic.
 #pragma once
-#include <cuda_runtime.h>
-
-#include <cmath>
-#include <cstdint>
 #include <type_traits>
 
-#include "../cuda/mma.cuh"
 #include "../cuda/wgmma.cuh"
+#include "linear_ce_common.cuh"
 
 namespace calib::lce {
-
-using namespace calib::cu;
-
-__device__ __forceinline__ float neg_inf() { return __int_as_float(0xff800000); }
-
-// c·tanh(u/c), accurate near 0 (expm1) and without overflow for large |u|.
-__device__ __forceinline__ float softcap_apply(float u, float cap) {
-  const float x = u / cap;
-  const float em = expm1f(-2.f * fabsf(x));
-  return cap * copysignf(-em / (2.f + em), x);
-}
-
-__device__ __forceinline__ float transform(float z, float b, float inv_t, float cap) {
-  const float u = (z + b) * inv_t;
-  return cap > 0.f ? softcap_apply(u, cap) : u;
-}
-
-// ∂loss/∂s of one final logit, before the token's weight: (softmax − q_dense)·κ − q_target·κ·[target],
-// κ = 1 − tanh² the softcap derivative (1 without a softcap). One definition for every gradient kernel.
-__device__ __forceinline__ float logit_grad(float s, float lse, bool is_target, float q_dense, float q_target, float cap) {
-  float kap = 1.f;
-  if (cap > 0.f) {
-    const float t = s / cap;
-    kap = 1.f - t * t;
-  }
-  float gv = (__expf(s - lse) - q_dense) * kap;
-  if (is_target) gv -= q_target * kap;
-  return gv;
-}
-
-// What a row kernel of the gradient needs of token row n: its valid index k (−1: ignored; the
-// caller writes its G row as 0 outright, since exp(s − 0) may overflow and inf · 0 would be NaN),
-// lse, weight, and the target's column relative to v0 (−1 when ignored).
-struct GradRow {
-  int k = -1;
-  float lse = 0.f, w = 0.f;
-  int64_t y = -1;
-};
-__device__ __forceinline__ GradRow grad_row(const int32_t* inv, const int32_t* targets, const float* lse_valid,
-                                            const float* w, int64_t n, int64_t v0) {
-  GradRow r;
-  r.k = __ldg(inv + n);
-  if (r.k >= 0) {
-    r.lse = __ldg(lse_valid + r.k);
-    r.w = __ldg(w + r.k);
-    r.y = int64_t(__ldg(targets + n)) - v0;
-  }
-  return r;
-}
-
-// (m, l) ⊕ (m2, l2) for an online logsumexp: m the max, l = Σ exp(s − m).
-__device__ __forceinline__ void lse_combine(float& m, float& l, float m2, float l2) {
-  const float mn = fmaxf(m, m2);
-  if (mn == neg_inf()) return;
-  l = (m == neg_inf() ? 0.f : l * __expf(m - mn)) + (m2 == neg_inf() ? 0.f : l2 * __expf(m2 - mn));
-  m = mn;
-}
-
-template <int SRC>
-__device__ __forceinline__ float load_elem(const void* base, int64_t i) {
-  if constexpr (SRC == kSrcBf16) return bf16_float(__ldg(static_cast<const uint16_t*>(base) + i));
-  else return __ldg(static_cast<const float*>(base) + i);
-}
 
 // Where accumulator (mt, nt, e) of a thread lives in the CTA's 128 × BN tile, for the
 // mma.sync layout (8 warps as 2 × 4, warp tile 64 × NT·8) and the wgmma one (warp q owns
@@ -277,53 +211,6 @@ __global__ void __launch_bounds__(kThreads, 1) lse_kernel(const LseParams p) {
       if constexpr (DENSE) p.part_s[split * p.ldp + lr] = SS;
     }
   }
-}
-
-// Merges the split partials of each row: logsumexp, the row's loss, the lse outputs.
-struct MergeParams {
-  const float* part_m;
-  const float* part_l;
-  const double* part_s;
-  int64_t ldp;
-  int splits;
-  int64_t row0, nrows;
-  const float* tgt;
-  const double* s_rank1;  // Σ_v s per valid row (rank-1 form), or null
-  const int32_t* rows;
-  float* lse_valid;  // per valid row
-  double* row_loss;  // per valid row
-  float* lse_out;    // per token, or null
-  double T, eps, V;
-  int dense;
-  // With inv (token row → valid index or −1), j runs over token rows row0 + j, and the partials,
-  // tgt and outputs are indexed by the valid index (a chunk of token rows).
-  const int32_t* inv;
-};
-
-__global__ void merge_kernel(const MergeParams p) {
-  const int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (j >= p.nrows) return;
-  int64_t at = j, gj = p.row0 + j;  // partials / tgt index, valid-row index
-  if (p.inv) {
-    const int k = p.inv[p.row0 + j];
-    if (k < 0) return;
-    at = gj = k;
-  }
-  float M = neg_inf();
-  for (int s = 0; s < p.splits; ++s) M = fmaxf(M, p.part_m[s * p.ldp + at]);
-  double L = 0, SS = 0;
-  for (int s = 0; s < p.splits; ++s) {
-    const float ls = p.part_l[s * p.ldp + at];
-    if (ls > 0.f) L += double(ls) * exp(double(p.part_m[s * p.ldp + at]) - double(M));
-    if (p.dense) SS += p.part_s[s * p.ldp + at];
-  }
-  const double lse = double(M) + log(L);
-  const double ssum = p.dense ? SS : (p.s_rank1 ? p.s_rank1[gj] : 0.0);
-  double loss = lse - (1.0 - p.eps) * double(p.tgt[at]);
-  if (p.eps > 0) loss -= p.eps / p.V * ssum;
-  p.row_loss[gj] = p.T * loss;
-  p.lse_valid[gj] = static_cast<float>(lse);
-  if (p.lse_out) p.lse_out[p.rows[gj]] = static_cast<float>(lse);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -702,108 +589,6 @@ __global__ void rowdot_kernel(const void* E, int64_t D, const int32_t* rows, int
 #pragma unroll
   for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
   if (lane == 0) out[j] = (s + (bsum ? *bsum : 0.0)) * double(inv_t);
-}
-
-// Column sums of a gradient block (the bias gradient): part[q][j] = Σ_{r ∈ q} G[r][j].
-template <int PLANES>
-__global__ void gsum_partial_kernel(const void* G, int64_t ldG, int64_t nrows, int64_t ncols, int64_t rows_per,
-                                    float* part) {
-  const int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (j >= ncols) return;
-  const int64_t r0 = int64_t(blockIdx.y) * rows_per, r1 = r0 + rows_per < nrows ? r0 + rows_per : nrows;
-  float s = 0.f;
-  for (int64_t r = r0; r < r1; ++r) s += load_elem<PLANES == 1 ? kSrcBf16 : kSrcF32>(G, r * ldG + j);
-  part[int64_t(blockIdx.y) * ncols + j] = s;
-}
-
-// dbias[j] = (init ? init_term : dbias[j]) + Σ_q part[q][j], init_term = −ε/V·Σ_i w_i.
-__global__ void gsum_final_kernel(const float* part, int nparts, int64_t ncols, float* dbias, int init,
-                                  const double* wsum, double eta) {
-  const int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (j >= ncols) return;
-  float s = init ? (wsum ? static_cast<float>(-eta * *wsum) : 0.f) : dbias[j];
-  for (int q = 0; q < nparts; ++q) s += part[q * ncols + j];
-  dbias[j] = s;
-}
-
-// Device-memory calls: the ascending list of valid rows, their count, and the first
-// out-of-range target (one block).
-__global__ void prep_kernel(const int32_t* targets, int64_t n, int32_t ignore, int64_t V, int32_t* rows,
-                            long long* count, unsigned long long* bad) {
-  __shared__ int wsum[32];
-  __shared__ long long base;
-  if (threadIdx.x == 0) base = 0;
-  __syncthreads();
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nwarps = blockDim.x >> 5;
-  for (int64_t c0 = 0; c0 < n; c0 += blockDim.x) {
-    const int64_t i = c0 + threadIdx.x;
-    const int32_t t = i < n ? targets[i] : ignore;
-    const bool valid = i < n && t != ignore;
-    if (valid && (t < 0 || t >= V)) atomicMin(bad, static_cast<unsigned long long>(i));
-    const unsigned bal = __ballot_sync(0xffffffffu, valid);
-    if (lane == 0) wsum[warp] = __popc(bal);
-    __syncthreads();
-    int off = 0, total = 0;
-    for (int w = 0; w < nwarps; ++w) {
-      off += w < warp ? wsum[w] : 0;
-      total += wsum[w];
-    }
-    if (valid) rows[base + off + __popc(bal & ((1u << lane) - 1u))] = static_cast<int32_t>(i);
-    __syncthreads();
-    if (threadIdx.x == 0) base += total;
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) *count = base;
-}
-
-// w[j] = d(reduced loss)/d(loss_j) · upstream gradient (device-memory calls).
-__global__ void weights_kernel(const int32_t* rows, int64_t count, const float* grad_output, int per_token,
-                               int mean, float* w) {
-  const int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (j >= count) return;
-  float g = 1.f;
-  if (grad_output) g = per_token ? grad_output[rows[j]] : grad_output[0];
-  if (mean) g = static_cast<float>(double(g) / double(count));
-  w[j] = g;
-}
-
-// First index of a NaN/Inf element (atomicMin into *bad).
-__global__ void finite_kernel(const void* x, int bf16, int64_t count, unsigned long long* bad) {
-  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride) {
-    bool nf;
-    if (bf16) nf = (static_cast<const uint16_t*>(x)[i] & 0x7f80u) == 0x7f80u;
-    else nf = (__float_as_uint(static_cast<const float*>(x)[i]) & 0x7f800000u) == 0x7f800000u;
-    if (nf) atomicMin(bad, static_cast<unsigned long long>(i));
-  }
-}
-
-// loss = Σ row_loss (sum) or its mean (NaN with no valid token), one block, float64.
-__global__ void loss_reduce_kernel(const double* row_loss, int64_t count, int mean, float* loss) {
-  __shared__ double sh[1024];
-  double s = 0;
-  for (int64_t i = threadIdx.x; i < count; i += blockDim.x) s += row_loss[i];
-  sh[threadIdx.x] = s;
-  __syncthreads();
-  for (int w = blockDim.x / 2; w > 0; w >>= 1) {
-    if (threadIdx.x < w) sh[threadIdx.x] += sh[threadIdx.x + w];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) {
-    double t = sh[0];
-    if (mean) t = count > 0 ? t / double(count) : __longlong_as_double(0x7ff8000000000000ll);
-    *loss = static_cast<float>(t);
-  }
-}
-
-__global__ void scatter_loss_kernel(const double* row_loss, const int32_t* rows, int64_t count, float* loss) {
-  const int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (j < count) loss[rows[j]] = static_cast<float>(row_loss[j]);
-}
-
-__global__ void fill_kernel(float* x, int64_t n, float value) {
-  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) x[i] = value;
 }
 
 }  // namespace calib::lce
