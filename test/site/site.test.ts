@@ -242,6 +242,29 @@ else describe("site in Chromium", () => {
       await page.close();
     });
 
+    test("the Kernels page shows the trainer benchmark of trainer.arrow: table, chart and card", { timeout: 60_000 }, async () => {
+      interface Row { config: string; impl: string; tokens_per_s: number; step_ms: number; peak_mib: number }
+      const rows = tableFromIPC(readFileSync(join(data, "bench", "trainer.arrow"))).toArray().map((r) => r.toJSON() as unknown as Row);
+      const meta = JSON.parse(readFileSync(join(data, "bench", "trainer_meta.json"), "utf8")) as { card: string; date: string };
+      assert.ok(rows.length >= 3, "the published file has rows");
+      const page = await visit(site.url, "kernels", "kernels-trainer");
+      const cells = await page.$$eval("table.trainer tbody tr", (trs) => trs.map((r) => [r.getAttribute("data-config"), r.getAttribute("data-impl"), ...[...r.querySelectorAll("td")].slice(2).map((td) => td.textContent)]));
+      // per config (in the file's order): impl, tokens/s, step ms, peak GiB, × eager, × compile, from the file's values
+      const configs = [...new Set(rows.map((r) => r.config))];
+      const ratio = (r: Row, impl: string, config: string) => {
+        const b = rows.find((x) => x.config === config && x.impl === impl);
+        return b ? (r.tokens_per_s / b.tokens_per_s).toFixed(2) : "–";
+      };
+      const expected = configs.flatMap((c) => rows.filter((r) => r.config === c).map((r) => [c, r.impl, Math.round(r.tokens_per_s).toLocaleString("en-US"),
+        r.step_ms.toFixed(1), (r.peak_mib / 1024).toFixed(1), ratio(r, "eager", c), ratio(r, "compile", c)]));
+      assert.deepEqual(cells, expected);
+      const bars = await page.$$eval("figure", (figs) => figs.filter((f) => /Training tokens per second/.test(f.textContent ?? "")).map((f) => f.querySelectorAll("g[aria-label=bar] rect").length));
+      assert.deepEqual(bars, [rows.length], "one bar per (config, impl) in the trainer chart");
+      const about = await page.$eval("#trainer-meta", (p) => p.textContent ?? "");
+      assert.ok(about.includes(meta.card) && about.includes(meta.date), `card and date on the page: ${about}`);
+      await page.close();
+    });
+
     test("the Overview's claim table reads claims.json", { timeout: 60_000 }, async () => {
       const page = await visit(site.url, "", "index");
       const status = await page.$$eval("#claims-table tr[data-claim]", (rows) => rows.map((r) => [r.getAttribute("data-claim"), r.getAttribute("data-status")]));
