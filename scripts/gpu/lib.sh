@@ -6,7 +6,7 @@
 # .device/node.xz; `--no-build` as the first argument keeps an addon built earlier.
 build_addon() {
   [ "${1:-}" = --no-build ] || CALIB_MARCH=x86-64-v3 CALIB_CUDA=1 node native/scripts/build.mjs --force
-  /work/shared/gpu/prepare-node.sh >/dev/null
+  ../shared/gpu/prepare-node.sh >/dev/null  # the shared folder beside the checkout (not committed)
 }
 
 # The directory of the toolkit's libcudart_static.a (for the ctypes libraries of the Python harness).

@@ -5,11 +5,13 @@
 #                                      200-step loss curve vs PyTorch, the Brown r50k pipeline
 #                                      (pretrain + SFT + eval, in the background meanwhile), logits of
 #                                      the pipeline's checkpoint vs PyTorch, throughput ours vs eager
-#   scripts/gpu/trainer-job.sh bench   throughput and peak memory: ours, eager, torch.compile
+#   scripts/gpu/trainer-job.sh bench   throughput and peak memory: ours, eager, torch.compile, written
+#                                      as trainer.arrow + trainer_meta.json (copy both into data/bench/:
+#                                      the site's Kernels page shows them)
 #   scripts/gpu/trainer-job.sh all     both
-# Results land in $OUT (at most 8 files): job.log, numerics.json, numerics_ckpt.json, curve.json,
-# bench.json, pipeline.json, pipeline.log, runs.tar.gz (the pipeline's run records without
-# checkpoints). A short summary is printed last.
+# Results land in $OUT: job.log, numerics.json, numerics_ckpt.json, curve.json, bench.json,
+# pipeline.json, pipeline.log, runs.tar.gz (the pipeline's run records without checkpoints), and
+# with bench: trainer.arrow, trainer_meta.json. A short summary is printed last.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 mode=${1:-check}
@@ -53,7 +55,10 @@ if [ "$mode" = check ] || [ "$mode" = all ]; then
 fi
 if [ "$mode" = bench ] || [ "$mode" = all ]; then
   # bench.json is rewritten after every row, so what finished before the deadline comes back
-  step bench "$(( $(left) - 10 ))" $REF benchall --impls ours,ours-fused,eager,compile --timeout 200 --out "$OUT/bench.json"
+  step bench "$(( $(left) - 20 ))" $REF benchall --impls ours,eager,compile --timeout 200 --out "$OUT/bench.json"
+  # the published form (bench/train_cuda.ts), with the engine commit scripts/gpu/bundle-trainer.sh saw
+  commit=$(cat .device/b/commit 2>/dev/null)
+  [ -s "$OUT/bench.json" ] && step arrow 15 node .device/b/train-bench.mjs --json "$OUT/bench.json" --out "$OUT/trainer.arrow" ${commit:+--commit "$commit"}
 fi
 
 printf '%s\n' "${summary[@]}"

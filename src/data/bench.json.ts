@@ -1,6 +1,7 @@
-// Loader → bench.json: every kernel benchmark table in <data>/bench/*.arrow (written by
-// `npm run bench` on the CPU or the GPU), as {file, columns, rows}. The Kernels page reads the
-// columns it recognizes (time, memory, implementation, shape, device) and shows the rest as is.
+// Loader → bench.json: every benchmark table in <data>/bench/*.arrow with its <name>_meta.json, as
+// {file, modified, metadata, meta, columns, rows}: kernels.arrow (bench/loss_cuda.ts, the loss against
+// its peers) and trainer.arrow (bench/train_cuda.ts, the training step against PyTorch). The Kernels
+// page reads the columns it recognizes (time, memory, implementation, shape, device) and shows the rest as is.
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { tableFromIPC } from "apache-arrow";
@@ -21,7 +22,7 @@ for (const file of files) {
     const t = tableFromIPC(readFileSync(path));
     const columns = t.schema.fields.map((f) => ({ name: f.name, type: String(f.type) }));
     const rows = t.toArray().map((r) => Object.fromEntries(columns.map((c) => [c.name, plain((r as Record<string, unknown>)[c.name])])));
-    // bench/loss_cuda.ts writes <name>_meta.json beside <name>.arrow (card, versions, floors, skipped peers, errors).
+    // <name>_meta.json beside <name>.arrow: card, versions, date, skipped peers, errors (and the loss's floors).
     const metaFile = path.replace(/\.arrow$/, "") + "_meta.json";
     let meta: unknown = null;
     try {

@@ -2,12 +2,26 @@
 // the site benchmark: every request outside 127.0.0.1 is aborted and recorded, console errors and
 // page errors are recorded, and a page counts as ready when Framework has no pending cell
 // (<observablehq-loading>) for a moment.
+//
+// Chromium is optional for a newcomer (README): without it the browser tests skip with one line
+// saying how to enable them (browserSkip). CI sets CALIB_REQUIRE_BROWSER=1 (.ci/run), which turns a
+// missing browser into a failure instead.
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 
 export const CHROMIUM = process.env.CALIB_CHROMIUM ?? "/usr/bin/chromium";
+
+/** Set by CI: a missing browser fails the browser tests instead of skipping them. */
+export const REQUIRE_BROWSER = process.env.CALIB_REQUIRE_BROWSER === "1";
+
+/** The reason the browser tests skip on this machine (Chromium missing), or false when they run:
+ *  Chromium is there, or CALIB_REQUIRE_BROWSER=1 asks that they run anyway (Browser.launch then fails). */
+export function browserSkip(): string | false {
+  if (existsSync(CHROMIUM) || REQUIRE_BROWSER) return false;
+  return `browser tests skipped: ${CHROMIUM} not found — apt-get install chromium to run them (or set CALIB_CHROMIUM to a Chromium binary)`;
+}
 
 export const CHROMIUM_ARGS = [
   "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -40,7 +54,10 @@ export class Browser {
   }
 
   static async launch(): Promise<Browser> {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: apt-get install -y chromium (or set CALIB_CHROMIUM)`);
+    if (!existsSync(CHROMIUM)) {
+      const why = REQUIRE_BROWSER ? " and CALIB_REQUIRE_BROWSER=1 requires the browser tests" : "";
+      throw new Error(`${CHROMIUM} not found${why}: apt-get install -y chromium (or set CALIB_CHROMIUM)`);
+    }
     const profile = mkdtempSync(join(tmpdir(), "calib-chromium-"));
     const context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 900 },

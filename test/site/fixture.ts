@@ -5,10 +5,11 @@
 //   runs/fx-sft-0.1   the same with ε = 0.1 (same questions, so the runs pair up)
 //   bench/kernels.arrow  wall-clock times of the engine's fused and naive CPU loss at two small shapes,
 //                        in the column layout of bench/loss_cuda.ts (card = "CPU (site test fixture)")
+//   bench/trainer.arrow  the published trainer benchmark (data/bench/trainer.arrow + _meta.json), copied
 // The SFT runs get calibration.arrow from backend/runs/calibration.ts (when present) so that both
 // loader paths run: published calibration rows (SFT) and rows computed by the loader (pretrain).
 // Nothing here is a made-up number; the models are just very small.
-import { mkdirSync } from "node:fs";
+import { copyFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { Float64, Int32, Table, Utf8, tableToIPC, vectorFromArray } from "apache-arrow";
 import { writeFileSync } from "node:fs";
@@ -33,7 +34,11 @@ export async function makeFixture(root: string): Promise<void> {
     cal?.writeRunCalibration?.(join(root, "runs", id), id, { resamples: 200, seed: 0 });
   }
   await writeKernelBench(join(root, "bench", "kernels.arrow"));
+  for (const f of ["trainer.arrow", "trainer_meta.json"]) copyFileSync(join(PUBLISHED_BENCH, f), join(root, "bench", f));
 }
+
+/** data/bench/ of the checkout: the published benchmarks. */
+export const PUBLISHED_BENCH = join(import.meta.dirname, "..", "..", "data", "bench");
 
 /** Median wall-clock time of the fused and naive CPU loss (real engine calls), as kernels.arrow rows,
  *  and, in kernels_meta.json, the same two timed round-robin (as the GPU harness's `interleaved`). */

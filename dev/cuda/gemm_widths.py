@@ -4,7 +4,7 @@ calls them): the time of all V/w logit GEMMs of one pass for block width w, the 
 packing of pass 2, and the dE (read-modify-write) and dC GEMMs per K, each as a share of a
 large GEMM's rate measured right before it (the clock changes under sustained load).
 
-  python3 bench/gpu/gemm_widths.py      (needs $CALIB_CUBLAS_PATH or libcublas.so.13 on the path)
+  python3 dev/cuda/gemm_widths.py      (needs $CALIB_CUBLAS_PATH or libcublas.so.13 on the path)
 """
 import ctypes
 import os
@@ -12,7 +12,7 @@ import sys
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench", "gpu"))
 from lce_bench import timed  # noqa: E402
 
 N, D, V = 8192, 2304, 256000

@@ -3,14 +3,22 @@ CALIB_TMA_PAIR, CALIB_TMA_SPLITS, ...), interleaved round-robin so that all of t
 clock and power state (see lce_bench.interleaved), with the 8NDV floor (four cuBLAS GEMMs) as
 the same-job baseline. One line per variant: median ms and ratio to the first variant.
 
-  python3 bench/gpu/env_ab.py --lib .device/libcalib.so --pass fwd \
+  python3 dev/cuda/env_ab.py --lib .device/libcalib.so --pass fwd \
       --variants 'slab:CALIB_LOGITS=slab' 'regs:' 'regs-pair1:CALIB_TMA_PAIR=1'
+
+A record, not a tool for the current engine: the switches it toggles (CALIB_LOGITS, CALIB_PACKED,
+CALIB_MODE, CALIB_TMA_PAIR, CALIB_TMA_SPLITS) were read by the engine up to commit 852f294 and are
+removed after it (issue 17: no environment variable changes the plan). On a later engine every
+variant runs the same plan. To repeat a measurement, check out 852f294 (see dev/README.md).
 """
 import argparse
+import os
+import sys
 
 import torch
 
-from lce_bench import Ours, fwd_bwd, gemm_floor, interleaved, make_inputs, peer_fns, with_env
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench", "gpu"))
+from lce_bench import Ours, fwd_bwd, gemm_floor, interleaved, make_inputs, peer_fns, with_env  # noqa: E402
 
 
 def main():

@@ -4,9 +4,9 @@ each candidate (up to 16) timed against cublasGemmEx's choice, for the chunked m
 (fp32 read-modify-write, K = 1024) with and without accumulation, a streamed-mode logit block
 and a streamed-mode dE step. Column-major, ctypes; bf16 inputs, fp32 output.
 
-  python3 bench/gpu/lt_candidates.py    (needs $CALIB_CUBLAS_PATH or libcublas.so.13 on the path)
+  python3 dev/cuda/lt_candidates.py    (needs $CALIB_CUBLAS_PATH or libcublas.so.13 on the path)
 
-Prints a text report (scripts/gpu/job.sh saves it as data/bench/kernels_lt.txt).
+Prints a text report (scripts/gpu/job.sh bench keeps it as lt.txt in its output; dev/cuda/lt_candidates.txt is the H100 run).
 """
 import ctypes
 import os
@@ -14,7 +14,7 @@ import sys
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench", "gpu"))
 from lce_bench import timed  # noqa: E402
 
 path = os.environ.get("CALIB_CUBLAS_PATH") or "libcublas.so.13"
