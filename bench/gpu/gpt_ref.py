@@ -13,9 +13,9 @@ Modes (every result is JSON on --out; progress on stderr):
   curve     the first S steps of a run with ε = 0.1, same init (ours → torch), same batches,
             same AdamW / clipping / weight-decay groups: ours bf16 vs torch bf16 autocast,
             ours fp32 vs torch fp32
-  bench     tokens/s and peak memory of one (impl, config) in this process: impl ∈ ours | ours-fused |
-            eager | compile (ours = the engine's CUDA model in bf16, through ctypes, LM head in cuBLAS
-            chunks; ours-fused = the same with the fused loss of issue 8 as the head; eager / compile =
+  bench     tokens/s and peak memory of one (impl, config) in this process: impl ∈ ours | eager | compile
+            (ours = the engine's CUDA model in bf16, through ctypes, the fused loss as the LM head with a
+            4 GiB logit workspace, as the trainer runs it; eager / compile =
             this module with bf16 autocast, fused AdamW, F.cross_entropy(label_smoothing=0.1))
   benchall  runs `bench` for every impl × config, each in a fresh process (clean peak memory)
 
@@ -119,10 +119,21 @@ def load_checkpoint(path, device="cuda"):
 c_i32, c_i64, c_f32, c_f64, c_p = ctypes.c_int32, ctypes.c_int64, ctypes.c_float, ctypes.c_double, ctypes.c_void_p
 
 
-class Config(ctypes.Structure):
+class LlamaConfig(ctypes.Structure):  # calib_llama_config (unused by the GPT: zeros)
+    _fields_ = [("n_kv_head", c_i32), ("head_dim", c_i32), ("d_ff", c_i32), ("norm_eps", c_f32), ("norm_plus_one", c_i32),
+                ("post_norms", c_i32), ("qkv_bias", c_i32), ("mlp_act", ctypes.c_int), ("embed_scale", c_f32),
+                ("rope_theta", c_f32), ("rope_type", ctypes.c_int), ("rope_factor", c_f32), ("rope_low_freq_factor", c_f32),
+                ("rope_high_freq_factor", c_f32), ("rope_original_context", c_i32), ("attn_scale", c_f32),
+                ("attn_softcap", c_f32), ("sliding_window", c_i32), ("sliding_period", c_i32)]
+
+
+class Config(ctypes.Structure):  # calib_model_config
     _fields_ = [("n_layer", c_i32), ("n_head", c_i32), ("d_model", c_i32), ("context", c_i32), ("vocab", c_i32),
                 ("tied", c_i32), ("max_batch", c_i32), ("device", ctypes.c_int), ("precision", ctypes.c_int),
-                ("threads", c_i32)]
+                ("threads", c_i32), ("arch", ctypes.c_int), ("llama", LlamaConfig), ("head_workspace_bytes", c_i64)]
+
+
+HEAD_WORKSPACE_BYTES = 4 * GiB  # the trainer's default (backend/engine/model.ts DEFAULT_HEAD_WORKSPACE_BYTES)
 
 
 class TensorInfo(ctypes.Structure):
@@ -199,6 +210,7 @@ class OurModel:
         self.e, self.L = eng, eng.lib
         c = Config(cfg["nLayer"], cfg["nHead"], cfg["dModel"], cfg["context"], cfg["vocab"], int(cfg["tied"]),
                    max_batch, 1 if device == "cuda" else 0, PRECISION[precision], 0)
+        c.head_workspace_bytes = HEAD_WORKSPACE_BYTES
         self.h = c_p()
         err = ctypes.create_string_buffer(512)
         eng.check(self.L.calib_model_create(ctypes.byref(c), ctypes.byref(self.h), err), err, "create")
@@ -525,8 +537,6 @@ def mode_benchall(args):
                    "--out", "-", "--precision", args.precision]
             log("bench:", impl, config)
             env = dict(os.environ, CALIB_PROFILE="1")
-            if impl == "ours-fused":  # the fused loss of issue 8 as the LM head (4 GiB logit workspace)
-                env["CALIB_HEAD"] = "fused"
             try:
                 r = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, env=env)
                 sys.stderr.write(r.stderr[-2000:])
@@ -624,7 +634,7 @@ def main():
     p.add_argument("--config", default="d256-v200k")
     p.add_argument("--precision", default="bfloat16")
     p.add_argument("--configs", default="gpt2-124m,d256-v200k")
-    p.add_argument("--impls", default="ours,ours-fused,eager,compile")
+    p.add_argument("--impls", default="ours,eager,compile")
     p.add_argument("--warmup-steps", type=int, default=3)
     p.add_argument("--timed-steps", type=int, default=10)
     p.add_argument("--timeout", type=int, default=240)

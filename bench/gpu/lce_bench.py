@@ -19,7 +19,6 @@ import argparse
 import ctypes
 import json
 import math
-import os
 import random
 import statistics
 import sys
@@ -55,7 +54,8 @@ class LceArgs(ctypes.Structure):
 
 
 class CudaOptions(ctypes.Structure):
-    _fields_ = [("skip_threshold", ctypes.c_float), ("gemm_impl", ctypes.c_int32), ("reserved", ctypes.c_int32 * 6)]
+    _fields_ = [("skip_threshold", ctypes.c_float), ("gemm_impl", ctypes.c_int32), ("stream", ctypes.c_void_p),
+                ("workspace", ctypes.c_void_p), ("workspace_size", ctypes.c_int64)]
 
 
 IMPLS = {"auto": 0, "fused": 1, "cublas": 2}
@@ -155,23 +155,6 @@ def interleaved(fns, warmup, rounds, seed=0):
         for k in order:
             ts[k].append(event_ms(fns[k]))
     return {k: statistics.median(v) for k, v in ts.items()}, ts
-
-
-def with_env(settings, fn):
-    """fn with the environment variables in `settings` set for the call (the engine reads its CALIB_*
-    switches on every call), restored afterwards."""
-    def f():
-        old = {k: os.environ.get(k) for k in settings}
-        os.environ.update(settings)
-        try:
-            return fn()
-        finally:
-            for k, v in old.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-    return f
 
 
 def gemm_floor(E, V, count):
@@ -281,12 +264,9 @@ def interleaved_round(meta, ours, compiled, shape, regime, E, C, t, t32, args):
     cuBLAS GEMMs of the logits' shape), ours (default and 1 GiB) and PyTorch."""
     N, D, V = shape
     floor8, scale = gemm_floor(E, V, 4)
-    slab = {"CALIB_LOGITS": "slab"}  # the earlier plan (logits through an fp32 slab), same job, same clock
     out = ours.run(E, C, t32, True)
-    default = lambda: ours.run(E, C, t32, True, out=out)  # noqa: E731
-    one_gib = lambda: ours.run(E, C, t32, True, workspace=1 << 30, out=out)  # noqa: E731
-    fns = {"floor8": floor8, "ours": default, "ours_slab": with_env(slab, default), "ours_1GiB": one_gib,
-           "ours_1GiB_slab": with_env(slab, one_gib)}
+    fns = {"floor8": floor8, "ours": lambda: ours.run(E, C, t32, True, out=out),
+           "ours_1GiB": lambda: ours.run(E, C, t32, True, workspace=1 << 30, out=out)}
     for peer in ("torch_eager", "torch_compile"):
         f = compiled.get((peer, shape))
         if f is not None:

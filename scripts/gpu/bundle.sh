@@ -18,11 +18,8 @@ build_addon "${1:-}"
 mkdir -p .device/b
 nvcc_bin=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
 link_c_api .device/libcalib.so
-for lbo in 1 0; do  # the two readings of the MN-major wgmma descriptor (see native/src/cuda/wgmma.cuh)
-  "$nvcc_bin" -std=c++17 -O3 --use_fast_math -lineinfo -Inative/include -Inative/src -DCALIB_WG_MN_LBO_IS_BLOCK=$lbo \
-    -gencode arch=compute_90a,code=sm_90a -o .device/mma_selftest$([ $lbo = 0 ] && echo _lbo0) test/cuda/mma_selftest.cu &
-done
-wait
+"$nvcc_bin" -std=c++17 -O3 --use_fast_math -lineinfo -Inative/include -Inative/src \
+  -gencode arch=compute_90a,code=sm_90a -o .device/mma_selftest test/cuda/mma_selftest.cu
 for entry in test/cuda/linear_ce_cuda.test.ts:cuda-test test/cuda/sanitize.ts:sanitize bench/gpu/bench-entry.ts:bench; do
   bundle_ts "${entry%%:*}" ".device/b/${entry##*:}.mjs"
 done

@@ -39,37 +39,19 @@ ncu_profile() {  # the three main kernels of one forward+backward, small shape u
 }
 hung() { printf '%s\n' "${summary[@]}" | grep -q "exit 124"; }
 
-# Which MN-major wgmma descriptor reading passes the self-test (default 1; 0 if only it
-# passes); if neither does, the jobs below fall back to the mma.sync kernels.
-pick_lbo() {
-  if ! sed -n '/===== selftest:/,/=====/p' "$LOG" | grep -q "SELFTEST PASS"; then
-    step selftest-lbo0 40 .device/mma_selftest_lbo0 --wgmma
-    if sed -n '/===== selftest-lbo0:/,$p' "$LOG" | grep -q "SELFTEST PASS"; then export CALIB_WG_MN_LBO=0
-    else export CALIB_CUDA_GEMM=mma; fi
-  fi
-  echo "CALIB_WG_MN_LBO=${CALIB_WG_MN_LBO:-1} CALIB_CUDA_GEMM=${CALIB_CUDA_GEMM:-auto}" >> "$LOG"
-}
-
-tests_failed() { ! sed -n '/===== tests:/,/=====/p' "$LOG" | grep -q "^# fail 0"; }
 
 breakdown() { step breakdown 120 sh -c "python3 bench/gpu/lce_profile.py --lib .device/libcalib.so > '$OUT/profile.txt'"; }
 
 if [ "$mode" = check ] || [ "$mode" = quick ] || [ "$mode" = all ]; then
   step selftest 40 .device/mma_selftest
-  pick_lbo
   hung || step tests 150 node .device/b/cuda-test.mjs
-  if [ "$mode" = all ] && tests_failed && [ "${CALIB_CUDA_GEMM:-}" != mma ]; then
-    export CALIB_CUDA_GEMM=mma  # the verified mma.sync kernels for what follows
-    echo "tests failed with wgmma: falling back to CALIB_CUDA_GEMM=mma" >> "$LOG"
-    step tests-mma 150 node .device/b/cuda-test.mjs
-  fi
   hung || step memcheck-node 150 compute-sanitizer --tool memcheck --error-exitcode 9 node .device/b/sanitize.mjs
   [ "$mode" = quick ] || { hung || step racecheck-self 60 compute-sanitizer --tool racecheck --error-exitcode 9 .device/mma_selftest; }
   [ "$mode" = all ] || { hung || step quick 200 python3 bench/gpu/lce_bench.py --lib .device/libcalib.so --out "$OUT/quick.json" --quick --iters 3 --sweep 1073741824 "$@"; }
   if [ "$mode" = quick ]; then hung || breakdown; else hung || ncu_profile 120; fi
 fi
 if [ "$mode" = bench ] || [ "$mode" = all ]; then
-  [ "$mode" = bench ] && { step selftest 40 .device/mma_selftest; pick_lbo; }
+  [ "$mode" = bench ] && step selftest 40 .device/mma_selftest
   hung || step bench 560 python3 bench/gpu/lce_bench.py --lib .device/libcalib.so --out "$OUT/results.json" "$@"
   [ -s "$OUT/results.json" ] && step arrow 120 node .device/b/bench.mjs --json "$OUT/results.json" --api --out "$OUT/kernels.arrow"
   breakdown
@@ -84,7 +66,7 @@ fi
 
 echo
 echo "================ summary ($mode)"
-grep -E "^device:|FAIL|SELFTEST|CALIB_WG_MN_LBO|falling back|^(not ok|# (tests|pass|fail|skipped))|ERROR SUMMARY|sanitize:" "$LOG" | sed 's/^/  /' | head -40
+grep -E "^device:|FAIL|SELFTEST|^(not ok|# (tests|pass|fail|skipped))|ERROR SUMMARY|sanitize:" "$LOG" | sed 's/^/  /' | head -40
 grep -E "^\s+(# |)(dE|dC|loss|lse)|AssertionError|relative error" "$LOG" | sed 's/^/  /' | head -20
 grep -E "^  [a-z_]+_kernel|Duration|Compute \(SM\) Throughput|Memory Throughput|Registers Per|Achieved Occupancy" "$OUT/ncu.txt" 2>/dev/null | sed 's/^/  /' | head -24
 grep -E "^\[ *[0-9.]+s\] +(ours|torch|liger|cce)|cuBLAS|regime |failed|Error|error" "$LOG" | grep -v "^=====" | sed 's/^/  /' | tail -45

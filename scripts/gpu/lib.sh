@@ -28,7 +28,7 @@ link_c_api() {
   shift
   cuda_lib=$(cuda_static_lib) || return 1
   g++ -O3 -march=x86-64-v3 -std=c++17 -fPIC -shared -Inative/include -DCALIB_WITH_CUDA=1 \
-    native/src/common/*.cc native/src/loss/linear_ce.cc native/src/loss/linear_ce_cpu.cc "$@" \
+    native/src/common/*.cc native/src/loss/*.cc "$@" \
     native/build-cuda/libcalib_cuda.a -L"$cuda_lib" -lcudart_static -ldl -lrt -lpthread -o "$out"
 }
 
