@@ -40,11 +40,11 @@ class CpuModel : public ModelImpl {
   }
   void write(calib_model_buffer which, int64_t offset, int64_t count, const void* src) final {
     std::memcpy(buffer(which).data() + offset, src, sizeof(T) * count);
-    if (which == CALIB_BUF_PARAMS) params_changed();
+    if (which == CALIB_BUF_PARAMS) wt_fresh_ = false;
   }
   void zero(calib_model_buffer which) final {
     std::fill(buffer(which).begin(), buffer(which).end(), T(0));
-    if (which == CALIB_BUF_PARAMS) params_changed();
+    if (which == CALIB_BUF_PARAMS) wt_fresh_ = false;
   }
 
   calib_status step(calib_model_step_args& a, char* err) final {
@@ -81,18 +81,24 @@ class CpuModel : public ModelImpl {
       adamw_update<T>(params_.data(), grads_.data(), m_.data(), v_.data(), s.offset, s.offset + s.numel, a, s.decay,
                       nt);
     }
-    params_changed();
+    wt_fresh_ = false;
   }
 
  protected:
   // The architecture: forward fills hidden() (final normed states, N×d_model) for b×t tokens;
   // backward expects d(loss)/d(hidden) in dhidden() (written by the head) and adds every parameter
-  // gradient; params_changed is told when parameters change (copies derived from them are stale).
+  // gradient.
   virtual void forward(const int32_t* inputs, int64_t B, int64_t Tn, int nt) = 0;
   virtual void backward(const int32_t* inputs, int64_t B, int64_t Tn, int nt) = 0;
   virtual const T* hidden() = 0;
   virtual T* dhidden() = 0;
-  virtual void params_changed() = 0;
+
+  // The attention kernels' scratch for nt threads of `per_thread` elements each.
+  T* attention_scratch_for(int nt, int64_t per_thread) {
+    const size_t need = static_cast<size_t>(nt) * per_thread;
+    if (att_scratch_.size() < need) att_scratch_.resize(need);
+    return att_scratch_.data();
+  }
 
   int threads() const { return c_.threads > 0 ? c_.threads : default_threads(); }
   std::vector<T>& buffer(calib_model_buffer w) {
@@ -114,10 +120,21 @@ class CpuModel : public ModelImpl {
   Layout lay_;
   const int64_t L_, C_, V_, Tc_, Bm_;
   std::vector<T> params_, grads_, m_, v_;
+  // The architecture's transposed matmul weights (matmul_forward reads Wᵀ): stale after any
+  // parameter change until the next forward refreshes them.
+  std::vector<T> wt_;
+  bool wt_fresh_ = false;
 
  private:
-  std::vector<T> head_scratch_;
+  std::vector<T> head_scratch_, att_scratch_;
   std::vector<Chunk> chunks_;
 };
+
+// The implementation of an architecture (GptCpu, LlamaCpu) at the config's precision.
+template <template <typename> class Model>
+std::unique_ptr<ModelImpl> make_cpu_model(const calib_model_config& c, const Layout& layout) {
+  if (c.precision == CALIB_MODEL_F64) return std::make_unique<Model<double>>(c, layout);
+  return std::make_unique<Model<float>>(c, layout);
+}
 
 }  // namespace calib::model

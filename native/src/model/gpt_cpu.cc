@@ -15,7 +15,8 @@ namespace {
 template <typename T>
 class GptCpu final : public CpuModel<T> {
   using Base = CpuModel<T>;
-  using Base::c_, Base::lay_, Base::L_, Base::C_, Base::Tc_, Base::Bm_, Base::params_, Base::grads_, Base::at;
+  using Base::c_, Base::lay_, Base::L_, Base::C_, Base::Tc_, Base::Bm_, Base::params_, Base::grads_, Base::wt_,
+      Base::wt_fresh_, Base::at;
 
  public:
   GptCpu(const calib_model_config& c, const Layout& layout) : Base(c, layout), NH_(c.n_head) {
@@ -44,7 +45,7 @@ class GptCpu final : public CpuModel<T> {
     g_.dqkv.resize(3 * NC);
     g_.dfch.resize(4 * NC);
     g_.dfch_gelu.resize(4 * NC);
-    ensure_scratch(this->threads());
+    att_scratch(this->threads());
   }
 
  private:
@@ -58,12 +59,8 @@ class GptCpu final : public CpuModel<T> {
 
   const T* hidden() override { return a_.lnf.data(); }
   T* dhidden() override { return g_.dln.data(); }
-  void params_changed() override { wt_fresh_ = false; }
 
-  void ensure_scratch(int nt) {
-    const size_t need = static_cast<size_t>(nt) * attention_scratch(Tc_, C_ / NH_, false);
-    if (att_scratch_.size() < need) att_scratch_.resize(need);
-  }
+  T* att_scratch(int nt) { return this->attention_scratch_for(nt, attention_scratch(Tc_, C_ / NH_, false)); }
   // The attention of b×t tokens over the packed qkv rows (B, T, 3C).
   AttnShape attn_shape(int64_t B, int64_t Tn) const {
     return {B, Tn, NH_, NH_, C_ / NH_, 3 * C_, 3 * C_, C_, 1.0 / std::sqrt(static_cast<double>(C_ / NH_)), 0, 0};
@@ -84,7 +81,6 @@ class GptCpu final : public CpuModel<T> {
   }
 
   void forward(const int32_t* inputs, int64_t B, int64_t Tn, int nt) override {
-    ensure_scratch(nt);
     if (!wt_fresh_) refresh_transposes(nt);
     const int64_t N = B * Tn, NC = N * C_, sN = Bm_ * Tc_, sNC = sN * C_;
     encoder_forward<T>(a_.encoded.data(), inputs, at(params_, kWte), at(params_, kWpe), T(1), B, Tn, C_, nt);
@@ -102,7 +98,7 @@ class GptCpu final : public CpuModel<T> {
       layernorm_forward<T>(ln1, a_.ln1_mean.data() + l * sN, a_.ln1_rstd.data() + l * sN, res, at(params_, kLn1w, l),
                            at(params_, kLn1b, l), N, C_, nt);
       matmul_forward<T>(qkv, ln1, wt(l, 0), at(params_, kQkvb, l), N, C_, 3 * C_, false, nt);
-      attention_forward<T>(attn_shape(B, Tn), atty, att, qkv, qkv + C_, qkv + 2 * C_, att_scratch_.data(), nt);
+      attention_forward<T>(attn_shape(B, Tn), atty, att, qkv, qkv + C_, qkv + 2 * C_, att_scratch(nt), nt);
       std::memcpy(res2, res, sizeof(T) * NC);
       matmul_forward<T>(res2, atty, wt(l, 1), at(params_, kAttprojb, l), N, C_, C_, true, nt);
       layernorm_forward<T>(ln2, a_.ln2_mean.data() + l * sN, a_.ln2_rstd.data() + l * sN, res2,
@@ -147,7 +143,7 @@ class GptCpu final : public CpuModel<T> {
                          at(params_, kAttprojw, l), N, C_, C_, nt);
       T* dqkv = g_.dqkv.data();
       attention_backward<T>(attn_shape(B, Tn), dqkv, dqkv + C_, dqkv + 2 * C_, g_.datty.data(), qkv, qkv + C_,
-                            qkv + 2 * C_, att, att_scratch_.data(), nt);
+                            qkv + 2 * C_, att, att_scratch(nt), nt);
       matmul_backward<T>(dln, at(grads_, kQkvw, l), at(grads_, kQkvb, l), g_.dqkv.data(), ln1, at(params_, kQkvw, l),
                          N, C_, 3 * C_, nt);
       layernorm_backward<T>(dres, at(grads_, kLn1w, l), at(grads_, kLn1b, l), dln, res, at(params_, kLn1w, l),
@@ -157,18 +153,14 @@ class GptCpu final : public CpuModel<T> {
   }
 
   const int64_t NH_;
-  std::vector<T> wt_;
-  bool wt_fresh_ = false;
   Acts a_;
   GradActs g_;
-  std::vector<T> att_scratch_;
 };
 
 }  // namespace
 
 std::unique_ptr<ModelImpl> make_gpt_cpu(const calib_model_config& c, const Layout& layout) {
-  if (c.precision == CALIB_MODEL_F64) return std::make_unique<GptCpu<double>>(c, layout);
-  return std::make_unique<GptCpu<float>>(c, layout);
+  return make_cpu_model<GptCpu>(c, layout);
 }
 
 }  // namespace calib::model

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
 #include <vector>
 
 #include "cpu_model.h"
@@ -24,7 +25,8 @@ namespace {
 template <typename T>
 class LlamaCpu final : public CpuModel<T> {
   using Base = CpuModel<T>;
-  using Base::c_, Base::L_, Base::C_, Base::Tc_, Base::Bm_, Base::params_, Base::grads_, Base::at;
+  using Base::c_, Base::L_, Base::C_, Base::Tc_, Base::Bm_, Base::params_, Base::grads_, Base::wt_,
+      Base::wt_fresh_, Base::at;
 
  public:
   LlamaCpu(const calib_model_config& c, const Layout& layout)
@@ -32,42 +34,30 @@ class LlamaCpu final : public CpuModel<T> {
         K_(KVH_ * hd_), F_(m_.d_ff), post_(m_.post_norms != 0), sN_(Bm_ * Tc_) {
     const int64_t sN = sN_, D = C_;
     wt_.assign(L_ * per_layer_wt(), T(0));
+    auto sized = [](std::initializer_list<std::vector<T>*> bufs, int64_t n) {
+      for (std::vector<T>* b : bufs) b->resize(n);
+    };
     a_.res.resize((L_ + 1) * sN * D);
-    a_.mid.resize(L_ * sN * D);
-    a_.an.resize(L_ * sN * D);
-    a_.mn.resize(L_ * sN * D);
-    a_.an_r.resize(L_ * sN);
-    a_.mn_r.resize(L_ * sN);
-    a_.q.resize(L_ * sN * Q_);
-    a_.k.resize(L_ * sN * K_);
-    a_.v.resize(L_ * sN * K_);
-    a_.y.resize(L_ * sN * Q_);
+    sized({&a_.mid, &a_.an, &a_.mn}, L_ * sN * D);
+    sized({&a_.an_r, &a_.mn_r}, L_ * sN);
+    sized({&a_.q, &a_.y}, L_ * sN * Q_);
+    sized({&a_.k, &a_.v}, L_ * sN * K_);
+    sized({&a_.g, &a_.u, &a_.act}, L_ * sN * F_);
     a_.att.resize(L_ * Bm_ * H_ * Tc_ * Tc_);
     if (post_) {
-      a_.ho.resize(L_ * sN * D);
-      a_.hm.resize(L_ * sN * D);
-      a_.ho_r.resize(L_ * sN);
-      a_.hm_r.resize(L_ * sN);
+      sized({&a_.ho, &a_.hm}, L_ * sN * D);
+      sized({&a_.ho_r, &a_.hm_r}, L_ * sN);
+      g_.dh.resize(sN * D);
     }
-    a_.g.resize(L_ * sN * F_);
-    a_.u.resize(L_ * sN * F_);
-    a_.act.resize(L_ * sN * F_);
     a_.nf.resize(sN * D);
     a_.nf_r.resize(sN);
-    g_.dres.resize(sN * D);
-    g_.dln.resize(sN * D);
-    if (post_) g_.dh.resize(sN * D);
-    g_.dy.resize(sN * Q_);
-    g_.dq.resize(sN * Q_);
-    g_.dk.resize(sN * K_);
-    g_.dv.resize(sN * K_);
-    g_.da.resize(sN * F_);
-    g_.dg.resize(sN * F_);
-    g_.du.resize(sN * F_);
-    cos_.resize(Tc_ * (hd_ / 2));
-    sin_.resize(Tc_ * (hd_ / 2));
+    sized({&g_.dres, &g_.dln}, sN * D);
+    sized({&g_.dy, &g_.dq}, sN * Q_);
+    sized({&g_.dk, &g_.dv}, sN * K_);
+    sized({&g_.da, &g_.dg, &g_.du}, sN * F_);
+    sized({&cos_, &sin_}, Tc_ * (hd_ / 2));
     rope_table<T>(cos_.data(), sin_.data(), m_, Tc_);
-    ensure_scratch(this->threads());
+    att_scratch(this->threads());
   }
 
  private:
@@ -83,7 +73,6 @@ class LlamaCpu final : public CpuModel<T> {
 
   const T* hidden() override { return a_.nf.data(); }
   T* dhidden() override { return g_.dln.data(); }
-  void params_changed() override { wt_fresh_ = false; }
 
   int64_t per_layer_wt() const { return 2 * C_ * Q_ + 2 * C_ * K_ + 3 * C_ * F_; }
   T* wt(int64_t l, Wt which) {
@@ -102,10 +91,7 @@ class LlamaCpu final : public CpuModel<T> {
       for (const auto& m : mats) transpose<T>(wt(l, m.wt), at(params_, m.id, l), m.rows, m.cols, nt);
     wt_fresh_ = true;
   }
-  void ensure_scratch(int nt) {
-    const size_t need = static_cast<size_t>(nt) * attention_scratch(Tc_, hd_, m_.attn_softcap > 0);
-    if (att_scratch_.size() < need) att_scratch_.resize(need);
-  }
+  T* att_scratch(int nt) { return this->attention_scratch_for(nt, attention_scratch(Tc_, hd_, m_.attn_softcap > 0)); }
   AttnShape attn_shape(int64_t B, int64_t Tn, int64_t l) const {
     const bool slides = m_.sliding_window > 0 && l % m_.sliding_period == 0;
     return {B, Tn, H_, KVH_, hd_, Q_, K_, Q_, m_.attn_scale, m_.attn_softcap, slides ? m_.sliding_window : 0};
@@ -150,7 +136,6 @@ class LlamaCpu final : public CpuModel<T> {
   }
 
   void forward(const int32_t* inputs, int64_t B, int64_t Tn, int nt) override {
-    ensure_scratch(nt);
     if (!wt_fresh_) refresh_transposes(nt);
     const int64_t N = B * Tn;
     const bool p1 = m_.norm_plus_one != 0;
@@ -165,7 +150,7 @@ class LlamaCpu final : public CpuModel<T> {
       matmul_forward<T>(a.v, a.an, wt(l, kWv), bias(params_, kVBias, l), N, C_, K_, false, nt);
       rope_forward<T>(a.q, cos_.data(), sin_.data(), B, Tn, H_, hd_, Q_, nt);
       rope_forward<T>(a.k, cos_.data(), sin_.data(), B, Tn, KVH_, hd_, K_, nt);
-      attention_forward<T>(attn_shape(B, Tn, l), a.y, a.att, a.q, a.k, a.v, att_scratch_.data(), nt);
+      attention_forward<T>(attn_shape(B, Tn, l), a.y, a.att, a.q, a.k, a.v, att_scratch(nt), nt);
       residual_add(a.mid, a.res, a.y, wt(l, kWo), N, Q_, a.ho, a.ho_r, kAttnPostNorm, l, nt);
       // MLP block
       rmsnorm_forward<T>(a.mn, a.mn_r, a.mid, at(params_, kMlpNorm, l), p1, m_.norm_eps, N, C_, false, nt);
@@ -201,7 +186,7 @@ class LlamaCpu final : public CpuModel<T> {
       dh = branch_grad(dres, a.ho, a.ho_r, kAttnPostNorm, l, N, nt);
       matmul_backward<T>(g_.dy.data(), at(grads_, kO, l), nullptr, dh, a.y, at(params_, kO, l), N, Q_, C_, nt);
       attention_backward<T>(attn_shape(B, Tn, l), g_.dq.data(), g_.dk.data(), g_.dv.data(), g_.dy.data(), a.q, a.k,
-                            a.v, a.att, att_scratch_.data(), nt);
+                            a.v, a.att, att_scratch(nt), nt);
       rope_backward<T>(g_.dq.data(), cos_.data(), sin_.data(), B, Tn, H_, hd_, Q_, nt);
       rope_backward<T>(g_.dk.data(), cos_.data(), sin_.data(), B, Tn, KVH_, hd_, K_, nt);
       matmul_backward<T>(dln, at(grads_, kQ, l), bias(grads_, kQBias, l), g_.dq.data(), a.an, at(params_, kQ, l), N,
@@ -220,18 +205,15 @@ class LlamaCpu final : public CpuModel<T> {
   const int64_t H_, KVH_, hd_, Q_, K_, F_;
   const bool post_;
   const int64_t sN_;  // positions of the activations (max_batch × context): the per-layer stride
-  std::vector<T> wt_, cos_, sin_;
-  bool wt_fresh_ = false;
+  std::vector<T> cos_, sin_;
   Acts a_;
   GradActs g_;
-  std::vector<T> att_scratch_;
 };
 
 }  // namespace
 
 std::unique_ptr<ModelImpl> make_llama_cpu(const calib_model_config& c, const Layout& layout) {
-  if (c.precision == CALIB_MODEL_F64) return std::make_unique<LlamaCpu<double>>(c, layout);
-  return std::make_unique<LlamaCpu<float>>(c, layout);
+  return make_cpu_model<LlamaCpu>(c, layout);
 }
 
 }  // namespace calib::model

@@ -2,9 +2,8 @@
 //   forward   y = n·w' with n = x·r, r = 1/√(mean(x²) + eps), w' = w or 1 + w; r is kept for the
 //             backward; y is written or added to the output (a post-norm onto the residual stream)
 //   backward  dx += r·(dn − n·mean(dn·n)) with dn = w'·dy
-//             dw += Σ_rows n·dy — split over column ranges (fixed order)
+//             dw += Σ_rows n·dy — split over column ranges, rows in order
 // The row statistics (mean(x²), mean(dn·n)) are accumulated in float64 on both paths.
-#include <algorithm>
 #include <cmath>
 
 #include "../common/parallel.h"
@@ -53,19 +52,12 @@ void rmsnorm_backward(T* dinp, T* dw, const T* dout, const T* inp, const T* w, c
       for (int64_t c = 0; c < C; ++c) dx[c] += (weight(w, c, plus_one) * dy[c] - x[c] * r * s) * r;
     }
   });
-  constexpr int64_t kCols = 32;
-  parallel_for(threads, (C + kCols - 1) / kCols, 1, [&](int64_t b0, int64_t b1, int) {
-    T aw[kCols];
-    for (int64_t blk = b0; blk < b1; ++blk) {
-      const int64_t c0 = blk * kCols, cn = std::min(kCols, C - c0);
-      for (int64_t c = 0; c < cn; ++c) aw[c] = 0;
-      for (int64_t i = 0; i < N; ++i) {
-        const T* x = inp + i * C + c0;
-        const T* dy = dout + i * C + c0;
-        const T r = rstd[i];
-        for (int64_t c = 0; c < cn; ++c) aw[c] += x[c] * r * dy[c];
-      }
-      for (int64_t c = 0; c < cn; ++c) dw[c0 + c] += aw[c];
+  // dw: each thread owns a range of columns and walks the rows in order
+  parallel_for(threads, C, 32, [&](int64_t c0, int64_t c1, int) {
+    for (int64_t i = 0; i < N; ++i) {
+      const T* x = inp + i * C;
+      const T* dy = dout + i * C;
+      for (int64_t c = c0; c < c1; ++c) dw[c] += x[c] * rstd[i] * dy[c];
     }
   });
 }
