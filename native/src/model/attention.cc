@@ -1,7 +1,8 @@
 // Causal grouped-query self-attention (GPT-2's multi-head attention is the case KV = H). Query head h
 // reads key/value head h / (H/KV) (Hugging Face's repeat_kv order); q, k, v, y are row-major token
 // rows with their own strides (GPT-2: views into the packed qkv, head h at columns h·hd of each
-// part). One task per (batch, key/value head), which walks its H/KV query heads in order:
+// part). The forward runs one task per (batch, query head), the backward one per (batch, key/value
+// head), which walks its H/KV query heads in order:
 //   forward   U = q·kᵀ in row blocks (a block of rows only needs keys from its first row's window
 //             start to its last row), s = scale·U, or c·tanh(scale·U/c) with a soft-cap c; softmax
 //             over the keys j ≤ t (and j > t − window with a sliding window) in place, every other
@@ -86,24 +87,22 @@ void attention_forward(const AttnShape& s, T* y, T* att, const T* q, const T* k,
   const int64_t Tn = s.Tn, hd = s.hd, rep = s.H / s.KV;
   const T scale = static_cast<T>(s.scale), cap = static_cast<T>(s.softcap);
   const int64_t per = attention_scratch(Tn, hd, s.softcap > 0);
-  parallel_for(threads, s.B * s.KV, 1, [&](int64_t t0, int64_t t1, int tid) {
+  parallel_for(threads, s.B * s.H, 1, [&](int64_t t0, int64_t t1, int tid) {
     T* kt = scratch + tid * per;  // hd × Tn
-    for (int64_t bg = t0; bg < t1; ++bg) {
-      const int64_t b = bg / s.KV, g = bg % s.KV;
+    for (int64_t bh = t0; bh < t1; ++bh) {
+      const int64_t b = bh / s.H, h = bh % s.H, g = h / rep;
+      const T* qh = q + b * Tn * s.q_rs + h * hd;
       const T* kg = k + b * Tn * s.kv_rs + g * hd;
       const T* vg = v + b * Tn * s.kv_rs + g * hd;
+      T* P = att + bh * Tn * Tn;
+      T* yh = y + b * Tn * s.y_rs + h * hd;
       transpose_rows(kt, kg, s.kv_rs, Tn, hd);
-      for (int64_t h = g * rep; h < (g + 1) * rep; ++h) {
-        const T* qh = q + b * Tn * s.q_rs + h * hd;
-        T* P = att + (b * s.H + h) * Tn * Tn;
-        T* yh = y + b * Tn * s.y_rs + h * hd;
-        for (int64_t r0 = 0; r0 < Tn; r0 += kBlock) {
-          const int64_t r1 = std::min(Tn, r0 + kBlock), k0 = first_key(s, r0);
-          gemm<T>(r1 - r0, r1 - k0, hd, qh + r0 * s.q_rs, s.q_rs, 1, kt + k0, Tn, P + r0 * Tn + k0, Tn, false);
-          for (int64_t t = r0; t < r1; ++t) softmax_row(s, P + t * Tn, t, scale, cap);
-          gemm<T>(r1 - r0, hd, r1 - k0, P + r0 * Tn + k0, Tn, 1, vg + k0 * s.kv_rs, s.kv_rs, yh + r0 * s.y_rs, s.y_rs,
-                  false);
-        }
+      for (int64_t r0 = 0; r0 < Tn; r0 += kBlock) {
+        const int64_t r1 = std::min(Tn, r0 + kBlock), k0 = first_key(s, r0);
+        gemm<T>(r1 - r0, r1 - k0, hd, qh + r0 * s.q_rs, s.q_rs, 1, kt + k0, Tn, P + r0 * Tn + k0, Tn, false);
+        for (int64_t t = r0; t < r1; ++t) softmax_row(s, P + t * Tn, t, scale, cap);
+        gemm<T>(r1 - r0, hd, r1 - k0, P + r0 * Tn + k0, Tn, 1, vg + k0 * s.kv_rs, s.kv_rs, yh + r0 * s.y_rs, s.y_rs,
+                false);
       }
     }
   });
