@@ -1,18 +1,71 @@
-// The GPT model of the engine (native/src/model/): a typed facade over the addon's Model
-// class. Parameters, gradients and AdamW moments live in the engine in flat buffers with
-// per-tensor offsets (`tensors()`); everything here copies in and out explicitly.
+// The models of the engine (native/src/model/): a typed facade over the addon's Model class,
+// for both architectures — GPT-2 (the default) and the Llama family (arch 'llama': Llama,
+// Qwen2, Mistral, SmolLM2, Gemma 2; CPU only for now). Parameters, gradients and AdamW moments
+// live in the engine in flat buffers with per-tensor offsets (`tensors()`); everything here
+// copies in and out explicitly.
 import { addon } from "./addon.js";
 import { resolveDevice, type Device } from "./device.js";
 
+/** gpt2: LayerNorm, learned positions, GELU MLP, biases; llama: Hugging Face's LlamaForCausalLM family. */
+export type Arch = "gpt2" | "llama";
+export type RopeType = "default" | "linear" | "llama3";
+/** The gated MLP's activation: SiLU (SwiGLU) or tanh-GELU (GeGLU, Gemma). */
+export type MlpAct = "silu" | "gelu_tanh";
+
+/** The Llama family's architecture (native calib_llama_config; Hugging Face config.json names in brackets). */
+export interface LlamaConfig {
+  /** Key/value heads; divides nHead [num_key_value_heads]. */
+  nKvHead: number;
+  /** Size of a head, independent of dModel [head_dim]. */
+  headDim: number;
+  /** The MLP's intermediate size [intermediate_size]. */
+  dFf: number;
+  /** [rms_norm_eps] */
+  normEps: number;
+  /** Gemma: RMSNorm scales by 1 + w. */
+  normPlusOne: boolean;
+  /** Gemma 2: RMSNorm of the attention and MLP outputs before the residual adds. */
+  postNorms: boolean;
+  /** Qwen2: biases on q, k, v. */
+  qkvBias: boolean;
+  mlpAct: MlpAct;
+  /** Factor of the embedding rows (Gemma: √dModel). */
+  embedScale: number;
+  /** [rope_theta] */
+  ropeTheta: number;
+  /** [rope_scaling.rope_type]; ropeFactor is its factor, the rest are llama3's. */
+  ropeType: RopeType;
+  ropeFactor: number;
+  ropeLowFreqFactor: number;
+  ropeHighFreqFactor: number;
+  ropeOriginalContext: number;
+  /** Factor of q·k (1/√headDim; Gemma 2: query_pre_attn_scalar^-1/2). */
+  attnScale: number;
+  /** Attention-logit soft-cap c·tanh(x/c); 0 none [attn_logit_softcapping]. */
+  attnSoftcap: number;
+  /** 0 none; else a query sees the keys of the last slidingWindow positions, itself included [sliding_window]. */
+  slidingWindow: number;
+  /** With a window, layer l slides when l % slidingPeriod == 0 (Gemma 2: 2). */
+  slidingPeriod: number;
+}
+
+/** The Llama options a config gives: dFf is required, the rest default as in transformers
+ * (nKvHead = nHead, headDim = dModel / nHead, normEps 1e-6, ropeTheta 10000, attnScale 1/√headDim, …). */
+export type LlamaOptions = Partial<LlamaConfig> & Pick<LlamaConfig, "dFf">;
+
 export interface ModelConfig {
+  /** Default gpt2 (a GPT-2 config carries no arch field). */
+  arch?: Arch;
   nLayer: number;
   nHead: number;
   dModel: number;
-  /** Maximum sequence length (rows of the position embedding). */
+  /** Maximum sequence length (gpt2: rows of the position embedding; llama: rotary angles are computed up to it). */
   context: number;
   vocab: number;
   /** LM head tied to the token embedding (default true). */
   tied: boolean;
+  /** arch llama only. */
+  llama?: LlamaOptions;
 }
 
 /** float32 trains (on CUDA in fp32, no TF32); float64 is the CPU reference for gradient checks;
@@ -39,10 +92,15 @@ export const DEFAULT_HEAD_WORKSPACE_BYTES = 4 * 2 ** 30;
 
 export type BufferName = "params" | "grads" | "m" | "v";
 
+export type GptTensorName = "wte" | "wpe" | "ln1w" | "ln1b" | "qkvw" | "qkvb" | "attprojw" | "attprojb" | "ln2w" | "ln2b"
+  | "fcw" | "fcb" | "fcprojw" | "fcprojb" | "lnfw" | "lnfb" | "lm_head";
+/** The Llama family's tensors (calib.h): biases with qkvBias, post-norms with postNorms, lm_head when untied. */
+export type LlamaTensorName = "embed" | "attn_norm" | "q" | "k" | "v" | "q_bias" | "k_bias" | "v_bias" | "o"
+  | "attn_post_norm" | "mlp_norm" | "gate" | "up" | "down" | "mlp_post_norm" | "norm_f" | "lm_head";
+
 /** A parameter tensor of the flat buffers. Block tensors are stacked: shape[0] = nLayer. */
 export interface TensorInfo {
-  name: "wte" | "wpe" | "ln1w" | "ln1b" | "qkvw" | "qkvb" | "attprojw" | "attprojb" | "ln2w" | "ln2b" | "fcw" | "fcb"
-    | "fcprojw" | "fcprojb" | "lnfw" | "lnfb" | "lm_head";
+  name: GptTensorName | LlamaTensorName;
   offset: number;
   numel: number;
   shape: number[];
@@ -134,24 +192,114 @@ function positiveInt(value: unknown, name: string, max: number): number {
   return value;
 }
 
-/** Checks a model configuration, throwing TypeError/RangeError that name the field. */
+function finitePositive(value: unknown, name: string): number {
+  if (typeof value !== "number") throw new TypeError(`${name} must be a number (got ${String(value)})`);
+  if (!(value > 0) || !Number.isFinite(value)) throw new RangeError(`${name} must be a finite number > 0 (got ${value})`);
+  return value;
+}
+
+function oneOf<T extends string>(value: unknown, name: string, allowed: readonly T[]): T {
+  if (typeof value !== "string" || !allowed.includes(value as T)) {
+    throw new TypeError(`${name} must be one of ${allowed.map((a) => `'${a}'`).join(", ")} (got ${String(value)})`);
+  }
+  return value as T;
+}
+
+function bool(value: unknown, name: string): boolean {
+  if (typeof value !== "boolean") throw new TypeError(`${name} must be a boolean (got ${String(value)})`);
+  return value;
+}
+
+const LLAMA_KEYS: ReadonlyArray<keyof LlamaConfig> = [
+  "nKvHead", "headDim", "dFf", "normEps", "normPlusOne", "postNorms", "qkvBias", "mlpAct", "embedScale", "ropeTheta",
+  "ropeType", "ropeFactor", "ropeLowFreqFactor", "ropeHighFreqFactor", "ropeOriginalContext", "attnScale", "attnSoftcap",
+  "slidingWindow", "slidingPeriod",
+];
+
+/** The Llama options with their defaults filled in, checked as the engine checks them. */
+function validateLlama(options: LlamaOptions | undefined, nHead: number, dModel: number): LlamaConfig {
+  if (options === null || typeof options !== "object" || Array.isArray(options)) {
+    throw new TypeError("llama (the Llama family's options, at least {dFf}) must be an object for arch 'llama'");
+  }
+  for (const key of Object.keys(options)) {
+    if (!(LLAMA_KEYS as readonly string[]).includes(key)) throw new TypeError(`llama.${key} is not a Llama option (known: ${LLAMA_KEYS.join(", ")})`);
+  }
+  const o = options as Partial<LlamaConfig>;
+  const nKvHead = positiveInt(o.nKvHead ?? nHead, "llama.nKvHead", nHead);
+  if (nHead % nKvHead !== 0) throw new RangeError(`llama.nKvHead (${nKvHead}) must divide nHead (${nHead})`);
+  if (o.headDim === undefined && dModel % nHead !== 0) throw new TypeError(`llama.headDim is required when nHead (${nHead}) does not divide dModel (${dModel})`);
+  const headDim = positiveInt(o.headDim ?? dModel / nHead, "llama.headDim", 65536);
+  if (headDim % 2 !== 0) throw new RangeError(`llama.headDim must be even: rotary embeddings rotate pairs (got ${headDim})`);
+  if (o.dFf === undefined) throw new TypeError("llama.dFf (the MLP's intermediate size) is required");
+  const dFf = positiveInt(o.dFf, "llama.dFf", 2 ** 20);
+  const ropeType = oneOf(o.ropeType ?? "default", "llama.ropeType", ["default", "linear", "llama3"] as const);
+  for (const key of ropeType === "llama3" ? ["ropeFactor", "ropeLowFreqFactor", "ropeHighFreqFactor", "ropeOriginalContext"] as const : ropeType === "linear" ? ["ropeFactor"] as const : []) {
+    if (o[key] === undefined) throw new TypeError(`llama.${key} is required for ropeType '${ropeType}'`);
+  }
+  const ropeLowFreqFactor = finitePositive(o.ropeLowFreqFactor ?? 1, "llama.ropeLowFreqFactor");
+  const ropeHighFreqFactor = finitePositive(o.ropeHighFreqFactor ?? 4, "llama.ropeHighFreqFactor");
+  if (ropeType === "llama3" && !(ropeHighFreqFactor > ropeLowFreqFactor)) {
+    throw new RangeError(`llama.ropeHighFreqFactor (${ropeHighFreqFactor}) must be greater than llama.ropeLowFreqFactor (${ropeLowFreqFactor})`);
+  }
+  const attnSoftcap = o.attnSoftcap ?? 0;
+  if (typeof attnSoftcap !== "number") throw new TypeError(`llama.attnSoftcap must be a number (got ${String(attnSoftcap)})`);
+  if (!(attnSoftcap >= 0) || !Number.isFinite(attnSoftcap)) throw new RangeError(`llama.attnSoftcap must be a finite number > 0, or 0 for none (got ${attnSoftcap})`);
+  const slidingWindow = o.slidingWindow ?? 0;
+  if (!Number.isInteger(slidingWindow)) throw new TypeError(`llama.slidingWindow must be an integer (got ${String(slidingWindow)})`);
+  if (slidingWindow < 0 || slidingWindow > 2 ** 31 - 1) throw new RangeError(`llama.slidingWindow must be ≥ 0, 0 for none (got ${slidingWindow})`);
+  return {
+    nKvHead,
+    headDim,
+    dFf,
+    normEps: finitePositive(o.normEps ?? 1e-6, "llama.normEps"),
+    normPlusOne: bool(o.normPlusOne ?? false, "llama.normPlusOne"),
+    postNorms: bool(o.postNorms ?? false, "llama.postNorms"),
+    qkvBias: bool(o.qkvBias ?? false, "llama.qkvBias"),
+    mlpAct: oneOf(o.mlpAct ?? "silu", "llama.mlpAct", ["silu", "gelu_tanh"] as const),
+    embedScale: finitePositive(o.embedScale ?? 1, "llama.embedScale"),
+    ropeTheta: finitePositive(o.ropeTheta ?? 10000, "llama.ropeTheta"),
+    ropeType,
+    ropeFactor: finitePositive(o.ropeFactor ?? 1, "llama.ropeFactor"),
+    ropeLowFreqFactor,
+    ropeHighFreqFactor,
+    ropeOriginalContext: positiveInt(o.ropeOriginalContext ?? 8192, "llama.ropeOriginalContext", 2 ** 31 - 1),
+    attnScale: finitePositive(o.attnScale ?? 1 / Math.sqrt(headDim), "llama.attnScale"),
+    attnSoftcap,
+    slidingWindow,
+    slidingPeriod: positiveInt(o.slidingPeriod ?? 1, "llama.slidingPeriod", 2 ** 31 - 1),
+  };
+}
+
+/** Checks a model configuration, throwing TypeError/RangeError that name the field. Returns it in
+ * canonical form: a GPT-2 config without arch (as checkpoints store it), a Llama config with every
+ * llama field filled in. */
 export function validateModelConfig(config: ModelConfig): ModelConfig {
   if (config === null || typeof config !== "object") throw new TypeError("model config must be an object");
+  const arch = oneOf(config.arch ?? "gpt2", "arch", ["gpt2", "llama"] as const);
   const nLayer = positiveInt(config.nLayer, "nLayer", 4096);
   const nHead = positiveInt(config.nHead, "nHead", 65536);
   const dModel = positiveInt(config.dModel, "dModel", 65536);
   const context = positiveInt(config.context, "context", 65536);
   const vocab = positiveInt(config.vocab, "vocab", 2 ** 31 - 1);
   if (vocab < 2) throw new RangeError(`vocab must be ≥ 2 (got ${vocab})`);
-  if (dModel % nHead !== 0) throw new RangeError(`nHead (${nHead}) must divide dModel (${dModel})`);
   if (typeof config.tied !== "boolean") throw new TypeError("tied must be a boolean");
+  if (arch === "llama") {
+    return { arch, nLayer, nHead, dModel, context, vocab, tied: config.tied, llama: validateLlama(config.llama, nHead, dModel) };
+  }
+  if (config.llama !== undefined) throw new TypeError("llama options are only for arch 'llama'");
+  if (dModel % nHead !== 0) throw new RangeError(`nHead (${nHead}) must divide dModel (${dModel})`);
   return { nLayer, nHead, dModel, context, vocab, tied: config.tied };
 }
 
 /** Parameters of a configuration, without creating a model. */
 export function countParams(config: ModelConfig): number {
   const { nLayer: L, dModel: C, context: T, vocab: V, tied } = config;
-  return V * C + T * C + L * (12 * C * C + 13 * C) + 2 * C + (tied ? 0 : V * C);
+  const head = tied ? 0 : V * C;
+  if (config.arch !== "llama") return V * C + T * C + L * (12 * C * C + 13 * C) + 2 * C + head;
+  const m = validateModelConfig(config).llama as LlamaConfig;
+  const Q = config.nHead * m.headDim, K = m.nKvHead * m.headDim;
+  const perLayer = C * (2 * Q + 2 * K + 3 * m.dFf) + (m.qkvBias ? Q + 2 * K : 0) + (m.postNorms ? 4 : 2) * C;
+  return V * C + L * perLayer + C + head;
 }
 
 function checkBatch(batch: Batch, withTargets: boolean): void {
@@ -225,7 +373,8 @@ export class GptModel {
     return this.tensorList.map((t) => ({ ...t, shape: [...t.shape] }));
   }
 
-  /** GPT-2 initialisation from a seed (see calib_model_init); zeroes grads and moments. */
+  /** Initialisation from a seed (see calib_model_init: GPT-2's, or transformers' for the Llama family:
+   * matrices and embedding N(0, std), norms 1 (0 with normPlusOne), biases 0); zeroes grads and moments. */
   init(seed: number, std = 0.02): void {
     if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`seed must be a non-negative safe integer (got ${String(seed)})`);
     if (!(std > 0) || !Number.isFinite(std)) throw new RangeError(`init std must be a finite number > 0 (got ${String(std)})`);

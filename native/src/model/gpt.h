@@ -1,9 +1,11 @@
-// Internal interface of the GPT model, shared by the validating C API (model.cc), the
-// parameter layout (layout.cc), the seeded initialisation (init.cc) and the device
+// Internal interface of the engine's models, shared by the validating C API (model.cc), the
+// parameter layouts (layout.cc), the seeded initialisation (init.cc) and the device
 // implementations, which sit side by side:
-//   gpt_cpu.cc     CPU forward / backward / step (fp32 training, fp64 reference)
+//   cpu_model.h    the CPU base of both architectures: flat buffers, step / eval / norms / AdamW
+//   gpt_cpu.cc     GPT-2 on the CPU: forward / backward (fp32 training, fp64 reference)
+//   llama_cpu.cc   the Llama family on the CPU: forward / backward (fp32 training, fp64 reference)
 //   eval_cpu.cc    CPU evaluation (per-token distribution statistics)
-//   gpt_cuda.cu    CUDA implementation (issue 9): implements GptImpl, created in model.cc
+//   gpt_cuda.cu    GPT-2 on CUDA (issue 9): implements ModelImpl, created in model.cc
 // The per-layer kernels (one concern per file, forward and backward side by side) are
 // declared in kernels.h. model.cc has validated every argument before an impl runs.
 #pragma once
@@ -43,11 +45,22 @@ calib_lce_args head_lce_args(const LossOptions& o, int64_t n, int64_t d, int64_t
   return la;
 }
 
-// The parameter tensors in flat-buffer order (llm.c order; lm_head only when untied).
+// The parameter tensors of GPT2 in flat-buffer order (llm.c order; lm_head only when untied).
 enum TensorId {
   kWte, kWpe, kLn1w, kLn1b, kQkvw, kQkvb, kAttprojw, kAttprojb,
   kLn2w, kLn2b, kFcw, kFcb, kFcprojw, kFcprojb, kLnfw, kLnfb, kLmHead, kNumTensors
 };
+
+// The parameter tensors of LLAMA in flat-buffer order (calib.h; the biases only with qkv_bias, the
+// post-norms only with post_norms, lm_head only when untied).
+enum LlamaTensorId {
+  kEmbed, kAttnNorm, kQ, kK, kV, kQBias, kKBias, kVBias, kO, kAttnPostNorm,
+  kMlpNorm, kGate, kUp, kDown, kMlpPostNorm, kNormF, kLlamaLmHead, kLlamaNumTensors
+};
+
+constexpr int kMaxTensors = static_cast<int>(kNumTensors) > static_cast<int>(kLlamaNumTensors)
+                                ? static_cast<int>(kNumTensors)
+                                : static_cast<int>(kLlamaNumTensors);
 
 struct TensorSpec {
   const char* name;
@@ -57,19 +70,22 @@ struct TensorSpec {
   bool per_layer = false, decay = false, present = false;
 };
 
+// t is indexed by the architecture's tensor id (TensorId or LlamaTensorId); absent tensors have
+// present = false and take no space.
 struct Layout {
-  TensorSpec t[kNumTensors];
+  TensorSpec t[kMaxTensors];
   int64_t total = 0;
-  int32_t count = 0;            // present tensors (16 tied, 17 untied)
-  int32_t index[kNumTensors];   // public index (0..count) → TensorId
+  int32_t count = 0;            // present tensors (GPT2: 16 tied, 17 untied)
+  int32_t index[kMaxTensors];   // public index (0..count) → tensor id
+  int32_t head = 0;             // id of the LM head's matrix (the embedding when tied)
 };
 
 Layout make_layout(const calib_model_config& c);
 
-// One device implementation of the model. Buffers hold float (F32) or double (F64).
-class GptImpl {
+// One device implementation of a model (any architecture). Buffers hold float (F32) or double (F64).
+class ModelImpl {
  public:
-  virtual ~GptImpl() = default;
+  virtual ~ModelImpl() = default;
   virtual void read(calib_model_buffer which, int64_t offset, int64_t count, void* dst) = 0;
   virtual void write(calib_model_buffer which, int64_t offset, int64_t count, const void* src) = 0;
   virtual void zero(calib_model_buffer which) = 0;
@@ -79,13 +95,16 @@ class GptImpl {
   virtual void adamw(const calib_adamw_args& a) = 0;
 };
 
-// CPU implementations (gpt_cpu.cc). Throws std::bad_alloc when buffers do not fit.
-std::unique_ptr<GptImpl> make_gpt_cpu(const calib_model_config& c, const Layout& layout);
+using GptImpl = ModelImpl;  // the name gpt_cuda.cu implements
+
+// CPU implementations (gpt_cpu.cc, llama_cpu.cc). Throw std::bad_alloc when buffers do not fit.
+std::unique_ptr<ModelImpl> make_gpt_cpu(const calib_model_config& c, const Layout& layout);
+std::unique_ptr<ModelImpl> make_llama_cpu(const calib_model_config& c, const Layout& layout);
 
 }  // namespace calib::model
 
 struct calib_model {
   calib_model_config config;
   calib::model::Layout layout;
-  std::unique_ptr<calib::model::GptImpl> impl;
+  std::unique_ptr<calib::model::ModelImpl> impl;
 };

@@ -1,30 +1,26 @@
-// The GPT model on the CPU: parameter / gradient / AdamW buffers, activations sized once for
-// max_batch × context (nothing is allocated per step), and the forward and backward passes
-// that chain the per-layer kernels of kernels.h (llm.c's gpt2_forward / gpt2_backward).
+// The GPT model on the CPU: activations sized once for max_batch × context and the forward and
+// backward passes that chain the per-layer kernels of kernels.h (llm.c's gpt2_forward /
+// gpt2_backward); buffers, the LM head, evaluation and AdamW are CpuModel's (cpu_model.h).
 // GptCpu<float> trains; GptCpu<double> is the float64 reference for gradient checks.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
-#include "../common/parallel.h"
-#include "gpt.h"
-#include "kernels.h"
+#include "cpu_model.h"
 
 namespace calib::model {
 namespace {
 
 template <typename T>
-class GptCpu final : public GptImpl {
+class GptCpu final : public CpuModel<T> {
+  using Base = CpuModel<T>;
+  using Base::c_, Base::lay_, Base::L_, Base::C_, Base::Tc_, Base::Bm_, Base::params_, Base::grads_, Base::wt_,
+      Base::wt_fresh_, Base::at;
+
  public:
-  GptCpu(const calib_model_config& c, const Layout& layout)
-      : c_(c), lay_(layout), L_(c.n_layer), C_(c.d_model), NH_(c.n_head), V_(c.vocab), Tc_(c.context),
-        Bm_(c.max_batch) {
-    const int64_t P = lay_.total, N = Bm_ * Tc_, NC = N * C_;
-    params_.assign(P, T(0));
-    grads_.assign(P, T(0));
-    m_.assign(P, T(0));
-    v_.assign(P, T(0));
+  GptCpu(const calib_model_config& c, const Layout& layout) : Base(c, layout), NH_(c.n_head) {
+    const int64_t N = Bm_ * Tc_, NC = N * C_;
     wt_.assign(L_ * 12 * C_ * C_, T(0));
     a_.encoded.resize(NC);
     a_.ln1.resize(L_ * NC);
@@ -49,63 +45,7 @@ class GptCpu final : public GptImpl {
     g_.dqkv.resize(3 * NC);
     g_.dfch.resize(4 * NC);
     g_.dfch_gelu.resize(4 * NC);
-    if constexpr (std::is_same_v<T, float>) head_scratch_.resize(V_ * C_ + 2 * N);
-    ensure_scratch(threads());
-    constexpr int64_t kChunk = 1 << 16;
-    for (int32_t i = 0; i < lay_.count; ++i) {
-      const TensorSpec& s = lay_.t[lay_.index[i]];
-      for (int64_t b = 0; b < s.numel; b += kChunk)
-        chunks_.push_back({i, s.offset + b, s.offset + std::min(s.numel, b + kChunk)});
-    }
-  }
-
-  void read(calib_model_buffer which, int64_t offset, int64_t count, void* dst) override {
-    std::memcpy(dst, buffer(which).data() + offset, sizeof(T) * count);
-  }
-  void write(calib_model_buffer which, int64_t offset, int64_t count, const void* src) override {
-    std::memcpy(buffer(which).data() + offset, src, sizeof(T) * count);
-    if (which == CALIB_BUF_PARAMS) wt_fresh_ = false;
-  }
-  void zero(calib_model_buffer which) override {
-    std::fill(buffer(which).begin(), buffer(which).end(), T(0));
-    if (which == CALIB_BUF_PARAMS) wt_fresh_ = false;
-  }
-
-  calib_status step(calib_model_step_args& a, char* err) override {
-    const int64_t B = a.b, Tn = a.t, N = B * Tn;
-    const int nt = threads();
-    forward(a.inputs, B, Tn, nt);
-    HeadArgs h{a.targets, a.ignore_index, a.label_smoothing, a.temperature, a.softcap, a.grad_scale,
-               a.backward != 0, nt};
-    if (calib_status st = head_loss<T>(h, a_.lnf.data(), head(params_), N, C_, V_, g_.dln.data(), head(grads_),
-                                       head_scratch_.data(), err))
-      return st;
-    a.loss_sum = h.loss_sum;
-    a.valid_count = h.valid_count;
-    if (a.backward && h.valid_count > 0) backward(a.inputs, B, Tn, nt);
-    return CALIB_OK;
-  }
-
-  calib_status eval(calib_model_eval_args& a, char*) override {
-    const int nt = threads();
-    forward(a.inputs, a.b, a.t, nt);
-    eval_head<T>(a, a_.lnf.data(), head(params_), C_, V_, nt);
-    return CALIB_OK;
-  }
-
-  double grad_norm(double* tensor_norms) override {
-    return std::sqrt(sum_squares<T>(grads_.data(), chunks_.data(), static_cast<int64_t>(chunks_.size()),
-                                    tensor_norms, lay_.count, threads()));
-  }
-
-  void adamw(const calib_adamw_args& a) override {
-    const int nt = threads();
-    for (int32_t i = 0; i < lay_.count; ++i) {
-      const TensorSpec& s = lay_.t[lay_.index[i]];
-      adamw_update<T>(params_.data(), grads_.data(), m_.data(), v_.data(), s.offset, s.offset + s.numel, a, s.decay,
-                      nt);
-    }
-    wt_fresh_ = false;
+    att_scratch(this->threads());
   }
 
  private:
@@ -117,24 +57,14 @@ class GptCpu final : public GptImpl {
     std::vector<T> dres, dln, datty, dqkv, dfch, dfch_gelu;
   };
 
-  int threads() const { return c_.threads > 0 ? c_.threads : default_threads(); }
-  void ensure_scratch(int nt) {
-    const size_t need = static_cast<size_t>(nt) * attention_scratch(Tc_, C_ / NH_);
-    if (att_scratch_.size() < need) att_scratch_.resize(need);
+  const T* hidden() override { return a_.lnf.data(); }
+  T* dhidden() override { return g_.dln.data(); }
+
+  T* att_scratch(int nt) { return this->attention_scratch_for(nt, attention_scratch(Tc_, C_ / NH_, false)); }
+  // The attention of b×t tokens over the packed qkv rows (B, T, 3C).
+  AttnShape attn_shape(int64_t B, int64_t Tn) const {
+    return {B, Tn, NH_, NH_, C_ / NH_, 3 * C_, 3 * C_, C_, 1.0 / std::sqrt(static_cast<double>(C_ / NH_)), 0, 0};
   }
-  std::vector<T>& buffer(calib_model_buffer w) {
-    switch (w) {
-      case CALIB_BUF_GRADS: return grads_;
-      case CALIB_BUF_ADAM_M: return m_;
-      case CALIB_BUF_ADAM_V: return v_;
-      default: return params_;
-    }
-  }
-  T* at(std::vector<T>& buf, TensorId id, int64_t layer = 0) {
-    const TensorSpec& s = lay_.t[id];
-    return buf.data() + s.offset + (s.per_layer ? layer * (s.numel / L_) : 0);
-  }
-  T* head(std::vector<T>& buf) { return at(buf, c_.tied ? kWte : kLmHead); }
   // Transposed matmul weights per layer: qkvᵀ (C×3C), attprojᵀ (C×C), fcᵀ (C×4C), fcprojᵀ (4C×C).
   T* wt(int64_t l, int which) {
     static const int64_t off[4] = {0, 3, 4, 8};
@@ -150,11 +80,10 @@ class GptCpu final : public GptImpl {
     wt_fresh_ = true;
   }
 
-  void forward(const int32_t* inputs, int64_t B, int64_t Tn, int nt) {
-    ensure_scratch(nt);
+  void forward(const int32_t* inputs, int64_t B, int64_t Tn, int nt) override {
     if (!wt_fresh_) refresh_transposes(nt);
     const int64_t N = B * Tn, NC = N * C_, sN = Bm_ * Tc_, sNC = sN * C_;
-    encoder_forward<T>(a_.encoded.data(), inputs, at(params_, kWte), at(params_, kWpe), B, Tn, C_, nt);
+    encoder_forward<T>(a_.encoded.data(), inputs, at(params_, kWte), at(params_, kWpe), T(1), B, Tn, C_, nt);
     for (int64_t l = 0; l < L_; ++l) {
       const T* res = l == 0 ? a_.encoded.data() : a_.res3.data() + (l - 1) * sNC;
       T* ln1 = a_.ln1.data() + l * sNC;
@@ -169,7 +98,7 @@ class GptCpu final : public GptImpl {
       layernorm_forward<T>(ln1, a_.ln1_mean.data() + l * sN, a_.ln1_rstd.data() + l * sN, res, at(params_, kLn1w, l),
                            at(params_, kLn1b, l), N, C_, nt);
       matmul_forward<T>(qkv, ln1, wt(l, 0), at(params_, kQkvb, l), N, C_, 3 * C_, false, nt);
-      attention_forward<T>(atty, att, qkv, B, Tn, C_, NH_, att_scratch_.data(), nt);
+      attention_forward<T>(attn_shape(B, Tn), atty, att, qkv, qkv + C_, qkv + 2 * C_, att_scratch(nt), nt);
       std::memcpy(res2, res, sizeof(T) * NC);
       matmul_forward<T>(res2, atty, wt(l, 1), at(params_, kAttprojb, l), N, C_, C_, true, nt);
       layernorm_forward<T>(ln2, a_.ln2_mean.data() + l * sN, a_.ln2_rstd.data() + l * sN, res2,
@@ -184,7 +113,7 @@ class GptCpu final : public GptImpl {
   }
 
   // Expects d(loss)/d(lnf) in g_.dln (written by the head); adds every parameter gradient.
-  void backward(const int32_t* inputs, int64_t B, int64_t Tn, int nt) {
+  void backward(const int32_t* inputs, int64_t B, int64_t Tn, int nt) override {
     const int64_t N = B * Tn, NC = N * C_, sN = Bm_ * Tc_, sNC = sN * C_;
     T* dres = g_.dres.data();
     T* dln = g_.dln.data();
@@ -212,31 +141,26 @@ class GptCpu final : public GptImpl {
       // res2 = res + attproj(attn(qkv(ln1(res))))
       matmul_backward<T>(g_.datty.data(), at(grads_, kAttprojw, l), at(grads_, kAttprojb, l), dres, atty,
                          at(params_, kAttprojw, l), N, C_, C_, nt);
-      attention_backward<T>(g_.dqkv.data(), g_.datty.data(), qkv, att, B, Tn, C_, NH_, att_scratch_.data(), nt);
+      T* dqkv = g_.dqkv.data();
+      attention_backward<T>(attn_shape(B, Tn), dqkv, dqkv + C_, dqkv + 2 * C_, g_.datty.data(), qkv, qkv + C_,
+                            qkv + 2 * C_, att, att_scratch(nt), nt);
       matmul_backward<T>(dln, at(grads_, kQkvw, l), at(grads_, kQkvb, l), g_.dqkv.data(), ln1, at(params_, kQkvw, l),
                          N, C_, 3 * C_, nt);
       layernorm_backward<T>(dres, at(grads_, kLn1w, l), at(grads_, kLn1b, l), dln, res, at(params_, kLn1w, l),
                             a_.ln1_mean.data() + l * sN, a_.ln1_rstd.data() + l * sN, N, C_, nt);
     }
-    encoder_backward<T>(at(grads_, kWte), at(grads_, kWpe), dres, inputs, B, Tn, C_, nt);
+    encoder_backward<T>(at(grads_, kWte), at(grads_, kWpe), dres, inputs, T(1), B, Tn, C_, nt);
   }
 
-  calib_model_config c_;
-  Layout lay_;
-  const int64_t L_, C_, NH_, V_, Tc_, Bm_;
-  std::vector<T> params_, grads_, m_, v_, wt_;
-  bool wt_fresh_ = false;
+  const int64_t NH_;
   Acts a_;
   GradActs g_;
-  std::vector<T> att_scratch_, head_scratch_;
-  std::vector<Chunk> chunks_;
 };
 
 }  // namespace
 
-std::unique_ptr<GptImpl> make_gpt_cpu(const calib_model_config& c, const Layout& layout) {
-  if (c.precision == CALIB_MODEL_F64) return std::make_unique<GptCpu<double>>(c, layout);
-  return std::make_unique<GptCpu<float>>(c, layout);
+std::unique_ptr<ModelImpl> make_gpt_cpu(const calib_model_config& c, const Layout& layout) {
+  return make_cpu_model<GptCpu>(c, layout);
 }
 
 }  // namespace calib::model

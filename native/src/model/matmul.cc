@@ -1,7 +1,7 @@
 // Linear layers: out[N×OC] (+)= inp[N×IC]·Wᵀ + bias with W stored OC×IC (nn.Linear layout).
 //   forward   tiles of kRows tokens × kCols outputs; reads the transposed copy Wᵀ (IC×OC) that
 //             the model refreshes after each parameter update, so every tile is one gemm
-//   backward  dinp = dout·W (tiles of tokens × inputs), dW += doutᵀ·inp (tiles of outputs ×
+//   backward  dinp (+)= dout·W (tiles of tokens × inputs), dW += doutᵀ·inp (tiles of outputs ×
 //             inputs, the token sum in fixed chunks of kK so that the inp panel stays in cache),
 //             db += Σ_tokens dout (column ranges)
 // Each output element is computed by one task in a fixed order: results are independent of
@@ -59,14 +59,14 @@ void matmul_forward(T* out, const T* inp, const T* wt, const T* bias, int64_t N,
 
 template <typename T>
 void matmul_backward(T* dinp, T* dw, T* db, const T* dout, const T* inp, const T* w, int64_t N, int64_t IC,
-                     int64_t OC, int threads) {
-  // dinp = dout · W
+                     int64_t OC, int threads, bool accumulate_dinp) {
+  // dinp (+)= dout · W
   const int64_t nic = blocks(IC, kCols);
   parallel_for(threads, blocks(N, kRows) * nic, 1, [&](int64_t t0, int64_t t1, int) {
     for (int64_t task = t0; task < t1; ++task) {
       const int64_t r0 = (task / nic) * kRows, rn = std::min(kRows, N - r0);
       const int64_t c0 = (task % nic) * kCols, cn = std::min(kCols, IC - c0);
-      gemm<T>(rn, cn, OC, dout + r0 * OC, OC, 1, w + c0, IC, dinp + r0 * IC + c0, IC, false);
+      gemm<T>(rn, cn, OC, dout + r0 * OC, OC, 1, w + c0, IC, dinp + r0 * IC + c0, IC, accumulate_dinp);
     }
   });
   // dW += doutᵀ · inp
@@ -101,7 +101,7 @@ void matmul_backward(T* dinp, T* dw, T* db, const T* dout, const T* inp, const T
 #define CALIB_MATMUL(T)                                                                                            \
   template void transpose<T>(T*, const T*, int64_t, int64_t, int);                                                \
   template void matmul_forward<T>(T*, const T*, const T*, const T*, int64_t, int64_t, int64_t, bool, int);        \
-  template void matmul_backward<T>(T*, T*, T*, const T*, const T*, const T*, int64_t, int64_t, int64_t, int);
+  template void matmul_backward<T>(T*, T*, T*, const T*, const T*, const T*, int64_t, int64_t, int64_t, int, bool);
 CALIB_MATMUL(float)
 CALIB_MATMUL(double)
 #undef CALIB_MATMUL

@@ -1,5 +1,6 @@
 // The C entry points of the model: validate every argument before any memory is touched,
-// then dispatch to the device implementation (gpt_cpu.cc, or gpt_cuda.cu for device 'cuda').
+// then dispatch to the implementation of the architecture and device (gpt_cpu.cc, llama_cpu.cc,
+// or gpt_cuda.cu for GPT2 on device 'cuda'; the Llama family has no CUDA path yet).
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
@@ -12,30 +13,96 @@ namespace calib::model {
 
 #if CALIB_WITH_CUDA
 // gpt_cuda.cu: the CUDA implementation (CALIB_ERR_DEVICE without a GPU or cuBLAS).
-calib_status make_gpt_cuda(const calib_model_config& c, const Layout& layout, std::unique_ptr<GptImpl>* out, char* err);
+calib_status make_gpt_cuda(const calib_model_config& c, const Layout& layout, std::unique_ptr<ModelImpl>* out, char* err);
 #endif
 
 namespace {
+
+bool finite_positive(float x) { return x > 0.f && std::isfinite(x); }
+bool flag(int32_t x) { return x == 0 || x == 1; }
+
+// The Llama family's fields (calib_llama_config), named as the binding names them.
+calib_status validate_llama(const calib_model_config& c, char* err) {
+  const calib_llama_config& m = c.llama;
+  if (m.n_kv_head < 1 || m.n_kv_head > c.n_head || c.n_head % m.n_kv_head != 0)
+    return fail(err, CALIB_ERR_RANGE, "nKvHead must be ≥ 1 and divide nHead (got nKvHead %d, nHead %d)", m.n_kv_head,
+                c.n_head);
+  if (m.head_dim < 2 || m.head_dim > 65536 || m.head_dim % 2 != 0)
+    return fail(err, CALIB_ERR_RANGE, "headDim must be an even number in [2, 65536] (rotary embeddings rotate pairs; got %d)",
+                m.head_dim);
+  if (m.d_ff < 1 || m.d_ff > (1 << 20)) return fail(err, CALIB_ERR_RANGE, "dFf must be in [1, 2^20] (got %d)", m.d_ff);
+  if (!finite_positive(m.norm_eps)) return fail(err, CALIB_ERR_RANGE, "normEps must be a finite number > 0 (got %g)", m.norm_eps);
+  if (!flag(m.norm_plus_one)) return fail(err, CALIB_ERR_TYPE, "normPlusOne must be 0 or 1");
+  if (!flag(m.post_norms)) return fail(err, CALIB_ERR_TYPE, "postNorms must be 0 or 1");
+  if (!flag(m.qkv_bias)) return fail(err, CALIB_ERR_TYPE, "qkvBias must be 0 or 1");
+  if (m.mlp_act != CALIB_ACT_SILU && m.mlp_act != CALIB_ACT_GELU_TANH)
+    return fail(err, CALIB_ERR_TYPE, "unknown mlpAct %d", static_cast<int>(m.mlp_act));
+  if (!finite_positive(m.embed_scale))
+    return fail(err, CALIB_ERR_RANGE, "embedScale must be a finite number > 0 (got %g)", m.embed_scale);
+  if (!finite_positive(m.rope_theta))
+    return fail(err, CALIB_ERR_RANGE, "ropeTheta must be a finite number > 0 (got %g)", m.rope_theta);
+  if (m.rope_type != CALIB_ROPE_DEFAULT && m.rope_type != CALIB_ROPE_LINEAR && m.rope_type != CALIB_ROPE_LLAMA3)
+    return fail(err, CALIB_ERR_TYPE, "unknown ropeType %d", static_cast<int>(m.rope_type));
+  if (m.rope_type != CALIB_ROPE_DEFAULT && !finite_positive(m.rope_factor))
+    return fail(err, CALIB_ERR_RANGE, "ropeFactor must be a finite number > 0 (got %g)", m.rope_factor);
+  if (m.rope_type == CALIB_ROPE_LLAMA3) {
+    if (!finite_positive(m.rope_low_freq_factor))
+      return fail(err, CALIB_ERR_RANGE, "ropeLowFreqFactor must be a finite number > 0 (got %g)", m.rope_low_freq_factor);
+    if (!(m.rope_high_freq_factor > m.rope_low_freq_factor) || !std::isfinite(m.rope_high_freq_factor))
+      return fail(err, CALIB_ERR_RANGE, "ropeHighFreqFactor must be a finite number > ropeLowFreqFactor (got %g and %g)",
+                  m.rope_high_freq_factor, m.rope_low_freq_factor);
+    if (m.rope_original_context < 1)
+      return fail(err, CALIB_ERR_RANGE, "ropeOriginalContext must be ≥ 1 (got %d)", m.rope_original_context);
+  }
+  if (!finite_positive(m.attn_scale))
+    return fail(err, CALIB_ERR_RANGE, "attnScale must be a finite number > 0 (got %g)", m.attn_scale);
+  if (!(m.attn_softcap >= 0.f) || !std::isfinite(m.attn_softcap))
+    return fail(err, CALIB_ERR_RANGE, "attnSoftcap must be a finite number > 0, or 0 for none (got %g)", m.attn_softcap);
+  if (m.sliding_window < 0) return fail(err, CALIB_ERR_RANGE, "slidingWindow must be ≥ 0 (got %d)", m.sliding_window);
+  if (m.sliding_period < 0 || (m.sliding_window > 0 && m.sliding_period < 1))
+    return fail(err, CALIB_ERR_RANGE, "slidingPeriod must be ≥ 1 with a sliding window (got %d)", m.sliding_period);
+  return CALIB_OK;
+}
+
+// Elements per position of one layer's activations, and of one layer's parameters.
+double layer_acts(const calib_model_config& c) {
+  if (c.arch != CALIB_ARCH_LLAMA) return 16.0 * c.d_model;
+  const double q = static_cast<double>(c.n_head) * c.llama.head_dim, k = static_cast<double>(c.llama.n_kv_head) * c.llama.head_dim;
+  return 6.0 * c.d_model + 2 * q + 2 * k + 3.0 * c.llama.d_ff;
+}
+double layer_params(const calib_model_config& c) {
+  const double d = c.d_model;
+  if (c.arch != CALIB_ARCH_LLAMA) return 12.0 * d * d;
+  const double q = static_cast<double>(c.n_head) * c.llama.head_dim, k = static_cast<double>(c.llama.n_kv_head) * c.llama.head_dim;
+  return d * (2 * q + 2 * k + 3.0 * c.llama.d_ff);
+}
 
 calib_status validate_config(const calib_model_config& c, char* err) {
   if (c.device != CALIB_DEVICE_CPU && c.device != CALIB_DEVICE_CUDA)
     return fail(err, CALIB_ERR_TYPE, "unknown device %d", static_cast<int>(c.device));
   if (c.precision != CALIB_MODEL_F32 && c.precision != CALIB_MODEL_F64 && c.precision != CALIB_MODEL_BF16)
     return fail(err, CALIB_ERR_TYPE, "unknown precision %d", static_cast<int>(c.precision));
+  if (c.arch != CALIB_ARCH_GPT2 && c.arch != CALIB_ARCH_LLAMA)
+    return fail(err, CALIB_ERR_TYPE, "unknown arch %d", static_cast<int>(c.arch));
+  const bool llama = c.arch == CALIB_ARCH_LLAMA;
   if (c.n_layer < 1 || c.n_layer > 4096) return fail(err, CALIB_ERR_RANGE, "nLayer must be in [1, 4096] (got %d)", c.n_layer);
   if (c.d_model < 1 || c.d_model > 65536) return fail(err, CALIB_ERR_RANGE, "dModel must be in [1, 65536] (got %d)", c.d_model);
-  if (c.n_head < 1 || c.d_model % c.n_head != 0)
+  if (llama && (c.n_head < 1 || c.n_head > 65536))
+    return fail(err, CALIB_ERR_RANGE, "nHead must be in [1, 65536] (got %d)", c.n_head);
+  if (!llama && (c.n_head < 1 || c.d_model % c.n_head != 0))
     return fail(err, CALIB_ERR_RANGE, "nHead must be ≥ 1 and divide dModel (got nHead %d, dModel %d)", c.n_head, c.d_model);
   if (c.context < 1 || c.context > 65536) return fail(err, CALIB_ERR_RANGE, "context must be in [1, 65536] (got %d)", c.context);
   if (c.vocab < 2) return fail(err, CALIB_ERR_RANGE, "vocab must be ≥ 2 (got %d)", c.vocab);
   if (c.tied != 0 && c.tied != 1) return fail(err, CALIB_ERR_TYPE, "tied must be 0 or 1");
   if (c.max_batch < 1 || c.max_batch > (1 << 20)) return fail(err, CALIB_ERR_RANGE, "maxBatch must be in [1, 2^20] (got %d)", c.max_batch);
   if (c.threads < 0) return fail(err, CALIB_ERR_RANGE, "threads must be ≥ 0");
+  if (llama)
+    if (calib_status st = validate_llama(c, err)) return st;
   // Element counts of the largest buffers must stay far from int64 overflow.
   const double n = static_cast<double>(c.max_batch) * c.context;
   const double att = static_cast<double>(c.n_layer) * c.max_batch * c.n_head * static_cast<double>(c.context) * c.context;
-  const double act = static_cast<double>(c.n_layer) * n * c.d_model * 16;
-  const double par = (static_cast<double>(c.vocab) * 2 + c.context) * c.d_model + 12.0 * c.n_layer * c.d_model * c.d_model;
+  const double act = static_cast<double>(c.n_layer) * n * layer_acts(c);
+  const double par = (static_cast<double>(c.vocab) * 2 + c.context) * c.d_model + c.n_layer * layer_params(c);
   if (att > 0x1p40 || act > 0x1p40 || par > 0x1p38)
     return fail(err, CALIB_ERR_RANGE, "model too large (maxBatch %d × context %d, dModel %d, nLayer %d, vocab %d)",
                 c.max_batch, c.context, c.d_model, c.n_layer, c.vocab);
@@ -49,8 +116,8 @@ calib_status validate_config(const calib_model_config& c, char* err) {
 // Approximate bytes a CPU model needs (for the out-of-memory message).
 double approx_bytes(const calib_model_config& c, int64_t params) {
   const double n = static_cast<double>(c.max_batch) * c.context, C = c.d_model, L = c.n_layer;
-  const double acts = L * (n * C * 16 + 2 * n + c.max_batch * c.n_head * static_cast<double>(c.context) * c.context) +
-                      n * C * 13 + 12 * L * C * C;
+  const double acts = L * (n * layer_acts(c) + 2 * n + c.max_batch * c.n_head * static_cast<double>(c.context) * c.context) +
+                      n * C * 13 + L * layer_params(c);
   const double elem = c.precision == CALIB_MODEL_F64 ? 8 : 4;
   return elem * (4.0 * params + acts + static_cast<double>(c.vocab) * C);
 }
@@ -101,6 +168,9 @@ extern "C" calib_status calib_model_create(const calib_model_config* config, cal
   if (!config || !out) return fail(err, CALIB_ERR_TYPE, "no config or output handle");
   *out = nullptr;
   if (calib_status st = validate_config(*config, err)) return st;
+  const bool llama = config->arch == CALIB_ARCH_LLAMA;
+  if (llama && config->device == CALIB_DEVICE_CUDA)
+    return fail(err, CALIB_ERR_DEVICE, "the Llama family runs on the CPU in this build; its CUDA path is not implemented yet");
   if (config->device == CALIB_DEVICE_CUDA) {
 #if CALIB_WITH_CUDA
     std::unique_ptr<calib_model> m;
@@ -123,7 +193,7 @@ extern "C" calib_status calib_model_create(const calib_model_config* config, cal
     m = new calib_model();
     m->config = *config;
     m->layout = make_layout(*config);
-    m->impl = make_gpt_cpu(*config, m->layout);
+    m->impl = llama ? make_llama_cpu(*config, m->layout) : make_gpt_cpu(*config, m->layout);
   } catch (const std::bad_alloc&) {
     const double mib = approx_bytes(*config, m ? m->layout.total : 0) / (1024.0 * 1024.0);
     delete m;

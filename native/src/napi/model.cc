@@ -32,6 +32,51 @@ int64_t whole(Napi::Env env, const Napi::Value& v, const char* name, int64_t lo,
   return static_cast<int64_t>(d);
 }
 
+// The `llama` options object of an arch 'llama' model, with Hugging Face's defaults where a
+// checkpoint's config.json may omit a field (nKvHead = nHead, headDim = dModel / nHead, ropeTheta
+// 10000, normEps 1e-6, attnScale = 1/√headDim); dFf is required, and so are the scaling's
+// parameters for ropeType 'linear' / 'llama3'. Ranges are checked by calib_model_create.
+calib_llama_config llama_options(Napi::Env env, const Napi::Object& model, const calib_model_config& c) {
+  if (!has(model, "llama")) type_error(env, "llama (the Llama family's options) is required for arch 'llama'");
+  const Napi::Value v = model.Get("llama");
+  if (!v.IsObject() || v.IsArray()) type_error(env, "llama must be an object");
+  const Napi::Object o = v.As<Napi::Object>();
+  calib_llama_config m{};
+  m.n_kv_head = static_cast<int32_t>(integer(o, "nKvHead", c.n_head, 1, 65536));
+  const bool divides = c.n_head > 0 && c.d_model % c.n_head == 0;
+  if (!has(o, "headDim") && !divides) type_error(env, "headDim is required when nHead does not divide dModel");
+  m.head_dim = static_cast<int32_t>(integer(o, "headDim", divides ? c.d_model / c.n_head : 0, 1, 65536));
+  if (!has(o, "dFf")) type_error(env, "dFf (the MLP's intermediate size) is required");
+  m.d_ff = static_cast<int32_t>(integer(o, "dFf", 0, 1, 1 << 20));
+  m.norm_eps = static_cast<float>(number(o, "normEps", 1e-6));
+  m.norm_plus_one = boolean(o, "normPlusOne", false) ? 1 : 0;
+  m.post_norms = boolean(o, "postNorms", false) ? 1 : 0;
+  m.qkv_bias = boolean(o, "qkvBias", false) ? 1 : 0;
+  m.mlp_act = static_cast<calib_mlp_act>(choice(o, "mlpAct", {"silu", "gelu_tanh"}, 0));
+  m.embed_scale = static_cast<float>(number(o, "embedScale", 1.0));
+  m.rope_theta = static_cast<float>(number(o, "ropeTheta", 10000.0));
+  m.rope_type = static_cast<calib_rope_type>(choice(o, "ropeType", {"default", "linear", "llama3"}, 0));
+  const char* type = m.rope_type == CALIB_ROPE_LINEAR ? "linear" : "llama3";
+  auto needed = [&](const char* key) {
+    if (!has(o, key)) type_error(env, std::string(key) + " is required for ropeType '" + type + "'");
+  };
+  if (m.rope_type != CALIB_ROPE_DEFAULT) needed("ropeFactor");
+  if (m.rope_type == CALIB_ROPE_LLAMA3) {
+    needed("ropeLowFreqFactor");
+    needed("ropeHighFreqFactor");
+    needed("ropeOriginalContext");
+  }
+  m.rope_factor = static_cast<float>(number(o, "ropeFactor", 1.0));
+  m.rope_low_freq_factor = static_cast<float>(number(o, "ropeLowFreqFactor", 1.0));
+  m.rope_high_freq_factor = static_cast<float>(number(o, "ropeHighFreqFactor", 4.0));
+  m.rope_original_context = static_cast<int32_t>(integer(o, "ropeOriginalContext", 8192, 1, INT32_MAX));
+  m.attn_scale = static_cast<float>(number(o, "attnScale", 1.0 / std::sqrt(static_cast<double>(m.head_dim))));
+  m.attn_softcap = static_cast<float>(number(o, "attnSoftcap", 0.0));
+  m.sliding_window = static_cast<int32_t>(integer(o, "slidingWindow", 0, 0, INT32_MAX));
+  m.sliding_period = static_cast<int32_t>(integer(o, "slidingPeriod", 1, 1, INT32_MAX));
+  return m;
+}
+
 class Model : public Napi::ObjectWrap<Model> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -68,6 +113,9 @@ class Model : public Napi::ObjectWrap<Model> {
     c.precision = static_cast<calib_model_precision>(choice(o, "precision", {"float32", "float64", "bfloat16"}, 0));
     c.threads = static_cast<int32_t>(integer(o, "threads", 0, 0, 1024));
     c.head_workspace_bytes = integer(o, "headWorkspaceBytes", 0, 0, int64_t(1) << 50);
+    c.arch = static_cast<calib_model_arch>(choice(o, "arch", {"gpt2", "llama"}, 0));
+    if (c.arch == CALIB_ARCH_LLAMA) c.llama = llama_options(env, o, c);
+    else if (has(o, "llama")) type_error(env, "llama options are only for arch 'llama'");
     f64_ = c.precision == CALIB_MODEL_F64;
     char err[CALIB_ERRLEN];
     check(env, calib_model_create(&c, &m_, err), err);
