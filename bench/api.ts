@@ -10,6 +10,7 @@ import { Agent, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { formatTable } from "../backend/term/table.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
@@ -134,11 +135,7 @@ export async function main(argv: string[]): Promise<void> {
           rows.push([e.name, String(c), String(m.n), m.p50.toFixed(2), m.p90.toFixed(2), m.p99.toFixed(2), m.max.toFixed(1), m.rps.toFixed(0), m.mbps.toFixed(1), (m.p50 / base).toFixed(2)]);
         }
       }
-      const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-      const line = (r: string[]) => `| ${r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join(" | ")} |`;
-      console.log(line(header));
-      console.log(`|${w.map((x, i) => (i === 0 ? "-".repeat(x + 2) : `${"-".repeat(x + 1)}:`)).join("|")}|`);
-      for (const r of rows) console.log(line(r));
+      console.log(formatTable(header, rows, { style: "markdown" }));
     } finally {
       server.kill("SIGTERM");
       await new Promise((r) => server.once("exit", r));

@@ -12,6 +12,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
+import { formatTable } from "../backend/term/table.js";
 
 interface Row {
   impl: string;
@@ -32,21 +33,22 @@ function arg(argv: string[], name: string): string | undefined {
 function table(title: string, rows: Row[]): void {
   console.log(`\n${title}`);
   const configs = [...new Set(rows.map((r) => r.config))];
-  console.log("| config | impl | tokens/s | step ms | peak MiB | × eager | × compile | memory / eager |");
-  console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+  const cells: string[][] = [];
   for (const c of configs) {
     const of = (impl: string) => rows.find((r) => r.config === c && r.impl === impl && r.tokens_per_s);
     const eager = of("eager"), compiled = of("compile");
     for (const r of rows.filter((x) => x.config === c)) {
       if (!r.tokens_per_s) {
-        console.log(`| ${c} | ${r.impl} | error: ${JSON.stringify(r.error)} | | | | | |`);
+        cells.push([c, r.impl, `error: ${JSON.stringify(r.error)}`, "", "", "", "", ""]);
         continue;
       }
       const x = (b?: Row) => (b?.tokens_per_s ? (r.tokens_per_s! / b.tokens_per_s).toFixed(2) : "–");
       const mem = eager?.peak_mib ? (r.peak_mib! / eager.peak_mib).toFixed(2) : "–";
-      console.log(`| ${c} | ${r.impl} | ${Math.round(r.tokens_per_s).toLocaleString("en-US")} | ${r.step_ms!.toFixed(1)} | ${Math.round(r.peak_mib!).toLocaleString("en-US")} | ${x(eager)} | ${x(compiled)} | ${mem} |`);
+      cells.push([c, r.impl, Math.round(r.tokens_per_s).toLocaleString("en-US"), r.step_ms!.toFixed(1), Math.round(r.peak_mib!).toLocaleString("en-US"), x(eager), x(compiled), mem]);
     }
   }
+  console.log(formatTable(["config", "impl", "tokens/s", "step ms", "peak MiB", "× eager", "× compile", "memory / eager"], cells,
+    { style: "markdown", align: ["left", "left", "right", "right", "right", "right", "right", "right"] }));
   for (const r of rows) if (r.profile) console.log(`  ${r.config} ${r.impl}: ${r.profile.replace(/^calib profile /, "")}`);
 }
 

@@ -32,7 +32,7 @@ import { configHash, parseTrainConfig, type EvalConfig, type PretrainConfig, typ
 import { CheckpointError, loadCheckpoint, loadIntoModel, saveCheckpoint, type TrainerState, TRAINER_STATE_FORMAT } from "./checkpoint.js";
 import { learningRate } from "./schedule.js";
 import { evaluateQuestions, evaluateTokens, validationLoss, type QuestionEval } from "./evaluate.js";
-import { trainProgress, type TrainProgress } from "./progress.js";
+import { progressBar, type Progress } from "../term/progress.js";
 
 export interface TrainOptions {
   /** output directory (created) */
@@ -98,13 +98,20 @@ export function trimSftBatch(b: SftBatch): Batch {
 
 // ------------------------------------------------------------------------------------------
 
+/** The progress bar's status after the step count: "loss 2.3456 5120 tok/s [epoch 1/3]". */
+function stepStatus(loss: number, tokensPerSecond: number, note?: string): string {
+  const l = Number.isFinite(loss) ? loss.toFixed(4) : "-";
+  const tps = Number.isFinite(tokensPerSecond) ? `${Math.round(tokensPerSecond)} tok/s` : "- tok/s";
+  return `loss ${l} ${tps}${note ? ` ${note}` : ""}`;
+}
+
 class Run {
   readonly runId: string;
   readonly out: string;
   readonly ckptDir: string;
   readonly evalDir: string;
   readonly log: TrainLogRow[] = [];
-  readonly progress: TrainProgress;
+  readonly progress: Progress;
   readonly hash: string;
   state: TrainerState;
   segmentStart = performance.now();
@@ -127,7 +134,8 @@ class Run {
       seed: config.seed, configHash: this.hash, tokens: 0, elapsedSeconds: 0, logRows: 0,
       pendingLossSum: 0, pendingTokens: 0,
     };
-    this.progress = trainProgress(label, totalSteps, 0, { enabled: options.progress ?? true });
+    // off a terminal (CI, job.log) a line at every 10% of the steps
+    this.progress = progressBar(label, totalSteps, { enabled: options.progress ?? true, count: (s, t) => `step ${s}/${t}`, logEvery: 0.1 });
   }
 
   /** Loads outDir/checkpoint when resuming; returns whether it did. A fresh run clears old evals. */
@@ -403,7 +411,7 @@ async function pretrain(config: PretrainConfig, options: TrainOptions): Promise<
         run.progress.message(`step ${step}: validation loss ${v.nll.toFixed(4)} (entropy ${v.entropy.toFixed(4)})`);
       }
       if (config.checkpointEvery > 0 && step % config.checkpointEvery === 0 && !isLast) run.checkpoint(tok.name, { tokenizer: tok.name });
-      run.progress.update(step, { loss: last.loss, tokensPerSecond: run.state.tokens / Math.max(1e-9, run.elapsed()) });
+      run.progress.update(step, stepStatus(last.loss, run.state.tokens / Math.max(1e-9, run.elapsed())));
       await new Promise((r) => setImmediate(r));
     }
     run.checkpoint(tok.name, { tokenizer: tok.name });
@@ -493,7 +501,7 @@ async function sft(config: SftConfig, options: TrainOptions): Promise<TrainResul
         if (config.checkpointEvery === 0 || step === totalSteps) run.checkpoint(tok.name, { tokenizer: tok.name, init: config.init, sft_epoch: run.state.epoch });
       }
       if (config.checkpointEvery > 0 && step % config.checkpointEvery === 0) run.checkpoint(tok.name, { tokenizer: tok.name, init: config.init, sft_epoch: run.state.epoch });
-      run.progress.update(step, { loss: last.loss, tokensPerSecond: run.state.tokens / Math.max(1e-9, run.elapsed()), note: `epoch ${run.state.epoch}/${config.epochs}` });
+      run.progress.update(step, stepStatus(last.loss, run.state.tokens / Math.max(1e-9, run.elapsed()), `epoch ${run.state.epoch}/${config.epochs}`));
       await new Promise((r) => setImmediate(r));
     }
     run.checkpoint(tok.name, { tokenizer: tok.name, init: config.init, sft_epoch: run.state.epoch });
