@@ -83,11 +83,10 @@ export async function main(argv: string[]): Promise<void> {
   const o = parseArgs(argv);
   const dataDir = mkdtempSync(join(tmpdir(), "calib-bench-api-"));
   process.env.CALIB_DATA_DIR = dataDir;
-  process.env.CALIB_BOOTSTRAP ??= "200";
   try {
     // records to download: an lm-eval import made through the CLI path (same registry)
     const { Registry, processTag } = await import("../backend/runs/registry.js");
-    const { registerLmEvalImport } = await import("../backend/imports/index.js");
+    const { submitLmEvalImport } = await import("../backend/runs/submit.js");
     const { executeLocally } = await import("../backend/runs/local.js");
     const { harnessFile, randomSamples } = await import("../test/api/lmeval-samples.js");
     const { writeFileSync } = await import("node:fs");
@@ -95,7 +94,9 @@ export async function main(argv: string[]): Promise<void> {
     writeFileSync(file, harnessFile(randomSamples(o.questions, 1)));
     const registry = Registry.open(join(dataDir, "registry.sqlite"));
     const t0 = performance.now();
-    const { run } = await registerLmEvalImport(registry, [{ path: file, filename: "samples_bench_2024-01-01T00-00-00.0.jsonl" }], { name: "bench", source: "cli", dataDir, owner: processTag() });
+    const { run } = await submitLmEvalImport(registry, [{ path: file, filename: "samples_bench_2024-01-01T00-00-00.0.jsonl" }], {
+      name: "bench", source: "cli", dataDir, owner: processTag(), calibration: { resamples: 200, seed: 0 },
+    });
     const done = await executeLocally(registry, run.id, { dataDir, progress: false });
     if (done.status !== "succeeded") throw new Error(`import failed: ${done.error}`);
     const importS = (performance.now() - t0) / 1000;

@@ -146,7 +146,7 @@ async function cancelRun(args: Args): Promise<number> {
   const wait = num(args.values.wait, "wait", 30, (x) => x >= 0, "a number of seconds ≥ 0");
   const { registry, dataDir } = await openRegistry(args.values["data-dir"]);
   const { requestCancel, waitFinished } = await import("../../runs/cancel.js");
-  const { ConflictError, NotFoundError } = await import("../../runs/errors.js");
+  const { ConflictError, NotFoundError } = await import("../../errors.js");
   try {
     let r: RunRecord;
     try {
