@@ -339,6 +339,46 @@ function warmBatch(config: PretrainConfig): number {
   return Math.max(1, Math.floor((config.batchSize * config.model.context) / config.contextWarmup!.length));
 }
 
+/**
+ * The pretraining batch schedule: the g-th micro-batch of the run (phase by phase, epochs within
+ * a phase). Sequence-length warm-up: the first `warm.steps` steps use windows of `warm.length`
+ * tokens and proportionally more of them (the same tokens per step), then full windows. Checks
+ * up front that a full-length batch fits the training split.
+ */
+function pretrainBatches(config: PretrainConfig, train: Parameters<typeof lmBatches>[0]): (g: number) => { batch: Batch; epoch: number; index: number } {
+  const T = config.model.context;
+  const warm = config.contextWarmup;
+  const phases = [
+    ...(warm && warm.steps > 0 ? [{ steps: warm.steps, t: warm.length, b: warmBatch(config) }] : []),
+    { steps: Infinity, t: T, b: config.batchSize },
+  ];
+  const cache = new Map<string, LmEpoch>();
+  const epochOf = (phase: number, e: number): LmEpoch => {
+    const key = `${phase}:${e}`;
+    let ep = cache.get(key);
+    if (!ep) {
+      cache.clear();
+      const ph = phases[phase]!;
+      ep = lmBatches(train, { contextLength: ph.t, batchSize: ph.b, seed: config.seed, epoch: e, dropLast: true });
+      if (ep.numBatches < 1) throw new RangeError(`batchSize ${ph.b} × context ${ph.t} is larger than the training split`);
+      cache.set(key, ep);
+    }
+    return ep;
+  };
+  epochOf(phases.length - 1, 0);
+  return (g) => {
+    let phase = 0, start = 0;
+    while (g >= start + phases[phase]!.steps * config.gradAccum) {
+      start += phases[phase]!.steps * config.gradAccum;
+      phase++;
+    }
+    const ep = epochOf(phase, 0);
+    const k = g - start, e = Math.floor(k / ep.numBatches), i = k % ep.numBatches;
+    const b = epochOf(phase, e).batch(i);
+    return { batch: { inputs: b.inputs, targets: b.targets, b: b.rows, t: phases[phase]!.t }, epoch: e, index: i };
+  };
+}
+
 async function pretrain(config: PretrainConfig, options: TrainOptions): Promise<TrainResult> {
   const progress = options.progress ?? true;
   const tok = tokenizer(config.tokenizer as TokenizerName);
@@ -353,40 +393,7 @@ async function pretrain(config: PretrainConfig, options: TrainOptions): Promise<
     const run = new Run(config, model, options, config.steps, `pretrain ${tok.name}`);
     run.padId = tok.padId;
     if (!run.resume()) model.init(config.seed);
-    const T = config.model.context;
-    // Sequence-length warm-up: the first `warm.steps` steps use windows of `warm.length` tokens
-    // and proportionally more of them (the same tokens per step), then full windows.
-    const warm = config.contextWarmup;
-    const phases = [
-      ...(warm && warm.steps > 0 ? [{ steps: warm.steps, t: warm.length, b: warmBatch(config) }] : []),
-      { steps: Infinity, t: T, b: config.batchSize },
-    ];
-    const cache = new Map<string, LmEpoch>();
-    const epochOf = (phase: number, e: number): LmEpoch => {
-      const key = `${phase}:${e}`;
-      let ep = cache.get(key);
-      if (!ep) {
-        cache.clear();
-        const ph = phases[phase]!;
-        ep = lmBatches(data.splits.train, { contextLength: ph.t, batchSize: ph.b, seed: config.seed, epoch: e, dropLast: true });
-        if (ep.numBatches < 1) throw new RangeError(`batchSize ${ph.b} × context ${ph.t} is larger than the training split`);
-        cache.set(key, ep);
-      }
-      return ep;
-    };
-    /** The g-th micro-batch of the run (phase by phase, epochs within a phase). */
-    const microBatch = (g: number): { batch: Batch; epoch: number; index: number } => {
-      let phase = 0, start = 0;
-      while (g >= start + phases[phase]!.steps * config.gradAccum) {
-        start += phases[phase]!.steps * config.gradAccum;
-        phase++;
-      }
-      const ep = epochOf(phase, 0);
-      const k = g - start, e = Math.floor(k / ep.numBatches), i = k % ep.numBatches;
-      const b = epochOf(phase, e).batch(i);
-      return { batch: { inputs: b.inputs, targets: b.targets, b: b.rows, t: phases[phase]!.t }, epoch: e, index: i };
-    };
-    epochOf(phases.length - 1, 0);
+    const microBatch = pretrainBatches(config, data.splits.train);
     const trainTokens = data.splits.train.tokens.length;
     run.writeRun("running", {});
     let last = { loss: NaN, norm: NaN, lr: NaN };
