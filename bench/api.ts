@@ -10,6 +10,7 @@ import { Agent, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { formatTable } from "../backend/term/table.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
@@ -82,11 +83,10 @@ export async function main(argv: string[]): Promise<void> {
   const o = parseArgs(argv);
   const dataDir = mkdtempSync(join(tmpdir(), "calib-bench-api-"));
   process.env.CALIB_DATA_DIR = dataDir;
-  process.env.CALIB_BOOTSTRAP ??= "200";
   try {
     // records to download: an lm-eval import made through the CLI path (same registry)
     const { Registry, processTag } = await import("../backend/runs/registry.js");
-    const { registerLmEvalImport } = await import("../backend/imports/index.js");
+    const { submitLmEvalImport } = await import("../backend/runs/submit.js");
     const { executeLocally } = await import("../backend/runs/local.js");
     const { harnessFile, randomSamples } = await import("../test/api/lmeval-samples.js");
     const { writeFileSync } = await import("node:fs");
@@ -94,7 +94,9 @@ export async function main(argv: string[]): Promise<void> {
     writeFileSync(file, harnessFile(randomSamples(o.questions, 1)));
     const registry = Registry.open(join(dataDir, "registry.sqlite"));
     const t0 = performance.now();
-    const { run } = await registerLmEvalImport(registry, [{ path: file, filename: "samples_bench_2024-01-01T00-00-00.0.jsonl" }], { name: "bench", source: "cli", dataDir, owner: processTag() });
+    const { run } = await submitLmEvalImport(registry, [{ path: file, filename: "samples_bench_2024-01-01T00-00-00.0.jsonl" }], {
+      name: "bench", source: "cli", dataDir, owner: processTag(), calibration: { resamples: 200, seed: 0 },
+    });
     const done = await executeLocally(registry, run.id, { dataDir, progress: false });
     if (done.status !== "succeeded") throw new Error(`import failed: ${done.error}`);
     const importS = (performance.now() - t0) / 1000;
@@ -134,11 +136,7 @@ export async function main(argv: string[]): Promise<void> {
           rows.push([e.name, String(c), String(m.n), m.p50.toFixed(2), m.p90.toFixed(2), m.p99.toFixed(2), m.max.toFixed(1), m.rps.toFixed(0), m.mbps.toFixed(1), (m.p50 / base).toFixed(2)]);
         }
       }
-      const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-      const line = (r: string[]) => `| ${r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join(" | ")} |`;
-      console.log(line(header));
-      console.log(`|${w.map((x, i) => (i === 0 ? "-".repeat(x + 2) : `${"-".repeat(x + 1)}:`)).join("|")}|`);
-      for (const r of rows) console.log(line(r));
+      console.log(formatTable(header, rows, { style: "markdown" }));
     } finally {
       server.kill("SIGTERM");
       await new Promise((r) => server.once("exit", r));

@@ -6,6 +6,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
+import { formatTable } from "../backend/term/table.js";
 
 interface Job { N: number; D: number; V: number; impl: "fused" | "naive"; grad: boolean; reps: number; threads: number }
 interface Measure { ms: number[]; extraBytes: number; workspaceBytes: number; loss: number }
@@ -81,11 +82,7 @@ export async function main(argv: string[]): Promise<void> {
         `${((100 * fused.workspaceBytes) / naive.workspaceBytes).toFixed(1)}%`]);
     }
   }
-  const width = rows[0]!.map((_, j) => Math.max(...rows.map((r) => r[j]!.length)));
-  for (const [i, r] of rows.entries()) {
-    console.log(r.map((c, j) => c.padStart(width[j]!)).join("  "));
-    if (i === 0) console.log(width.map((w) => "-".repeat(w)).join("  "));
-  }
+  console.log(formatTable(rows[0]!, rows.slice(1), { align: rows[0]!.map(() => "right") }));
 }
 
 if (process.env.CALIB_BENCH_CHILD) {

@@ -23,6 +23,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Float64, Int32, Table, Utf8, tableToIPC, vectorFromArray } from "apache-arrow";
 import { writeFileAtomic } from "../backend/io/atomic.js";
+import { formatTable } from "../backend/term/table.js";
 
 interface Row {
   impl: string; n: number; d: number; v: number; regime: string; pass: string; workspace_bytes: number;
@@ -160,27 +161,26 @@ function printTables(res: Results): void {
     const [n, d, v] = sh.split(",").map(Number) as [number, number, number];
     const f = m.floors.find((x) => x.n === n && x.d === d && x.v === v);
     console.log(`\n(N, D, V) = (${n}, ${d}, ${v})   cuBLAS bf16 GEMM ${fmt(f?.gemm_ms)} ms (${fmt(f?.tflops, 0)} TFLOP/s): 6NDV floor ${fmt(f?.floor6_ms, 1)} ms, 8NDV floor ${fmt(f?.floor8_ms, 1)} ms`);
-    console.log("impl                   pass     regime  workspace      ms  ×8NDV   extra MiB   loss err    dE err    dC err");
-    for (const r of res.rows.filter((x) => x.n === n && x.d === d && x.v === v)) {
-      const ws = r.workspace_bytes ? `${(r.workspace_bytes / MiB).toFixed(0)} MiB` : "-";
-      console.log(
-        `${r.impl.padEnd(22)} ${r.pass.padEnd(8)} ${r.regime.padEnd(7)} ${ws.padStart(9)} ${fmt(r.time_ms).padStart(8)} ${r.pass === "fwd+bwd" && f ? fmt(r.time_ms / f.floor8_ms).padStart(6) : "     -"} ${fmt(r.extra_bytes / MiB, 1).padStart(11)} ${sci(r.loss_rel_err).padStart(10)} ${sci(r.de_rel_err).padStart(9)} ${sci(r.dc_rel_err).padStart(9)}  ${r.note}`,
-      );
-    }
+    console.log(formatTable(
+      ["impl", "pass", "regime", "workspace", "ms", "×8NDV", "extra MiB", "loss err", "dE err", "dC err", "note"],
+      res.rows.filter((x) => x.n === n && x.d === d && x.v === v).map((r) => [
+        r.impl, r.pass, r.regime, r.workspace_bytes ? `${(r.workspace_bytes / MiB).toFixed(0)} MiB` : "-", fmt(r.time_ms),
+        r.pass === "fwd+bwd" && f ? fmt(r.time_ms / f.floor8_ms) : "-", fmt(r.extra_bytes / MiB, 1), sci(r.loss_rel_err), sci(r.de_rel_err), sci(r.dc_rel_err), r.note,
+      ]),
+      { align: ["left", "left", "left", "right", "right", "right", "right", "right", "right", "right", "left"], rule: false },
+    ));
   }
   const curve = res.rows.filter((r) => (r.impl === "ours" || r.impl === "ours_ws") && r.pass === "fwd+bwd" && r.regime === "flat" && r.n === res.rows[0]?.n && r.d === res.rows[0]?.d && r.v === res.rows[0]?.v);
   if (curve.length) {
     console.log("\nTime–memory curve (ours, fwd+bwd, flat, headline shape):");
-    console.log("workspaceBytes     extra MiB        ms  mode");
-    for (const r of curve.sort((a, b) => a.extra_bytes - b.extra_bytes))
-      console.log(`${String(r.workspace_bytes).padStart(14)} ${fmt(r.extra_bytes / MiB, 1).padStart(13)} ${fmt(r.time_ms).padStart(9)}  ${r.note}`);
+    console.log(formatTable(["workspaceBytes", "extra MiB", "ms", "mode"],
+      curve.sort((a, b) => a.extra_bytes - b.extra_bytes).map((r) => [String(r.workspace_bytes), fmt(r.extra_bytes / MiB, 1), fmt(r.time_ms), r.note]),
+      { align: ["right", "right", "right", "left"], rule: false }));
   }
   for (const it of m.interleaved ?? []) {
     const floor8 = it.ms.floor8;
     console.log(`\nInterleaved, (${it.n}, ${it.d}, ${it.v}) ${it.regime}, fwd+bwd: ${it.rounds} rounds, one call of each per round (same clock state)`);
-    console.log("impl                         ms  ×8NDV");
-    for (const [k, v] of Object.entries(it.ms))
-      console.log(`${k.padEnd(22)} ${fmt(v).padStart(9)} ${floor8 ? fmt(v / floor8).padStart(6) : "     -"}`);
+    console.log(formatTable(["impl", "ms", "×8NDV"], Object.entries(it.ms).map(([k, v]) => [k, fmt(v), floor8 ? fmt(v / floor8) : "-"]), { rule: false }));
   }
   if (m.skipped.length) console.log(`\nskipped: ${m.skipped.join("; ")}`);
   if (m.errors.length) console.log(`errors: ${m.errors.join("; ")}`);

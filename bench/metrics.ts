@@ -11,6 +11,7 @@ import { cpus } from "node:os";
 import {
   binnedMetrics, bootstrapMetrics, calibrationSummaries, ece, fitTemperature, pairedBootstrap, riskCoverage, smECE,
 } from "../backend/metrics/index.js";
+import { formatTable } from "../backend/term/table.js";
 
 function data(n: number, seed: number): { conf: Float32Array; correct: Uint8Array; pTarget: Float32Array } {
   // xorshift32: cheap, deterministic. Confidence skewed towards 1 like an LM's, with exact 1.0s.
@@ -51,11 +52,7 @@ function time(reps: number, fn: () => unknown): { ms: number; cpu: number; sink:
   return { ms: med(ms), cpu: med(cpu), sink };
 }
 
-function table(rows: string[][]): string {
-  const w = rows[0]!.map((_, j) => Math.max(...rows.map((r) => r[j]!.length)));
-  const line = (r: string[]) => r.map((c, j) => (j === 0 ? c.padEnd(w[j]!) : c.padStart(w[j]!))).join("  ");
-  return [line(rows[0]!), w.map((x) => "-".repeat(x)).join("  "), ...rows.slice(1).map(line)].join("\n");
-}
+const table = (rows: string[][]): string => formatTable(rows[0]!, rows.slice(1));
 
 const fmt = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`);
 

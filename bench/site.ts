@@ -12,6 +12,7 @@ import { join, resolve } from "node:path";
 import { spawn } from "node:child_process";
 import { Bool, Table, Utf8, makeData, makeVector, tableToIPC, type Vector } from "apache-arrow";
 import { binnedMetricsSql, reliabilitySql } from "../backend/metrics/index.js";
+import { formatTable } from "../backend/term/table.js";
 import { Browser, waitReady } from "../test/site/browser.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
@@ -163,10 +164,8 @@ export async function main(argv: string[]): Promise<void> {
       console.log(`headless Chromium ${version} (${process.env.CALIB_CHROMIUM ?? "/usr/bin/chromium"}), DuckDB-wasm 1.29.0; ${(await import("node:os")).cpus().length} CPU cores`);
       console.log(`site build ${buildS.toFixed(1)} s (tokens.arrow ${(bytes.length / 2 ** 20).toFixed(0)} MiB); /sql ready with every table loaded in ${readyS.toFixed(1)} s (${sizes})`);
       console.log(`median of ${reps} runs after one warm-up; "click → rows" = from the click on Run query to the result table on screen\n`);
-      console.log(`${"query".padEnd(72)} ${"click → rows".padStart(13)} ${"DuckDB".padStart(9)} ${"rows".padStart(5)} ${"× COUNT(*)".padStart(10)}`);
-      for (const r of results) {
-        console.log(`${r.name.padEnd(72)} ${`${r.wall.toFixed(0)} ms`.padStart(13)} ${`${r.duck.toFixed(0)} ms`.padStart(9)} ${String(r.rows).padStart(5)} ${(r.wall / floor).toFixed(1).padStart(10)}`);
-      }
+      console.log(formatTable(["query", "click → rows", "DuckDB", "rows", "× COUNT(*)"],
+        results.map((r) => [r.name, `${r.wall.toFixed(0)} ms`, `${r.duck.toFixed(0)} ms`, String(r.rows), (r.wall / floor).toFixed(1)]), { rule: false }));
       const ece = results[0]!;
       console.log(`\nECE query on ${rows.toLocaleString("en-US")} rows: ${(ece.wall / 1000).toFixed(2)} s from click to rows — ${ece.wall < 2000 ? "under" : "NOT under"} the 2 s target`);
       await page.close();

@@ -4,6 +4,7 @@
 // loss, ε = 0.1) + gradient norm + AdamW. Each tokenizer runs with all threads and with one
 // thread (the baseline of the speed-up column), in this process, after one warm-up step.
 import { cpus } from "node:os";
+import { formatTable } from "../backend/term/table.js";
 
 interface Row {
   tokenizer: string;
@@ -72,10 +73,13 @@ export async function main(argv: string[]): Promise<void> {
   setThreads(0);
   console.log(`\nCPU training throughput — GPT d_model 256, 4 layers, 4 heads, context ${T}, batch ${B} (${B * T} tokens/step), ε=0.1, tied head`);
   console.log(`machine: ${cpus()[0]?.model ?? "?"} × ${cpus().length}; median of ${steps} steps after 1 warm-up\n`);
-  console.log("| tokenizer | V | params | threads | step ms | fwd+bwd ms | AdamW+norm ms | forward ms | tokens/s | speed-up vs 1 thread |");
-  console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-  for (const r of rows) {
-    const base = rows.find((x) => x.tokenizer === r.tokenizer && x.threads === 1)!;
-    console.log(`| ${r.tokenizer} | ${r.vocab} | ${(r.params / 1e6).toFixed(2)}M | ${r.threads} | ${r.stepMs.toFixed(0)} | ${r.fbMs.toFixed(0)} | ${r.optMs.toFixed(1)} | ${r.evalMs.toFixed(0)} | ${Math.round(r.tokensPerS)} | ${(base.stepMs / r.stepMs).toFixed(2)}× |`);
-  }
+  console.log(formatTable(
+    ["tokenizer", "V", "params", "threads", "step ms", "fwd+bwd ms", "AdamW+norm ms", "forward ms", "tokens/s", "speed-up vs 1 thread"],
+    rows.map((r) => {
+      const base = rows.find((x) => x.tokenizer === r.tokenizer && x.threads === 1)!;
+      return [r.tokenizer, String(r.vocab), `${(r.params / 1e6).toFixed(2)}M`, String(r.threads), r.stepMs.toFixed(0), r.fbMs.toFixed(0), r.optMs.toFixed(1),
+        r.evalMs.toFixed(0), String(Math.round(r.tokensPerS)), `${(base.stepMs / r.stepMs).toFixed(2)}×`];
+    }),
+    { style: "markdown" },
+  ));
 }

@@ -19,6 +19,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Float64, Int32, Table, Utf8, tableFromIPC, tableToIPC, vectorFromArray, type DataType, type Vector } from "apache-arrow";
 import { writeFileAtomic } from "../backend/io/atomic.js";
+import { formatTable } from "../backend/term/table.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const TRAINER_ARROW = join(ROOT, "data", "bench", "trainer.arrow");
@@ -113,17 +114,18 @@ export function readTrainerBench(file: string): { rows: TrainerRow[]; meta: Trai
 
 function table(rows: TrainerRow[], meta: TrainerMeta): void {
   console.log(`\nCUDA trainer vs PyTorch on ${meta.card} (driver ${meta.driver ?? "?"}, torch ${meta.torch ?? "?"}), ${meta.date}${meta.commit ? `, engine ${meta.commit}` : ""}`);
-  console.log("| config | impl | tokens/s | step ms | peak MiB | × eager | × compile | memory / eager |");
-  console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+  const cells: string[][] = [];
   for (const c of [...new Set(rows.map((r) => r.config))]) {
     const of = (impl: string) => rows.find((r) => r.config === c && r.impl === impl);
     const eager = of("eager"), compiled = of("compile");
     for (const r of rows.filter((x) => x.config === c)) {
       const x = (b?: TrainerRow) => (b ? (r.tokens_per_s / b.tokens_per_s).toFixed(2) : "–");
       const mem = eager ? (r.peak_mib / eager.peak_mib).toFixed(2) : "–";
-      console.log(`| ${c} | ${r.impl} | ${Math.round(r.tokens_per_s).toLocaleString("en-US")} | ${r.step_ms.toFixed(1)} | ${Math.round(r.peak_mib).toLocaleString("en-US")} | ${x(eager)} | ${x(compiled)} | ${mem} |`);
+      cells.push([c, r.impl, Math.round(r.tokens_per_s).toLocaleString("en-US"), r.step_ms.toFixed(1), Math.round(r.peak_mib).toLocaleString("en-US"), x(eager), x(compiled), mem]);
     }
   }
+  console.log(formatTable(["config", "impl", "tokens/s", "step ms", "peak MiB", "× eager", "× compile", "memory / eager"], cells,
+    { style: "markdown", align: ["left", "left", "right", "right", "right", "right", "right", "right"] }));
   for (const r of rows) if (r.profile) console.log(`  ${r.config} ${r.impl}: ${r.profile.replace(/^calib profile /, "")}`);
   for (const e of meta.errors) console.log(`  error: ${e}`);
 }

@@ -2,7 +2,7 @@
 // Bad input names the field (FieldError, TypeError/RangeError from the layers below, body
 // parser failures); unknown errors are 500 with a generic message (details go to the log).
 import type { ErrorRequestHandler, RequestHandler } from "express";
-import { ConflictError, FieldError, NotFoundError } from "../runs/errors.js";
+import { ConflictError, FieldError, NotFoundError } from "../errors.js";
 
 export class HttpError extends Error {
   constructor(readonly status: number, message: string, readonly field?: string, readonly code?: string) {

@@ -11,7 +11,7 @@
 import type { Request, Response } from "express";
 import type { Registry, RunEvent, RunRecord } from "../runs/registry.js";
 import { TERMINAL } from "../runs/registry.js";
-import { FieldError } from "../runs/errors.js";
+import { FieldError } from "../errors.js";
 
 export const SSE_POLL_MS = 500;
 export const SSE_HEARTBEAT_MS = 15000;

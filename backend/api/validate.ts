@@ -4,7 +4,7 @@
 // absolute paths never reach a path join.
 import type { Request } from "express";
 import { z } from "zod";
-import { FieldError, fromZod } from "../runs/errors.js";
+import { FieldError, fromZod } from "../errors.js";
 import { RUN_ID_RE } from "../runs/paths.js";
 import { HttpError } from "./errors.js";
 

@@ -54,6 +54,4 @@ export { sftBatches, IGNORE_INDEX } from "./sft.js";
 export type { SftBatch, SftEpoch, SftOptions } from "./sft.js";
 
 // Utilities
-export { progressBar } from "./progress.js";
-export type { Progress } from "./progress.js";
 export { Rng } from "./rng.js";

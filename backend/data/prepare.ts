@@ -7,7 +7,7 @@ import { TEXT_FORMAT_VERSION, documentText } from "./text.js";
 import { SPLITS, TEST_FRACTION, VALIDATION_FRACTION, checkSeed, splitDocuments, type SplitName } from "./split.js";
 import { resolveTokenizer, type Tokenizer, type TokenizerName } from "./tokenizers.js";
 import { TokenCacheError, readTokenCache, writeTokenCache, type DocSpan, type SplitTokens } from "./cache.js";
-import { progressBar } from "./progress.js";
+import { progressBar } from "../term/progress.js";
 import { sha256Hex } from "./rng.js";
 
 /** data/cache/ of this checkout (git-ignored). */

@@ -5,6 +5,7 @@ import { SPLITS, type SplitName } from "./split.js";
 import { prepareSplits, type PreparedSplits } from "./prepare.js";
 import { TOKENIZER_NAMES, type TokenizerName } from "./tokenizers.js";
 import { TASK_NAMES, generateQuestions, type TaskName } from "./tasks.js";
+import { formatTable } from "../term/table.js";
 
 type PerSplit = Record<SplitName | "all", number>;
 
@@ -124,15 +125,9 @@ export function dataStats(opts: StatsOptions = {}): DataStats {
   return { splitSeed: first.splitSeed, splitChecksum: first.splitChecksum, genres: [...byGenre.values()], total, tokenizers, tasks };
 }
 
-/** A Markdown table with right-aligned numeric columns. */
+/** A Markdown table with right-aligned numeric columns (backend/term/table.ts). */
 export function markdownTable(header: string[], rows: (string | number)[][]): string {
-  const cells = [header, ...rows.map((r) => r.map((c) => (typeof c === "number" ? c.toLocaleString("en-US") : c)))];
-  const widths = header.map((_, j) => Math.max(...cells.map((r) => String(r[j] ?? "").length)));
-  const numeric = header.map((_, j) => rows.every((r) => typeof r[j] === "number" || /^-?[\d,.]+%?$/.test(String(r[j]))));
-  const line = (r: (string | number)[]) =>
-    "| " + r.map((c, j) => (numeric[j] ? String(c).padStart(widths[j]!) : String(c).padEnd(widths[j]!))).join(" | ") + " |";
-  const rule = "|" + widths.map((w, j) => (numeric[j] ? "-".repeat(w + 1) + ":" : "-".repeat(w + 2))).join("|") + "|";
-  return [line(cells[0]!), rule, ...cells.slice(1).map(line)].join("\n");
+  return formatTable(header, rows, { style: "markdown", align: "auto" });
 }
 
 /** The tables printed by `calib data stats`; the genre × split token table uses `tokenizer`. */

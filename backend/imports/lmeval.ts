@@ -19,7 +19,7 @@
 import { createReadStream } from "node:fs";
 import { basename } from "node:path";
 import { createInterface } from "node:readline";
-import { FieldError } from "../runs/errors.js";
+import { FieldError } from "../errors.js";
 import type { QuestionRow } from "../records/questions.js";
 
 export interface SamplesFile {

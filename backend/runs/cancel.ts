@@ -2,7 +2,7 @@
 // runs executed by a live process get a cancel request in the registry (that process stops the
 // job at its next step), runs whose process died are failed. The server's executor has its own
 // cancel for the runs it executes (executor.ts), and honours registry requests for them too.
-import { ConflictError, NotFoundError } from "./errors.js";
+import { ConflictError, NotFoundError } from "../errors.js";
 import { finalizeRun } from "./finish.js";
 import { processAlive, TERMINAL, type Registry, type RunRecord } from "./registry.js";
 

@@ -1,6 +1,7 @@
 // The server's job executor: claims queued runs from the registry, one per lane (cpu, cuda,
 // io) at a time across every process that shares the registry, and runs each in a child
-// process (worker.ts, forked through tsx), so training never blocks the HTTP event loop.
+// process of the worker pool (pool.ts: a fresh worker.ts per run, forked through tsx), so
+// training never blocks the HTTP event loop.
 //
 // Child → parent IPC events are persisted (registry events + latest progress, throttled to
 // 4 writes/s per run) and so reach SSE subscribers of any server process. The child's stdout and
@@ -13,16 +14,16 @@
 // last child does. Cancel: queued runs end at once; a running job gets {type: "cancel"} (it
 // stops at its next step with a checkpoint) and SIGKILL after a grace period; a run executed by
 // another process gets a cancel request in the registry, which its owner honours.
-import { fork, type ChildProcess } from "node:child_process";
 import { createWriteStream, type WriteStream } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { ConflictError, NotFoundError } from "./errors.js";
-import { listArtifacts, RECORD_FILES, removeTemporaries, writeRunRecord, type JobResult } from "./jobs.js";
+import { ConflictError, NotFoundError } from "../errors.js";
+import { listArtifacts, RECORD_FILES, removeTemporaries, writeRunRecord, type JobEvent, type JobResult } from "./jobs.js";
 import { finalizeRun, settleSweep } from "./finish.js";
 import { requestCancel } from "./cancel.js";
 import { ensureDir, runDir } from "./paths.js";
+import { WorkerPool, type JobEnd, type JobHandle } from "./pool.js";
 import { processAlive, processTag, TERMINAL, type Lane, type Progress, type Registry, type RunRecord } from "./registry.js";
-import type { FromWorker, ToWorker } from "./worker.js";
+import type { RunJob } from "./worker.js";
 
 export const WORKER_PATH = fileURLToPath(new URL("./worker.ts", import.meta.url));
 const TSX_LOADER = import.meta.resolve("tsx");
@@ -41,21 +42,19 @@ export interface ExecutorOptions {
 
 interface Active {
   run: RunRecord;
-  child: ChildProcess;
+  job: JobHandle<JobResult>;
   log: WriteStream;
-  stderrTail: string;
-  result?: JobResult;
+  /** why it failed when the executor stopped it */
   failure?: string;
   cancelled: boolean;
   lastProgressAt: number;
   pendingProgress: Progress | null;
   progressTimer: NodeJS.Timeout | null;
+  /** resolves once the job's end is recorded */
   exited: Promise<void>;
-  killTimer: NodeJS.Timeout | null;
 }
 
 const PROGRESS_INTERVAL_MS = 250;
-const TAIL_BYTES = 4000;
 
 export class Executor {
   readonly tag = processTag();
@@ -66,10 +65,15 @@ export class Executor {
   private lastRecover = 0;
   private readonly lanes: Lane[];
   private readonly log: (m: string) => void;
+  private readonly pool: WorkerPool<RunJob, JobEvent, JobResult>;
 
   constructor(readonly registry: Registry, readonly options: ExecutorOptions) {
     this.lanes = options.lanes ?? ["cpu", "cuda", "io"];
     this.log = options.log ?? (() => {});
+    this.pool = new WorkerPool({
+      worker: { module: WORKER_PATH, args: [], execArgv: ["--import", TSX_LOADER] }, size: this.lanes.length, reuse: false,
+      env: { ...process.env, CALIB_DATA_DIR: options.dataDir }, output: "pipe",
+    });
   }
 
   /** Recovers after a crash, then schedules every pollMs. Returns what recovery did. */
@@ -152,60 +156,33 @@ export class Executor {
     const dir = ensureDir(runDir(run.id, this.options.dataDir));
     removeTemporaries(dir);
     const log = createWriteStream(`${dir}/job.log`, { flags: "a" });
-    const child = fork(WORKER_PATH, [run.id], {
-      execArgv: ["--import", TSX_LOADER],
-      env: { ...process.env, CALIB_DATA_DIR: this.options.dataDir },
-      stdio: ["ignore", "pipe", "pipe", "ipc"],
-      serialization: "json",
+    let a!: Active;
+    const job = this.pool.run({ run, dataDir: this.options.dataDir }, {
+      onOutput: (chunk) => log.write(chunk),
+      onEvent: (e) => this.onEvent(a, e),
     });
-    let resolveExit!: () => void;
-    const a: Active = {
-      run, child, log, stderrTail: "", cancelled: false, lastProgressAt: 0, pendingProgress: null, progressTimer: null,
-      exited: new Promise<void>((r) => (resolveExit = r)), killTimer: null,
-    };
+    // exited: once the job's end is recorded (registry and run.json)
+    const exited = job.ended.then((end) => this.onEnd(a, end)).finally(() => this.kick());
+    a = { run, job, log, cancelled: false, lastProgressAt: 0, pendingProgress: null, progressTimer: null, exited };
     this.active.set(run.id, a);
-    if (child.pid) this.registry.setWorker(run.id, processTag(child.pid));
-    this.log(`run ${run.id} (${run.kind}) started on ${run.device}, worker pid ${child.pid}`);
-    const onOutput = (chunk: Buffer, isErr: boolean) => {
-      log.write(chunk);
-      if (isErr) a.stderrTail = (a.stderrTail + chunk.toString("utf8")).slice(-TAIL_BYTES);
-    };
-    child.stdout!.on("data", (c: Buffer) => onOutput(c, false));
-    child.stderr!.on("data", (c: Buffer) => onOutput(c, true));
-    child.on("message", (m: unknown) => this.onMessage(a, m as FromWorker));
-    child.on("error", (err) => {
-      a.failure ??= `worker process error: ${err.message}`;
-    });
-    child.on("exit", (code, signal) => {
-      void this.onExit(a, code, signal).finally(() => {
-        resolveExit();
-        this.kick();
-      });
-    });
-    const start: ToWorker = { type: "start", run, dataDir: this.options.dataDir };
-    child.send(start);
+    if (job.pid) this.registry.setWorker(run.id, processTag(job.pid));
+    this.log(`run ${run.id} (${run.kind}) started on ${run.device}, worker pid ${job.pid}`);
   }
 
-  private onMessage(a: Active, m: FromWorker): void {
+  private onEvent(a: Active, e: JobEvent): void {
     const id = a.run.id;
     try {
-      switch (m.type) {
+      switch (e.type) {
         case "progress":
-          a.pendingProgress = m.progress;
+          a.pendingProgress = e.progress;
           this.flushProgress(a, false);
           break;
         case "row":
-          this.registry.appendEvent(id, "row", m.row);
+          this.registry.appendEvent(id, "row", e.row);
           break;
         case "log":
-          a.log.write(`[calib] ${m.message}\n`);
-          this.registry.appendEvent(id, "log", { message: m.message });
-          break;
-        case "done":
-          a.result = m.result;
-          break;
-        case "failed":
-          a.failure = m.message;
+          a.log.write(`[calib] ${e.message}\n`);
+          this.registry.appendEvent(id, "log", { message: e.message });
           break;
       }
     } catch (err) {
@@ -231,30 +208,27 @@ export class Executor {
     this.registry.appendEvent(a.run.id, "progress", p);
   }
 
-  private async onExit(a: Active, code: number | null, signal: NodeJS.Signals | null): Promise<void> {
-    if (a.killTimer) clearTimeout(a.killTimer);
+  /** The outcome of a finished job: what the registry and run.json record. */
+  private outcome(a: Active, end: JobEnd<JobResult>): { status: "succeeded" | "failed" | "cancelled"; error: string | null; metrics?: Record<string, unknown> } {
+    const result = end.kind === "done" ? end.result : undefined;
+    // a job that finished before the cancel reached it keeps its result
+    if (a.cancelled) return { status: result?.status === "succeeded" ? "succeeded" : "cancelled", error: null, ...(result ? { metrics: result.metrics } : {}) };
+    if (result) return { status: result.status, error: null, metrics: result.metrics };
+    if (a.failure) return { status: "failed", error: a.failure };
+    if (end.kind === "failed") return { status: "failed", error: end.message };
+    const how = end.kind === "exited" && end.signal ? `on signal ${end.signal}` : `with code ${end.kind === "exited" ? end.code : null}`;
+    const tail = end.kind === "exited" ? end.stderrTail.trim().split("\n").slice(-3).join(" | ") : "";
+    return { status: "failed", error: `the job process exited ${how}${tail ? `: ${tail}` : ""}` };
+  }
+
+  private async onEnd(a: Active, end: JobEnd<JobResult>): Promise<void> {
     this.flushProgress(a, true);
     await new Promise<void>((r) => a.log.end(r));
     this.active.delete(a.run.id);
     const run = this.registry.get(a.run.id) ?? a.run;
     if (TERMINAL.has(run.status)) return;
-    const dir = runDir(run.id, this.options.dataDir);
-    removeTemporaries(dir);
-    let status: "succeeded" | "failed" | "cancelled";
-    let error: string | null = null;
-    let metrics: Record<string, unknown> | undefined;
-    if (a.cancelled) {
-      // a job that finished before the cancel reached it keeps its result
-      status = a.result?.status === "succeeded" ? "succeeded" : "cancelled";
-      metrics = a.result?.metrics;
-    } else if (a.result) {
-      status = a.result.status;
-      metrics = a.result.metrics;
-    } else {
-      status = "failed";
-      const tail = a.stderrTail.trim().split("\n").slice(-3).join(" | ");
-      error = a.failure ?? `the job process exited ${signal ? `on signal ${signal}` : `with code ${code}`}${tail ? `: ${tail}` : ""}`;
-    }
+    removeTemporaries(runDir(run.id, this.options.dataDir));
+    const { status, error, metrics } = this.outcome(a, end);
     this.log(`run ${run.id}: ${status}${error ? ` (${error})` : ""}`);
     try {
       this.finishWithRecord(run, status, { ...(metrics ? { metrics } : {}), error });
@@ -266,13 +240,7 @@ export class Executor {
   private async cancelActive(a: Active): Promise<void> {
     if (a.cancelled) return a.exited;
     a.cancelled = true;
-    const msg: ToWorker = { type: "cancel" };
-    try {
-      a.child.send(msg);
-    } catch {
-      // already gone
-    }
-    a.killTimer = setTimeout(() => a.child.kill("SIGKILL"), this.options.cancelGraceMs ?? 5000);
+    a.job.cancel(this.options.cancelGraceMs ?? 5000);
     return a.exited;
   }
 
@@ -303,7 +271,7 @@ export class Executor {
     const all = [...this.active.values()];
     for (const a of all) {
       a.failure = reason;
-      a.child.kill("SIGKILL");
+      a.job.kill();
     }
     await Promise.all(all.map((a) => a.exited));
   }

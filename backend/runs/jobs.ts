@@ -1,14 +1,15 @@
 // What a run does, whoever executes it (the server's child worker or the CLI in-process):
 //   pretrain / sft  backend/train's train() into data/runs/<id>/, then calibration.arrow
 //   eval            a checkpoint evaluated into tokens.arrow + questions.arrow, then calibration.arrow
-//   import          lm-eval-harness samples (uploaded into .upload/) → questions.arrow + calibration.arrow
+//   import          lm-eval-harness samples (uploaded into .upload/) → questions.arrow (backend/imports), then calibration.arrow
+// calibration.arrow is written by backend/records with the run config's calibration settings.
 // Progress goes out through ctx.emit (train_log rows, progress with ETA, log lines); the
 // records are written atomically by their writers; run.json is written by finishRecords().
 import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { runLmEvalImport, UPLOAD_DIR, type ImportConfig } from "../imports/index.js";
 import type { TrainLogRow } from "../records/train-log.js";
-import { writeQuestions, writeTokens, writeRunJson, type RunJson } from "../records/index.js";
-import { writeRunCalibration } from "./calibration.js";
+import { CALIBRATION_DEFAULTS, writeRunCalibration, writeRunJson, type CalibrationSettings, type RunJson } from "../records/index.js";
 import { checkpointDir } from "./submit.js";
 import { ensureDir } from "./paths.js";
 import type { Progress, RunRecord } from "./registry.js";
@@ -38,16 +39,6 @@ export interface JobResult {
 /** Record files a run may have, in the order they are listed. Only complete files are listed. */
 export const RECORD_FILES = ["run.json", "train_log.arrow", "tokens.arrow", "questions.arrow", "calibration.arrow", "job.log"] as const;
 
-/** Import configuration stored in the registry (the uploads are in <dir>/.upload/<index>.jsonl). */
-export interface ImportConfig {
-  kind: "import";
-  format: "lm-eval";
-  name: string;
-  files: Array<{ filename: string; task: string; bytes: number }>;
-}
-
-export const UPLOAD_DIR = ".upload";
-
 function finite(metrics: Record<string, unknown>): Record<string, number | string | null> {
   const out: Record<string, number | string | null> = {};
   for (const [k, v] of Object.entries(metrics)) {
@@ -64,7 +55,9 @@ function eta(elapsed: number, fraction: number): number | null {
 async function trainJob(ctx: JobContext): Promise<JobResult> {
   const { train } = await import("../train/index.js");
   const cfg = ctx.run.config as Record<string, unknown> & { kind: "pretrain" | "sft"; steps?: number; epochs?: number; init?: string };
-  const config: Record<string, unknown> = { ...cfg, name: ctx.run.name, device: ctx.run.device };
+  // the trainer's config: the run config without the calibration settings (used after training)
+  const { calibration: _calibration, ...trainer } = cfg;
+  const config: Record<string, unknown> = { ...trainer, name: ctx.run.name, device: ctx.run.device };
   if (cfg.kind === "sft") config.init = checkpointDir(cfg.init!, ctx.dataDir);
   const started = performance.now();
   ctx.emit({ type: "log", message: `${cfg.kind} started on ${ctx.run.device}` });
@@ -103,36 +96,13 @@ async function evalJob(ctx: JobContext): Promise<JobResult> {
 }
 
 async function importJob(ctx: JobContext): Promise<JobResult> {
-  const cfg = ctx.run.config as ImportConfig;
-  const { parseSamplesPath } = await import("../imports/lmeval.js");
-  ctx.emit({ type: "log", message: `importing ${cfg.files.length} lm-eval samples file(s)` });
-  const parsed = [];
-  for (const [i, f] of cfg.files.entries()) parsed.push(await parseSamplesPath(join(ctx.dir, UPLOAD_DIR, `${i}.jsonl`), f.filename, f.task));
-  const rows = parsed.flatMap((p) => p.rows);
-  writeQuestions(join(ctx.dir, "questions.arrow"), ctx.run.id, rows);
-  const metrics: Record<string, number> = { questions: rows.length, tasks: parsed.length };
-  for (const p of parsed) {
-    const n = p.rows.length;
-    let acc = 0, accNorm = 0, hasNorm = false;
-    for (const r of p.rows) {
-      let b = 0;
-      for (let j = 1; j < r.probs.length; j++) if (r.probs[j]! > r.probs[b]!) b = j;
-      if (b === r.gold) acc++;
-      if (r.probsNorm) {
-        hasNorm = true;
-        let c = 0;
-        for (let j = 1; j < r.probsNorm.length; j++) if (r.probsNorm[j]! > r.probsNorm[c]!) c = j;
-        if (c === r.gold) accNorm++;
-      }
-    }
-    metrics[`n_${p.task}`] = n;
-    metrics[`accuracy_${p.task}`] = acc / n;
-    if (hasNorm) metrics[`accuracy_norm_${p.task}`] = accNorm / n;
-    if (p.duplicateFilters > 0) metrics[`duplicate_filters_${p.task}`] = p.duplicateFilters;
-    metrics[`acc_mismatches_${p.task}`] = p.accMismatches;
-    if (hasNorm) metrics[`acc_norm_mismatches_${p.task}`] = p.accNormMismatches;
-  }
+  const metrics = await runLmEvalImport(ctx.dir, ctx.run.id, ctx.run.config as ImportConfig, (message) => ctx.emit({ type: "log", message }));
   return { status: "succeeded", metrics };
+}
+
+/** The settings of a run's calibration.arrow, from its config (the defaults for runs registered before they existed). */
+export function calibrationOf(config: unknown): CalibrationSettings {
+  return (config as { calibration?: CalibrationSettings } | null)?.calibration ?? CALIBRATION_DEFAULTS;
 }
 
 /** Runs the job of a run (not sweeps: those have no job of their own). */
@@ -155,7 +125,7 @@ export async function executeJob(ctx: JobContext): Promise<JobResult> {
   }
   if (result.status === "succeeded" && (existsSync(join(ctx.dir, "questions.arrow")) || existsSync(join(ctx.dir, "tokens.arrow")))) {
     ctx.emit({ type: "log", message: "computing calibration records (bootstrap intervals)" });
-    const n = writeRunCalibration(ctx.dir, ctx.run.id);
+    const n = writeRunCalibration(ctx.dir, ctx.run.id, calibrationOf(ctx.run.config));
     result.metrics.calibration_rows = n;
   }
   if (result.status === "succeeded" && ctx.run.kind === "import") rmSync(join(ctx.dir, UPLOAD_DIR), { recursive: true, force: true });

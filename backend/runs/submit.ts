@@ -1,17 +1,18 @@
 // Creating runs: the one code path behind POST /api/runs, `calib runs submit`, and the
 // train/eval CLI commands (through runLocally in local.ts). It validates the configuration,
 // resolves the device to a lane, checks run references, and inserts the registry entries (a
-// sweep inserts itself and all its child runs in one transaction).
+// sweep inserts itself and all its child runs in one transaction). Imports (POST
+// /api/imports/lm-eval, `calib import`) are registered here too: submitLmEvalImport.
+import { copyFileSync, renameSync, statSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
-import { FieldError } from "./errors.js";
-import { runDir } from "./paths.js";
+import { FieldError, fromZod } from "../errors.js";
+import { checkDistinctTasks, parseSamplesPath, UPLOAD_DIR, type ImportConfig, type ParsedSamples } from "../imports/index.js";
+import { CALIBRATION_DEFAULTS, type CalibrationSettings } from "../records/calibration.js";
+import { ensureDir, runDir } from "./paths.js";
 import { TERMINAL, type Lane, type Registry, type RunRecord, type RunSource } from "./registry.js";
-import {
-  describePoint, expandGrid, parseRunConfig, runReference, type EvalRunConfig, type RunConfig, type SweepConfig,
-} from "./schema.js";
-import { PretrainSchema, SftSchema } from "../train/config.js";
+import { describePoint, expandGrid } from "./grid.js";
+import { MAX_SWEEP_RUNS, parseRunConfig, PretrainRunSchema, SftRunSchema, runReference, type EvalRunConfig, type RunConfig, type SweepConfig } from "./schema.js";
 import { readCheckpointConfig } from "../train/checkpoint.js";
-import { fromZod } from "./errors.js";
 
 export interface SubmitOptions {
   source: RunSource;
@@ -28,9 +29,9 @@ export interface SubmitOptions {
 /** cpu stays cpu; cuda must be available; auto takes cuda when the engine can. */
 export async function resolveLane(device: "cpu" | "cuda" | "auto"): Promise<Lane> {
   if (device === "cpu") return "cpu";
-  let engine: typeof import("../engine/device.js");
+  let engine: typeof import("../engine/index.js");
   try {
-    engine = await import("../engine/device.js");
+    engine = await import("../engine/index.js");
   } catch (err) {
     if (device === "auto") return "cpu";
     throw new FieldError("device", `cuda is not available: the engine cannot be loaded (${(err as Error).message.split("\n")[0]})`);
@@ -139,18 +140,18 @@ function defaultName(config: Exclude<RunConfig, SweepConfig> | EvalRunConfig): s
 }
 
 async function submitSweep(registry: Registry, sweep: SweepConfig, o: SubmitOptions, laneOf: (d: "cpu" | "cuda" | "auto") => Promise<Lane>): Promise<RunRecord> {
-  const pre = expandGrid({ ...sweep.pretrain.base, kind: "pretrain" }, sweep.pretrain.grid);
-  const sft = sweep.sft ? expandGrid({ ...sweep.sft.base, kind: "sft", init: "run:placeholder" }, sweep.sft.grid) : [];
+  const pre = expandGrid({ ...sweep.pretrain.base, kind: "pretrain" }, sweep.pretrain.grid, { max: MAX_SWEEP_RUNS, field: "pretrain.grid" });
+  const sft = sweep.sft ? expandGrid({ ...sweep.sft.base, kind: "sft", init: "run:placeholder" }, sweep.sft.grid, { max: MAX_SWEEP_RUNS, field: "sft.grid" }) : [];
   const total = pre.length * (1 + sft.length);
-  if (total > 2000) throw new FieldError("sft.grid", `the sweep expands to ${total} runs (at most 2000)`);
+  if (total > MAX_SWEEP_RUNS) throw new FieldError("sft.grid", `the sweep expands to ${total} runs (at most ${MAX_SWEEP_RUNS})`);
   // validate every child before inserting anything
   const pretrains = pre.map((p, i) => {
-    const r = PretrainSchema.safeParse(p.config);
+    const r = PretrainRunSchema.safeParse(p.config);
     if (!r.success) throw fromZod(r.error, `pretrain (grid point ${i + 1}: ${describePoint(p.point) || "base"})`);
     return { ...p, parsed: r.data };
   });
   const sfts = sft.map((p, i) => {
-    const r = SftSchema.safeParse(p.config);
+    const r = SftRunSchema.safeParse(p.config);
     if (!r.success) throw fromZod(r.error, `sft (grid point ${i + 1}: ${describePoint(p.point) || "base"})`);
     return { ...p, parsed: r.data };
   });
@@ -175,4 +176,53 @@ async function submitSweep(registry: Registry, sweep: SweepConfig, o: SubmitOpti
     }
     return registry.get(parent.id)!;
   }).immediate();
+}
+
+export interface ImportFile {
+  /** where the file is now */
+  path: string;
+  /** its name (the task is read from samples_<task>_<timestamp>.jsonl) */
+  filename: string;
+  /** the task, when the name does not carry it */
+  task?: string;
+}
+
+export interface ImportOptions {
+  name: string;
+  source: RunSource;
+  dataDir: string;
+  /** the executing process (the CLI); null: the server's queue */
+  owner?: string | null;
+  /** move the files into the run (uploads) instead of copying them (the CLI's own files) */
+  move?: boolean;
+  /** settings of the run's calibration.arrow (default: 1000 resamples, seed 0) */
+  calibration?: CalibrationSettings;
+}
+
+export function checkImportName(name: unknown): string {
+  if (typeof name !== "string" || name.trim() === "" || name.length > 200 || /[\u0000-\u001f]/.test(name)) {
+    throw new FieldError("name", "must be a non-empty string of at most 200 characters without control characters");
+  }
+  return name;
+}
+
+/** Validates lm-eval samples files and registers an import run (queued on lane io). */
+export async function submitLmEvalImport(registry: Registry, files: readonly ImportFile[], o: ImportOptions): Promise<{ run: RunRecord; parsed: ParsedSamples[] }> {
+  const name = checkImportName(o.name);
+  if (files.length === 0) throw new FieldError("files", "no samples file given");
+  const parsed: ParsedSamples[] = [];
+  for (const f of files) parsed.push(await parseSamplesPath(f.path, f.filename, f.task));
+  checkDistinctTasks(parsed);
+  const config: ImportConfig = {
+    kind: "import", format: "lm-eval", name,
+    files: parsed.map((p, i) => ({ filename: p.filename, task: p.task, bytes: statSync(files[i]!.path).size })),
+    calibration: { ...CALIBRATION_DEFAULTS, ...o.calibration },
+  };
+  const run = registry.db.transaction(() => {
+    const r = registry.create({ name, kind: "import", device: "io", config, source: o.source, owner: o.owner ?? null });
+    const up = ensureDir(join(runDir(r.id, o.dataDir), UPLOAD_DIR));
+    files.forEach((f, i) => (o.move ? renameSync : copyFileSync)(f.path, join(up, `${i}.jsonl`)));
+    return r;
+  }).immediate();
+  return { run, parsed };
 }

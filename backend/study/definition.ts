@@ -19,11 +19,11 @@
 // (decimal points written as "p": e0p1 = ε 0.1), so that reruns of a study overwrite their own runs.
 import { z } from "zod";
 import { parseTrainConfig, type PretrainConfig, type SftConfig } from "../train/config.js";
+import { describePoint, expandGrid, getPath, GridPath, GridSchema, GridValue, setPath, type GridPoint } from "../runs/grid.js";
+import type { CalibrationSettings } from "../records/calibration.js";
+import { CalibrationSchema } from "../runs/schema.js";
 
-const PATH = z.string().regex(/^[A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*)*$/, "keys are dotted config paths like loss.labelSmoothing");
-const VALUE = z.union([z.number(), z.string(), z.boolean(), z.null()]);
-const Grid = z.record(PATH, z.array(VALUE).min(1).max(1000)).default({});
-const Where = z.record(PATH, z.union([VALUE, z.array(VALUE).min(1)])).default({});
+const Where = z.record(GridPath, z.union([GridValue, z.array(GridValue).min(1)])).default({});
 const Obj = z.record(z.string(), z.unknown()).default({});
 
 export const StudySchema = z.strictObject({
@@ -34,9 +34,11 @@ export const StudySchema = z.strictObject({
   description: z.string().max(4000).optional(),
   /** device of every run (a run config's own device is overridden); auto = cuda when present */
   device: z.enum(["cpu", "cuda", "auto"]).default("auto"),
+  /** settings of every run's calibration.arrow (bootstrap resamples and seed), recorded in its run.json config */
+  calibration: CalibrationSchema.prefault({}),
   pretrain: z.strictObject({
     base: Obj,
-    grid: Grid,
+    grid: GridSchema,
     overrides: z.array(z.strictObject({ where: Where, set: Obj })).default([]),
   }),
   sft: z.strictObject({
@@ -44,7 +46,7 @@ export const StudySchema = z.strictObject({
     arms: z.array(z.strictObject({
       name: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/),
       where: Where,
-      grid: Grid,
+      grid: GridSchema,
       set: Obj,
     })).default([]),
   }).optional(),
@@ -70,6 +72,8 @@ export interface PlannedRun {
   /** the varied values: the pretrain point (and, for SFT, the arm's point), dotted paths */
   point: Record<string, unknown>;
   arm: string | null;
+  /** settings of its calibration.arrow (the study's) */
+  calibration: CalibrationSettings;
   /** rough relative cost (tokens processed), for scheduling */
   cost: number;
 }
@@ -79,38 +83,8 @@ export interface StudyPlan {
   runs: PlannedRun[];
 }
 
-function setPath(target: Record<string, unknown>, path: string, value: unknown, field: string): void {
-  const keys = path.split(".");
-  let o = target;
-  for (const k of keys.slice(0, -1)) {
-    const next = o[k];
-    if (next === undefined || next === null) o[k] = {};
-    else if (typeof next !== "object" || Array.isArray(next)) throw new TypeError(`${field}: '${k}' of '${path}' is not an object in the base config`);
-    o = o[k] as Record<string, unknown>;
-  }
-  o[keys[keys.length - 1]!] = value;
-}
-
-export function getPath(source: unknown, path: string): unknown {
-  let o = source;
-  for (const k of path.split(".")) {
-    if (o === null || typeof o !== "object") return undefined;
-    o = (o as Record<string, unknown>)[k];
-  }
-  return o;
-}
-
-/** Cartesian product of a grid (key order, last key fastest). */
-export function gridPoints(grid: Record<string, readonly unknown[]>): Array<Record<string, unknown>> {
-  let points: Array<Record<string, unknown>> = [{}];
-  for (const [path, values] of Object.entries(grid)) {
-    const next: Array<Record<string, unknown>> = [];
-    for (const p of points) for (const v of values) next.push({ ...p, [path]: v });
-    points = next;
-    if (points.length > 5000) throw new RangeError("grid expands to more than 5000 points");
-  }
-  return points;
-}
+/** Most points of one grid of a study. */
+const MAX_POINTS = 5000;
 
 function matches(where: Record<string, unknown>, config: unknown): boolean {
   return Object.entries(where).every(([path, want]) => {
@@ -136,29 +110,91 @@ function otherKey(path: string, v: unknown): string {
   return `${last.slice(0, 6)}${idNumber(v)}`;
 }
 
-function describe(point: Record<string, unknown>): string {
-  return Object.entries(point).map(([k, v]) => `${k.split(".").pop()}=${String(v)}`).join(" ");
+/** The API's `{"kind": "sweep", …}` config as a study with one SFT arm (its bases' calibration settings become the study's). */
+function studyOfSweep(raw: Record<string, unknown>): Record<string, unknown> {
+  const sw = raw as { name?: string; pretrain?: { base?: Record<string, unknown>; grid?: unknown }; sft?: { base?: Record<string, unknown>; grid?: unknown } };
+  const name = (sw.name ?? "sweep").toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/^[^a-z]+/, "").slice(0, 24) || "sweep";
+  const { calibration: ptCal, ...ptBase } = sw.pretrain?.base ?? {};
+  const { calibration: sftCal, ...sftBase } = sw.sft?.base ?? {};
+  if (ptCal !== undefined && sftCal !== undefined && JSON.stringify(ptCal) !== JSON.stringify(sftCal)) {
+    throw new TypeError("sft.base.calibration: a study has one calibration setting; it differs from pretrain.base.calibration");
+  }
+  const calibration = ptCal ?? sftCal;
+  return {
+    kind: "study", name, device: "auto", ...(calibration !== undefined ? { calibration } : {}),
+    pretrain: { base: ptBase, grid: sw.pretrain?.grid ?? {} },
+    ...(sw.sft ? { sft: { base: sftBase, arms: [{ name: "sft", grid: sw.sft.grid ?? {} }] } } : {}),
+  };
+}
+
+function parseStudy(input: unknown): Study {
+  if (input === null || typeof input !== "object" || Array.isArray(input)) throw new TypeError("study must be a JSON object");
+  const raw = input as Record<string, unknown>;
+  const r = StudySchema.safeParse(raw.kind === "sweep" ? studyOfSweep(raw) : raw);
+  if (!r.success) {
+    throw new TypeError(`invalid study: ${r.error.issues.map((i) => `${i.path.length ? i.path.join(".") : "study"}: ${i.message}`).join("; ")}`);
+  }
+  return r.data;
+}
+
+/** The pretrained model of one point of the pretrain grid (overrides applied, validated, named). */
+function pretrainRun(study: Study, p: GridPoint, index: number): PlannedRun {
+  const cfg = p.config;
+  for (const [oi, o] of study.pretrain.overrides.entries()) {
+    if (matches(o.where, cfg)) for (const [path, v] of Object.entries(o.set)) setPath(cfg, path, v, `pretrain.overrides[${oi}].set.${path}`);
+  }
+  cfg.device = study.device;
+  let config: PretrainConfig;
+  try {
+    config = parseTrainConfig(cfg) as PretrainConfig;
+  } catch (err) {
+    throw new TypeError(`pretrain point ${index} (${describePoint(p.point)}): ${(err as Error).message}`);
+  }
+  const keys = Object.keys(study.pretrain.grid);
+  const parts = [study.name, config.tokenizer, `d${config.model.dModel}`];
+  for (const k of keys) if (k !== "tokenizer" && k !== "model.dModel") parts.push(otherKey(k, p.point[k]));
+  config.name = `${study.name} pretrain ${config.tokenizer} d${config.model.dModel}${keys.length > 2 ? ` ${describePoint(p.point)}` : ""}`;
+  const tokensPerStep = config.batchSize * config.model.context * config.gradAccum;
+  return {
+    id: parts.join("-"), kind: "pretrain", name: config.name, config, parent: null, point: p.point, arm: null, calibration: study.calibration,
+    cost: config.steps * tokensPerStep * (config.model.dModel * config.model.nLayer * 12 + 0.02 * vocabGuess(config.tokenizer)),
+  };
+}
+
+/** The SFT runs of one arm on one pretrained model. */
+function sftRuns(study: Study, arm: NonNullable<Study["sft"]>["arms"][number], pt: PlannedRun): PlannedRun[] {
+  const parent = pt.config as PretrainConfig;
+  const base = structuredClone(study.sft!.base) as Record<string, unknown>;
+  base.kind = "sft";
+  for (const [path, v] of Object.entries(arm.set)) setPath(base, path, v, `sft.arms.${arm.name}.set.${path}`);
+  return expandGrid(base, arm.grid, { max: MAX_POINTS, field: `sft.arms.${arm.name}.grid` }).map(({ point: sp, config: s }) => {
+    s.init = `${pt.id}/checkpoint`;
+    s.device = study.device;
+    let sc: SftConfig;
+    try {
+      sc = parseTrainConfig(s) as SftConfig;
+    } catch (err) {
+      throw new TypeError(`sft arm ${arm.name} (${describePoint(sp)}) of ${pt.id}: ${(err as Error).message}`);
+    }
+    const tags = [
+      SFT_KEYS["loss.labelSmoothing"]!(sc.loss.labelSmoothing), SFT_KEYS["loss.temperature"]!(sc.loss.temperature),
+      SFT_KEYS["loss.softcap"]!(sc.loss.softcap), SFT_KEYS.seed!(sc.seed),
+    ];
+    for (const k of Object.keys(sp)) if (!(k in SFT_KEYS)) tags.push(otherKey(k, sp[k]));
+    sc.name = `${study.name} sft ${parent.tokenizer} d${parent.model.dModel} ε=${sc.loss.labelSmoothing}`
+      + `${sc.loss.temperature !== 1 ? ` T=${sc.loss.temperature}` : ""}${sc.loss.softcap !== null ? ` cap=${sc.loss.softcap}` : ""} seed=${sc.seed}`;
+    const ex = (sc.maxExamples || 20000) * sc.tasks.length;
+    return {
+      id: [pt.id, ...tags.filter((t) => t !== "")].join("-"), kind: "sft", name: sc.name, config: sc, parent: pt.id, point: { ...pt.point, ...sp },
+      arm: arm.name, calibration: study.calibration,
+      cost: sc.epochs * ex * parent.model.context * 0.6 * (parent.model.dModel * parent.model.nLayer * 12),
+    };
+  });
 }
 
 /** Validates a study (or a generic sweep run config) and expands it into its runs. */
 export function planStudy(input: unknown): StudyPlan {
-  if (input === null || typeof input !== "object" || Array.isArray(input)) throw new TypeError("study must be a JSON object");
-  let raw = input as Record<string, unknown>;
-  if (raw.kind === "sweep") {
-    // the API's sweep config: one SFT arm
-    const sw = raw as { name?: string; pretrain?: { base?: unknown; grid?: unknown }; sft?: { base?: unknown; grid?: unknown } };
-    const name = (sw.name ?? "sweep").toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/^[^a-z]+/, "").slice(0, 24) || "sweep";
-    raw = {
-      kind: "study", name, device: "auto",
-      pretrain: { base: sw.pretrain?.base ?? {}, grid: sw.pretrain?.grid ?? {} },
-      ...(sw.sft ? { sft: { base: sw.sft.base ?? {}, arms: [{ name: "sft", grid: sw.sft.grid ?? {} }] } } : {}),
-    };
-  }
-  const r = StudySchema.safeParse(raw);
-  if (!r.success) {
-    throw new TypeError(`invalid study: ${r.error.issues.map((i) => `${i.path.length ? i.path.join(".") : "study"}: ${i.message}`).join("; ")}`);
-  }
-  const study = r.data;
+  const study = parseStudy(input);
   const runs: PlannedRun[] = [];
   const byId = new Map<string, PlannedRun>();
   const add = (run: PlannedRun) => {
@@ -171,63 +207,11 @@ export function planStudy(input: unknown): StudyPlan {
     byId.set(run.id, run);
     runs.push(run);
   };
-
-  const ptKeys = Object.keys(study.pretrain.grid);
-  for (const [pi, point] of gridPoints(study.pretrain.grid).entries()) {
-    const cfg = structuredClone(study.pretrain.base) as Record<string, unknown>;
-    cfg.kind = "pretrain";
-    for (const [p, v] of Object.entries(point)) setPath(cfg, p, v, `pretrain.grid.${p}`);
-    for (const [oi, o] of study.pretrain.overrides.entries()) {
-      if (matches(o.where, cfg)) for (const [p, v] of Object.entries(o.set)) setPath(cfg, p, v, `pretrain.overrides[${oi}].set.${p}`);
-    }
-    cfg.device = study.device;
-    let config: PretrainConfig;
-    try {
-      config = parseTrainConfig(cfg) as PretrainConfig;
-    } catch (err) {
-      throw new TypeError(`pretrain point ${pi} (${describe(point)}): ${(err as Error).message}`);
-    }
-    const parts = [study.name, config.tokenizer, `d${config.model.dModel}`];
-    for (const k of ptKeys) if (k !== "tokenizer" && k !== "model.dModel") parts.push(otherKey(k, point[k]));
-    const id = parts.join("-");
-    config.name = `${study.name} pretrain ${config.tokenizer} d${config.model.dModel}${ptKeys.length > 2 ? ` ${describe(point)}` : ""}`;
-    const tokensPerStep = config.batchSize * config.model.context * config.gradAccum;
-    const pt: PlannedRun = {
-      id, kind: "pretrain", name: config.name, config, parent: null, point, arm: null,
-      cost: config.steps * tokensPerStep * (config.model.dModel * config.model.nLayer * 12 + 0.02 * vocabGuess(config.tokenizer)),
-    };
+  const points = expandGrid({ ...structuredClone(study.pretrain.base), kind: "pretrain" }, study.pretrain.grid, { max: MAX_POINTS, field: "pretrain.grid" });
+  for (const [i, p] of points.entries()) {
+    const pt = pretrainRun(study, p, i);
     add(pt);
-    if (!study.sft) continue;
-    for (const arm of study.sft.arms) {
-      if (!matches(arm.where, config)) continue;
-      for (const sp of gridPoints(arm.grid)) {
-        const s = structuredClone(study.sft.base) as Record<string, unknown>;
-        s.kind = "sft";
-        for (const [p, v] of Object.entries(arm.set)) setPath(s, p, v, `sft.arms.${arm.name}.set.${p}`);
-        for (const [p, v] of Object.entries(sp)) setPath(s, p, v, `sft.arms.${arm.name}.grid.${p}`);
-        s.init = `${id}/checkpoint`;
-        s.device = study.device;
-        let sc: SftConfig;
-        try {
-          sc = parseTrainConfig(s) as SftConfig;
-        } catch (err) {
-          throw new TypeError(`sft arm ${arm.name} (${describe(sp)}) of ${id}: ${(err as Error).message}`);
-        }
-        const tags = [
-          SFT_KEYS["loss.labelSmoothing"]!(sc.loss.labelSmoothing), SFT_KEYS["loss.temperature"]!(sc.loss.temperature),
-          SFT_KEYS["loss.softcap"]!(sc.loss.softcap), SFT_KEYS.seed!(sc.seed),
-        ];
-        for (const k of Object.keys(sp)) if (!(k in SFT_KEYS)) tags.push(otherKey(k, sp[k]));
-        const sid = [id, ...tags.filter((t) => t !== "")].join("-");
-        sc.name = `${study.name} sft ${config.tokenizer} d${config.model.dModel} ε=${sc.loss.labelSmoothing}`
-          + `${sc.loss.temperature !== 1 ? ` T=${sc.loss.temperature}` : ""}${sc.loss.softcap !== null ? ` cap=${sc.loss.softcap}` : ""} seed=${sc.seed}`;
-        const ex = (sc.maxExamples || 20000) * sc.tasks.length;
-        add({
-          id: sid, kind: "sft", name: sc.name, config: sc, parent: id, point: { ...point, ...sp }, arm: arm.name,
-          cost: sc.epochs * ex * config.model.context * 0.6 * (config.model.dModel * config.model.nLayer * 12),
-        });
-      }
-    }
+    for (const arm of study.sft?.arms ?? []) if (matches(arm.where, pt.config)) sftRuns(study, arm, pt).forEach(add);
   }
   if (runs.length === 0) throw new TypeError("the study expands to no runs");
   return { study, runs };

@@ -1,4 +1,5 @@
-// Executes a study plan (definition.ts) with a pool of worker processes (worker.ts). Every run
+// Executes a study plan (definition.ts) with the worker pool (backend/runs/pool.ts: long-lived
+// worker.ts processes, each running one planned run after another). Every run
 // writes its directory <runsRoot>/<id>/ (docs/records.md). Pretrained models come first (largest
 // first); an SFT run starts as soon as its pretrained model is done. SFT runs are ordered by seed
 // rank first (every cell's seed 0, then seed 1, …), so that a study cut short by a deadline loses
@@ -10,18 +11,14 @@
 // Deadline: a run does not start when its estimated time (the mean of the most similar runs
 // measured so far) would end after `deadline`; at `hardDeadline` the workers are killed
 // and unfinished runs are reported as killed (their directories removed).
-import { fork, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { WorkerPool, type JobEnd, type WorkerSpec } from "../runs/pool.js";
 import type { PlannedRun, StudyPlan } from "./definition.js";
-import type { DoneMessage, JobMessage } from "./worker.js";
+import type { StudyJob, StudyJobResult } from "./worker.js";
 
-export interface WorkerSpec {
-  module: string;
-  args: string[];
-  execArgv: string[];
-}
+export type { WorkerSpec } from "../runs/pool.js";
 
 export interface ExecuteOptions {
   /** directory of the run directories */
@@ -94,181 +91,177 @@ function alreadyDone(runsRoot: string, run: PlannedRun): boolean {
     const j = JSON.parse(readFileSync(f, "utf8")) as { status?: string; config?: Record<string, unknown> };
     if (j.status !== "succeeded" || !j.config) return false;
     const strip = (c: Record<string, unknown>) => JSON.stringify({ ...c, init: undefined, name: undefined });
-    const sameConfig = strip(j.config) === strip(run.config as unknown as Record<string, unknown>);
+    const sameConfig = strip(j.config) === strip({ ...(run.config as unknown as Record<string, unknown>), calibration: run.calibration });
     return sameConfig && (run.kind === "sft" || existsSync(join(runsRoot, run.id, "checkpoint", "model.safetensors")));
   } catch {
     return false;
   }
 }
 
-export async function executePlan(plan: StudyPlan, o: ExecuteOptions): Promise<ExecuteResult> {
-  const log = o.log ?? ((l: string) => process.stderr.write(l + "\n"));
-  const jobs = Math.max(1, Math.min(o.jobs ?? 1, plan.runs.length));
-  mkdirSync(o.runsRoot, { recursive: true });
-  const t0 = Date.now();
-  const started_at = new Date(t0).toISOString();
-  const since = () => (Date.now() - t0) / 1000;
-  const outcomes = new Map<string, RunOutcome>();
-  const pending = scheduleOrder(plan);
-  const byId = new Map(plan.runs.map((r) => [r.id, r]));
-  const total = plan.runs.length;
-  const done = () => outcomes.size;
+type Outcome = RunOutcome["status"];
 
-  if (o.resume) {
-    for (const r of [...pending]) {
-      if (alreadyDone(o.runsRoot, r)) {
-        outcomes.set(r.id, { id: r.id, kind: r.kind, parent: r.parent, status: "kept", seconds: null, started_s: null, finished_s: null, worker: null });
-        pending.splice(pending.indexOf(r), 1);
-      }
-    }
-    if (outcomes.size > 0) log(`study ${plan.study.name}: ${outcomes.size} run(s) already done in ${o.runsRoot}, kept`);
+/** One execution of a plan: the pending runs, their outcomes, the measured times, the pool. */
+class PlanExecution {
+  readonly t0 = Date.now();
+  readonly outcomes = new Map<string, RunOutcome>();
+  readonly pending: PlannedRun[];
+  private readonly byId: Map<string, PlannedRun>;
+  /** measured seconds of the succeeded runs, for the deadline estimates */
+  private readonly measured: Array<{ run: PlannedRun; seconds: number }> = [];
+  private readonly pool: WorkerPool<StudyJob, never, StudyJobResult>;
+  private readonly log: (line: string) => void;
+  /** runs in the workers now */
+  running = 0;
+  private stopping = false;
+  private finish!: () => void;
+  readonly finished = new Promise<void>((r) => (this.finish = r));
+
+  constructor(readonly plan: StudyPlan, readonly o: ExecuteOptions, readonly jobs: number) {
+    this.log = o.log ?? ((l: string) => process.stderr.write(l + "\n"));
+    this.pending = scheduleOrder(plan);
+    this.byId = new Map(plan.runs.map((r) => [r.id, r]));
+    this.pool = new WorkerPool({ worker: o.worker ?? defaultWorker(), size: jobs, reuse: true, env: { ...process.env, ...(o.env ?? {}) }, output: "inherit" });
   }
 
-  // measured seconds per (kind, tokenizer) and per kind, for the deadline estimates
-  const measured: Array<{ run: PlannedRun; seconds: number }> = [];
-  const tokenizerOf = (r: PlannedRun): string =>
-    r.kind === "pretrain" ? (r.config as { tokenizer: string }).tokenizer : (byId.get(r.parent!)?.config as { tokenizer?: string } | undefined)?.tokenizer ?? "?";
-  // the mean measured time of the closest runs: same pretrained model (SFT), else same kind and
-  // tokenizer, else same kind. Small models are dominated by per-step overhead, so the mean of
-  // similar runs predicts better than a FLOP count (which under-estimated d = 64 SFT runs by 2×).
-  const estimate = (r: PlannedRun): number | null => {
-    const mean = (xs: Array<{ seconds: number }>) => xs.reduce((a, m) => a + m.seconds, 0) / xs.length;
+  private since(): number {
+    return (Date.now() - this.t0) / 1000;
+  }
+
+  /** Records an outcome of a run that did not (or will not) run in a worker. */
+  private skip(r: PlannedRun, status: Outcome, error?: string): void {
+    this.outcomes.set(r.id, { id: r.id, kind: r.kind, parent: r.parent, status, seconds: null, started_s: null, finished_s: null, worker: null, ...(error ? { error } : {}) });
+  }
+
+  /** With resume: runs already done in runsRoot (same config) are kept, not run again. */
+  keepDone(): void {
+    for (const r of [...this.pending]) {
+      if (!alreadyDone(this.o.runsRoot, r)) continue;
+      this.skip(r, "kept");
+      this.pending.splice(this.pending.indexOf(r), 1);
+    }
+    if (this.outcomes.size > 0) this.log(`study ${this.plan.study.name}: ${this.outcomes.size} run(s) already done in ${this.o.runsRoot}, kept`);
+  }
+
+  private tokenizerOf(r: PlannedRun): string {
+    return r.kind === "pretrain" ? (r.config as { tokenizer: string }).tokenizer : (this.byId.get(r.parent!)?.config as { tokenizer?: string } | undefined)?.tokenizer ?? "?";
+  }
+
+  /**
+   * The mean measured time of the closest runs: same pretrained model (SFT), else same kind and
+   * tokenizer, else same kind. Small models are dominated by per-step overhead, so the mean of
+   * similar runs predicts better than a FLOP count (which under-estimated d = 64 SFT runs by 2×).
+   */
+  private estimate(r: PlannedRun): number | null {
     for (const same of [
       (m: PlannedRun) => m.kind === r.kind && r.kind === "sft" && m.parent === r.parent,
-      (m: PlannedRun) => m.kind === r.kind && tokenizerOf(m) === tokenizerOf(r),
+      (m: PlannedRun) => m.kind === r.kind && this.tokenizerOf(m) === this.tokenizerOf(r),
       (m: PlannedRun) => m.kind === r.kind,
     ]) {
-      const pool = measured.filter((m) => same(m.run));
-      if (pool.length > 0) return mean(pool);
+      const pool = this.measured.filter((m) => same(m.run));
+      if (pool.length > 0) return pool.reduce((a, m) => a + m.seconds, 0) / pool.length;
     }
     return null;
-  };
+  }
 
-  const spec = o.worker ?? defaultWorker();
-  const env = { ...process.env, ...(o.env ?? {}) };
-  type Slot = { index: number; child: ChildProcess; ready: boolean; current: PlannedRun | null; startedAt: number };
-  const slots: Slot[] = [];
-  let finish!: () => void;
-  const finished = new Promise<void>((r) => (finish = r));
-  let stopping = false;
+  private parentOk(r: PlannedRun): boolean {
+    const s = r.parent === null ? "succeeded" : this.outcomes.get(r.parent)?.status;
+    return s === "succeeded" || s === "kept";
+  }
 
-  const status = (id: string) => outcomes.get(id)?.status;
-  const parentOk = (r: PlannedRun) => r.parent === null || status(r.parent) === "succeeded" || status(r.parent) === "kept";
-  const parentBad = (r: PlannedRun) => r.parent !== null && status(r.parent) !== undefined && !parentOk(r);
-
-  const settle = () => {
-    // children of failed parents can never run
-    for (const r of [...pending]) {
-      if (parentBad(r)) {
-        pending.splice(pending.indexOf(r), 1);
-        outcomes.set(r.id, { id: r.id, kind: r.kind, parent: r.parent, status: "skipped", seconds: null, started_s: null, finished_s: null, worker: null, error: `pretrained run ${r.parent} ${status(r.parent!)}` });
-      }
+  /** Children of failed parents can never run; the execution is finished when nothing is pending or running. */
+  private settle(): void {
+    for (const r of [...this.pending]) {
+      const s = r.parent === null ? undefined : this.outcomes.get(r.parent)?.status;
+      if (s === undefined || this.parentOk(r)) continue;
+      this.pending.splice(this.pending.indexOf(r), 1);
+      this.skip(r, "skipped", `pretrained run ${r.parent} ${s}`);
     }
-    if (pending.length === 0 && slots.every((s) => s.current === null)) finish();
-  };
+    if (this.pending.length === 0 && this.running === 0) this.finish();
+  }
 
-  const dispatch = (slot: Slot) => {
-    if (stopping || !slot.ready || slot.current) return;
-    for (;;) {
-      const next = pending.find((r) => parentOk(r));
-      if (!next) {
-        settle();
-        return;
-      }
-      const est = estimate(next);
-      if (o.deadline !== undefined && Date.now() + (est ?? 0) * 1000 > o.deadline) {
-        pending.splice(pending.indexOf(next), 1);
-        outcomes.set(next.id, {
-          id: next.id, kind: next.kind, parent: next.parent, status: "skipped", seconds: null, started_s: null, finished_s: null, worker: null,
-          error: `deadline: expected ${est === null ? "?" : est.toFixed(0)} s, ${((o.deadline - Date.now()) / 1000).toFixed(0)} s left`,
-        });
+  /** Starts the next runnable runs on the free workers (skipping those the deadline rules out). */
+  dispatch(): void {
+    while (!this.stopping && this.pool.idle > 0) {
+      const next = this.pending.find((r) => this.parentOk(r));
+      if (!next) break;
+      this.pending.splice(this.pending.indexOf(next), 1);
+      const est = this.estimate(next);
+      if (this.o.deadline !== undefined && Date.now() + (est ?? 0) * 1000 > this.o.deadline) {
+        this.skip(next, "skipped", `deadline: expected ${est === null ? "?" : est.toFixed(0)} s, ${((this.o.deadline - Date.now()) / 1000).toFixed(0)} s left`);
         continue;
       }
-      pending.splice(pending.indexOf(next), 1);
-      slot.current = next;
-      slot.startedAt = Date.now();
-      const msg: JobMessage = { type: "job", run: next, runsRoot: o.runsRoot, keepCheckpoint: next.kind === "pretrain" || (o.keepCheckpoints ?? false) };
-      slot.child.send(msg);
-      return;
+      this.start(next);
     }
-  };
+    this.settle();
+  }
 
-  const spawn = (index: number): Slot => {
-    const child = fork(spec.module, spec.args, { execArgv: spec.execArgv, env, stdio: ["ignore", "inherit", "inherit", "ipc"] });
-    const slot: Slot = { index, child, ready: false, current: null, startedAt: 0 };
-    child.on("message", (m: DoneMessage | { type: "ready" }) => {
-      if (m.type === "ready") {
-        slot.ready = true;
-        dispatch(slot);
-        return;
-      }
-      const run = slot.current!;
-      slot.current = null;
-      const seconds = (Date.now() - slot.startedAt) / 1000;
-      outcomes.set(run.id, {
-        id: run.id, kind: run.kind, parent: run.parent, status: m.status, seconds, started_s: (slot.startedAt - t0) / 1000, finished_s: since(),
-        worker: index, metrics: m.metrics, ...(m.error ? { error: m.error } : {}),
-      });
-      if (m.status === "succeeded") measured.push({ run, seconds });
+  private start(run: PlannedRun): void {
+    const startedAt = Date.now();
+    this.running++;
+    const job = this.pool.run({ run, runsRoot: this.o.runsRoot, keepCheckpoint: run.kind === "pretrain" || (this.o.keepCheckpoints ?? false) });
+    void job.ended.then((end) => {
+      this.running--;
+      this.record(run, end, startedAt, job.worker);
+      this.dispatch();
+    });
+  }
+
+  private record(run: PlannedRun, end: JobEnd<StudyJobResult>, startedAt: number, worker: number): void {
+    const seconds = (Date.now() - startedAt) / 1000;
+    const timing = { seconds, started_s: (startedAt - this.t0) / 1000, finished_s: this.since(), worker };
+    const base = { id: run.id, kind: run.kind, parent: run.parent, ...timing };
+    if (end.kind === "done") {
+      const m = end.result;
+      this.outcomes.set(run.id, { ...base, status: m.status, metrics: m.metrics, ...(m.error ? { error: m.error } : {}) });
+      if (m.status === "succeeded") this.measured.push({ run, seconds });
       const acc = m.metrics.question_accuracy;
-      log(`[${String(done()).padStart(String(total).length)}/${total} ${since().toFixed(0).padStart(4)}s] ${m.status === "succeeded" ? "ok  " : m.status.padEnd(4)} ${run.id}`
+      const total = this.plan.runs.length;
+      this.log(`[${String(this.outcomes.size).padStart(String(total).length)}/${total} ${this.since().toFixed(0).padStart(4)}s] ${m.status === "succeeded" ? "ok  " : m.status.padEnd(4)} ${run.id}`
         + ` ${seconds.toFixed(1)}s${acc !== undefined ? ` acc ${acc.toFixed(3)}` : ""}${m.metrics.validation_loss !== undefined ? ` val ${m.metrics.validation_loss.toFixed(3)}` : ""}`
         + `${m.error ? ` — ${m.error}` : ""}`);
-      settle();
-      for (const s of slots) dispatch(s);
-    });
-    child.on("exit", (code, signal) => {
-      const run = slot.current;
-      slot.current = null;
-      slot.ready = false;
-      if (run) {
-        outcomes.set(run.id, {
-          id: run.id, kind: run.kind, parent: run.parent, status: stopping ? "killed" : "failed", seconds: (Date.now() - slot.startedAt) / 1000,
-          started_s: (slot.startedAt - t0) / 1000, finished_s: since(), worker: index, error: `worker exited (${signal ?? code})`,
-        });
-        if (stopping) rmSync(join(o.runsRoot, run.id), { recursive: true, force: true });
-        log(`${stopping ? "killed" : "fail"} ${run.id}: worker ${index} exited (${signal ?? code})`);
-      }
-      if (!stopping && pending.length > 0) {
-        slots[index] = spawn(index);
-        return;
-      }
-      settle();
-    });
-    return slot;
-  };
+      return;
+    }
+    const why = end.kind === "exited" ? `worker exited (${end.signal ?? end.code})` : end.message;
+    this.outcomes.set(run.id, { ...base, status: this.stopping ? "killed" : "failed", error: why });
+    if (this.stopping) rmSync(join(this.o.runsRoot, run.id), { recursive: true, force: true });
+    this.log(`${this.stopping ? "killed" : "fail"} ${run.id}: ${why}`);
+  }
 
-  for (let i = 0; i < jobs; i++) slots.push(spawn(i));
+  /** Hard deadline or Ctrl-C: pending runs are skipped with `reason`, running ones killed. */
+  stop(reason: string): void {
+    this.stopping = true;
+    for (const r of this.pending.splice(0)) this.skip(r, "skipped", reason);
+    this.pool.killAll();
+    this.settle();
+  }
+
+  async close(): Promise<ExecuteResult> {
+    await this.pool.close();
+    const finishedAt = Date.now();
+    return {
+      started_at: new Date(this.t0).toISOString(), finished_at: new Date(finishedAt).toISOString(), wall_seconds: (finishedAt - this.t0) / 1000, jobs: this.jobs,
+      outcomes: this.plan.runs.map((r) => this.outcomes.get(r.id)
+        ?? { id: r.id, kind: r.kind, parent: r.parent, status: "skipped", seconds: null, started_s: null, finished_s: null, worker: null, error: "not started" }),
+    };
+  }
+}
+
+export async function executePlan(plan: StudyPlan, o: ExecuteOptions): Promise<ExecuteResult> {
+  mkdirSync(o.runsRoot, { recursive: true });
+  const ex = new PlanExecution(plan, o, Math.max(1, Math.min(o.jobs ?? 1, plan.runs.length)));
+  if (o.resume) ex.keepDone();
   let timer: NodeJS.Timeout | undefined;
   if (o.hardDeadline !== undefined) {
     timer = setTimeout(() => {
-      stopping = true;
-      log(`study ${plan.study.name}: hard deadline reached; stopping ${slots.filter((s) => s.current).length} running run(s)`);
-      for (const r of pending.splice(0)) {
-        outcomes.set(r.id, { id: r.id, kind: r.kind, parent: r.parent, status: "skipped", seconds: null, started_s: null, finished_s: null, worker: null, error: "deadline" });
-      }
-      for (const s of slots) s.child.kill("SIGKILL");
-      setTimeout(finish, 2000);
+      (o.log ?? ((l: string) => process.stderr.write(l + "\n")))(`study ${plan.study.name}: hard deadline reached; stopping ${ex.running} running run(s)`);
+      ex.stop("deadline");
     }, Math.max(0, o.hardDeadline - Date.now()));
   }
-  const onSigint = () => {
-    stopping = true;
-    for (const s of slots) s.child.kill("SIGKILL");
-    for (const r of pending.splice(0)) outcomes.set(r.id, { id: r.id, kind: r.kind, parent: r.parent, status: "skipped", seconds: null, started_s: null, finished_s: null, worker: null, error: "interrupted" });
-    setTimeout(finish, 1000);
-  };
+  const onSigint = () => ex.stop("interrupted");
   process.once("SIGINT", onSigint);
-  settle();
-  await finished;
+  ex.dispatch();
+  await ex.finished;
   if (timer) clearTimeout(timer);
   process.off("SIGINT", onSigint);
-  for (const s of slots) {
-    if (s.child.connected) s.child.send({ type: "exit" });
-  }
-  await Promise.all(slots.map((s) => (s.child.exitCode !== null || s.child.signalCode !== null ? Promise.resolve() : new Promise((r) => s.child.once("exit", r)))));
-  const finishedAt = Date.now();
-  return {
-    started_at, finished_at: new Date(finishedAt).toISOString(), wall_seconds: (finishedAt - t0) / 1000, jobs,
-    outcomes: plan.runs.map((r) => outcomes.get(r.id) ?? { id: r.id, kind: r.kind, parent: r.parent, status: "skipped", seconds: null, started_s: null, finished_s: null, worker: null, error: "not started" }),
-  };
+  return ex.close();
 }

@@ -1,24 +1,23 @@
-// A study worker: a long-lived child process of the study executor (execute.ts) that runs one
-// planned run after another (backend/train's train(), then calibration.arrow), so that per-process
-// costs — loading the engine, creating the CUDA context, generating the questions (memoized by
-// backend/data) — are paid once per worker, not once per run. Several workers share one GPU.
+// A study worker: a long-lived process of the study's worker pool (backend/runs/pool.ts, started
+// by execute.ts) that runs one planned run after another (backend/train's train(), then
+// calibration.arrow with the study's calibration settings), so that per-process costs — loading
+// the engine, creating the CUDA context, generating the questions (memoized by backend/data) —
+// are paid once per worker, not once per run. Several workers share one GPU.
 //
-// Protocol (IPC): parent → {type: "job", run, runsRoot, keepCheckpoint}; worker → {type: "ready"},
-// {type: "done", id, status, seconds, metrics, error?}. The trainer's progress lines of a job go
-// to <run dir>/job.log, not to the console.
+// Its jobs: {run, runsRoot, keepCheckpoint} → {id, status, seconds, metrics, error?}. The
+// trainer's progress lines of a job go to <run dir>/job.log, not to the console.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { serveJobs } from "../runs/pool.js";
 import type { PlannedRun } from "./definition.js";
 
-export interface JobMessage {
-  type: "job";
+export interface StudyJob {
   run: PlannedRun;
   runsRoot: string;
   keepCheckpoint: boolean;
 }
 
-export interface DoneMessage {
-  type: "done";
+export interface StudyJobResult {
   id: string;
   status: "succeeded" | "failed" | "cancelled";
   seconds: number;
@@ -27,10 +26,8 @@ export interface DoneMessage {
 }
 
 /** Runs one planned run into runsRoot/<id>/ (records, calibration.arrow, run.json). */
-export async function runPlanned(run: PlannedRun, runsRoot: string, o: { keepCheckpoint?: boolean; progress?: boolean } = {}): Promise<DoneMessage> {
-  const [{ train }, { writeRunCalibration }, { writeRunJson }] = await Promise.all([
-    import("../train/index.js"), import("../runs/calibration.js"), import("../records/index.js"),
-  ]);
+export async function runPlanned(run: PlannedRun, runsRoot: string, o: { keepCheckpoint?: boolean; progress?: boolean } = {}): Promise<StudyJobResult> {
+  const [{ train }, { writeRunCalibration, writeRunJson }] = await Promise.all([import("../train/index.js"), import("../records/index.js")]);
   const dir = join(runsRoot, run.id);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
@@ -51,17 +48,19 @@ export async function runPlanned(run: PlannedRun, runsRoot: string, o: { keepChe
     if (run.kind === "sft") config.init = join(runsRoot, run.parent!, "checkpoint");
     const res = await train(config, { outDir: dir, runId: run.id, progress: o.progress ?? true });
     const seconds = (performance.now() - t0) / 1000;
-    if (!res.completed) return { type: "done", id: run.id, status: "cancelled", seconds, metrics: res.metrics };
-    const calibrationRows = writeRunCalibration(dir, run.id);
-    // run.json: the records actually present (the checkpoint is not a published record), the
-    // calibration rows, and the wall time including evaluation and calibration records
+    if (!res.completed) return { id: run.id, status: "cancelled", seconds, metrics: res.metrics };
+    const calibrationRows = writeRunCalibration(dir, run.id, run.calibration);
+    // run.json: the config with the calibration settings (as a registered run's), the records
+    // actually present (the checkpoint is not a published record), the calibration rows, and the
+    // wall time including evaluation and calibration records
     const json = JSON.parse(readFileSync(join(dir, "run.json"), "utf8")) as Record<string, unknown> & { artifacts: string[]; metrics: Record<string, unknown> };
+    json.config = { ...(json.config as Record<string, unknown>), calibration: run.calibration };
     if (!(o.keepCheckpoint ?? run.kind === "pretrain")) rmSync(join(dir, "checkpoint"), { recursive: true, force: true });
     rmSync(join(dir, "evals"), { recursive: true, force: true });
     json.artifacts = ["train_log.arrow", "tokens.arrow", "questions.arrow", "calibration.arrow", "job.log"].filter((f) => existsSync(join(dir, f)));
     json.metrics = { ...json.metrics, calibration_rows: calibrationRows, wall_seconds: (performance.now() - t0) / 1000 };
     writeRunJson(join(dir, "run.json"), json as unknown as Parameters<typeof writeRunJson>[1]);
-    return { type: "done", id: run.id, status: "succeeded", seconds: (performance.now() - t0) / 1000, metrics: res.metrics };
+    return { id: run.id, status: "succeeded", seconds: (performance.now() - t0) / 1000, metrics: res.metrics };
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     try {
@@ -69,32 +68,13 @@ export async function runPlanned(run: PlannedRun, runsRoot: string, o: { keepChe
     } catch {
       // ignore
     }
-    return { type: "done", id: run.id, status: "failed", seconds: (performance.now() - t0) / 1000, metrics: {}, error: message };
+    return { id: run.id, status: "failed", seconds: (performance.now() - t0) / 1000, metrics: {}, error: message };
   } finally {
     (process.stderr as unknown as { write: typeof write }).write = write;
   }
 }
 
-/** The worker loop (this process was forked by the executor). */
-export function workerMain(): void {
-  if (!process.send) throw new Error("the study worker must be started by the study executor (no IPC channel)");
-  let busy = Promise.resolve();
-  process.on("message", (m: JobMessage | { type: "exit" }) => {
-    if (m.type === "exit") {
-      void busy.then(() => process.exit(0));
-      return;
-    }
-    busy = busy.then(async () => {
-      const done = await runPlanned(m.run, m.runsRoot, { keepCheckpoint: m.keepCheckpoint });
-      process.send!(done);
-    });
-  });
-  // the parent going away ends the worker
-  process.on("disconnect", () => process.exit(0));
-  process.send({ type: "ready" });
-}
-
 if (process.argv.includes("--study-worker") && process.send && !(globalThis as { __calibStudyWorker?: boolean }).__calibStudyWorker) {
   (globalThis as { __calibStudyWorker?: boolean }).__calibStudyWorker = true;
-  workerMain();
+  serveJobs<StudyJob, never, StudyJobResult>((job) => runPlanned(job.run, job.runsRoot, { keepCheckpoint: job.keepCheckpoint }));
 }

@@ -3,8 +3,9 @@
 import { mkdirSync } from "node:fs";
 import { basename, join } from "node:path";
 import { GptModel } from "../engine/model.js";
-import { encodeQuestions, generateQuestions, prepareSplits, progressBar, tokenizer, type TaskName, type TokenizerName } from "../data/index.js";
+import { encodeQuestions, generateQuestions, prepareSplits, tokenizer, type TaskName, type TokenizerName } from "../data/index.js";
 import { writeQuestions, writeRunJson, writeTokens, type RunJson } from "../records/index.js";
+import { progressBar } from "../term/progress.js";
 import { CheckpointError, loadCheckpoint, loadIntoModel } from "./checkpoint.js";
 import { EvalSchema, type EvalConfig } from "./config.js";
 import { evaluateQuestions, evaluateTokens } from "./evaluate.js";

@@ -7,5 +7,4 @@ export { learningRate, type Schedule } from "./schedule.js";
 export { evaluateTokens, evaluateQuestions, validationLoss, type TokenEval, type QuestionEval, type TokenEvalOptions, type QuestionEvalOptions } from "./evaluate.js";
 export { saveCheckpoint, loadCheckpoint, loadIntoModel, readCheckpointConfig, namedSlices, stateDict, tensorTable, CheckpointError, CHECKPOINT_FORMAT, TRAINER_STATE_FORMAT, type LoadedCheckpoint, type CheckpointConfig, type TrainerState, type SaveOptions, type NamedSlice } from "./checkpoint.js";
 export { encodeSafetensors, decodeSafetensors, readSafetensors, writeSafetensors, type SafeTensor, type SafeFile } from "./safetensors.js";
-export { trainProgress, type TrainProgress } from "./progress.js";
 export { evaluateCheckpointDir, type EvalRunOptions, type EvalRunResult } from "./eval-run.js";

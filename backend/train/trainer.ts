@@ -32,7 +32,7 @@ import { configHash, parseTrainConfig, type EvalConfig, type PretrainConfig, typ
 import { CheckpointError, loadCheckpoint, loadIntoModel, saveCheckpoint, type TrainerState, TRAINER_STATE_FORMAT } from "./checkpoint.js";
 import { learningRate } from "./schedule.js";
 import { evaluateQuestions, evaluateTokens, validationLoss, type QuestionEval } from "./evaluate.js";
-import { trainProgress, type TrainProgress } from "./progress.js";
+import { progressBar, type Progress } from "../term/progress.js";
 
 export interface TrainOptions {
   /** output directory (created) */
@@ -98,13 +98,20 @@ export function trimSftBatch(b: SftBatch): Batch {
 
 // ------------------------------------------------------------------------------------------
 
+/** The progress bar's status after the step count: "loss 2.3456 5120 tok/s [epoch 1/3]". */
+function stepStatus(loss: number, tokensPerSecond: number, note?: string): string {
+  const l = Number.isFinite(loss) ? loss.toFixed(4) : "-";
+  const tps = Number.isFinite(tokensPerSecond) ? `${Math.round(tokensPerSecond)} tok/s` : "- tok/s";
+  return `loss ${l} ${tps}${note ? ` ${note}` : ""}`;
+}
+
 class Run {
   readonly runId: string;
   readonly out: string;
   readonly ckptDir: string;
   readonly evalDir: string;
   readonly log: TrainLogRow[] = [];
-  readonly progress: TrainProgress;
+  readonly progress: Progress;
   readonly hash: string;
   state: TrainerState;
   segmentStart = performance.now();
@@ -127,7 +134,8 @@ class Run {
       seed: config.seed, configHash: this.hash, tokens: 0, elapsedSeconds: 0, logRows: 0,
       pendingLossSum: 0, pendingTokens: 0,
     };
-    this.progress = trainProgress(label, totalSteps, 0, { enabled: options.progress ?? true });
+    // off a terminal (CI, job.log) a line at every 10% of the steps
+    this.progress = progressBar(label, totalSteps, { enabled: options.progress ?? true, count: (s, t) => `step ${s}/${t}`, logEvery: 0.1 });
   }
 
   /** Loads outDir/checkpoint when resuming; returns whether it did. A fresh run clears old evals. */
@@ -331,6 +339,46 @@ function warmBatch(config: PretrainConfig): number {
   return Math.max(1, Math.floor((config.batchSize * config.model.context) / config.contextWarmup!.length));
 }
 
+/**
+ * The pretraining batch schedule: the g-th micro-batch of the run (phase by phase, epochs within
+ * a phase). Sequence-length warm-up: the first `warm.steps` steps use windows of `warm.length`
+ * tokens and proportionally more of them (the same tokens per step), then full windows. Checks
+ * up front that a full-length batch fits the training split.
+ */
+function pretrainBatches(config: PretrainConfig, train: Parameters<typeof lmBatches>[0]): (g: number) => { batch: Batch; epoch: number; index: number } {
+  const T = config.model.context;
+  const warm = config.contextWarmup;
+  const phases = [
+    ...(warm && warm.steps > 0 ? [{ steps: warm.steps, t: warm.length, b: warmBatch(config) }] : []),
+    { steps: Infinity, t: T, b: config.batchSize },
+  ];
+  const cache = new Map<string, LmEpoch>();
+  const epochOf = (phase: number, e: number): LmEpoch => {
+    const key = `${phase}:${e}`;
+    let ep = cache.get(key);
+    if (!ep) {
+      cache.clear();
+      const ph = phases[phase]!;
+      ep = lmBatches(train, { contextLength: ph.t, batchSize: ph.b, seed: config.seed, epoch: e, dropLast: true });
+      if (ep.numBatches < 1) throw new RangeError(`batchSize ${ph.b} × context ${ph.t} is larger than the training split`);
+      cache.set(key, ep);
+    }
+    return ep;
+  };
+  epochOf(phases.length - 1, 0);
+  return (g) => {
+    let phase = 0, start = 0;
+    while (g >= start + phases[phase]!.steps * config.gradAccum) {
+      start += phases[phase]!.steps * config.gradAccum;
+      phase++;
+    }
+    const ep = epochOf(phase, 0);
+    const k = g - start, e = Math.floor(k / ep.numBatches), i = k % ep.numBatches;
+    const b = epochOf(phase, e).batch(i);
+    return { batch: { inputs: b.inputs, targets: b.targets, b: b.rows, t: phases[phase]!.t }, epoch: e, index: i };
+  };
+}
+
 async function pretrain(config: PretrainConfig, options: TrainOptions): Promise<TrainResult> {
   const progress = options.progress ?? true;
   const tok = tokenizer(config.tokenizer as TokenizerName);
@@ -345,40 +393,7 @@ async function pretrain(config: PretrainConfig, options: TrainOptions): Promise<
     const run = new Run(config, model, options, config.steps, `pretrain ${tok.name}`);
     run.padId = tok.padId;
     if (!run.resume()) model.init(config.seed);
-    const T = config.model.context;
-    // Sequence-length warm-up: the first `warm.steps` steps use windows of `warm.length` tokens
-    // and proportionally more of them (the same tokens per step), then full windows.
-    const warm = config.contextWarmup;
-    const phases = [
-      ...(warm && warm.steps > 0 ? [{ steps: warm.steps, t: warm.length, b: warmBatch(config) }] : []),
-      { steps: Infinity, t: T, b: config.batchSize },
-    ];
-    const cache = new Map<string, LmEpoch>();
-    const epochOf = (phase: number, e: number): LmEpoch => {
-      const key = `${phase}:${e}`;
-      let ep = cache.get(key);
-      if (!ep) {
-        cache.clear();
-        const ph = phases[phase]!;
-        ep = lmBatches(data.splits.train, { contextLength: ph.t, batchSize: ph.b, seed: config.seed, epoch: e, dropLast: true });
-        if (ep.numBatches < 1) throw new RangeError(`batchSize ${ph.b} × context ${ph.t} is larger than the training split`);
-        cache.set(key, ep);
-      }
-      return ep;
-    };
-    /** The g-th micro-batch of the run (phase by phase, epochs within a phase). */
-    const microBatch = (g: number): { batch: Batch; epoch: number; index: number } => {
-      let phase = 0, start = 0;
-      while (g >= start + phases[phase]!.steps * config.gradAccum) {
-        start += phases[phase]!.steps * config.gradAccum;
-        phase++;
-      }
-      const ep = epochOf(phase, 0);
-      const k = g - start, e = Math.floor(k / ep.numBatches), i = k % ep.numBatches;
-      const b = epochOf(phase, e).batch(i);
-      return { batch: { inputs: b.inputs, targets: b.targets, b: b.rows, t: phases[phase]!.t }, epoch: e, index: i };
-    };
-    epochOf(phases.length - 1, 0);
+    const microBatch = pretrainBatches(config, data.splits.train);
     const trainTokens = data.splits.train.tokens.length;
     run.writeRun("running", {});
     let last = { loss: NaN, norm: NaN, lr: NaN };
@@ -403,7 +418,7 @@ async function pretrain(config: PretrainConfig, options: TrainOptions): Promise<
         run.progress.message(`step ${step}: validation loss ${v.nll.toFixed(4)} (entropy ${v.entropy.toFixed(4)})`);
       }
       if (config.checkpointEvery > 0 && step % config.checkpointEvery === 0 && !isLast) run.checkpoint(tok.name, { tokenizer: tok.name });
-      run.progress.update(step, { loss: last.loss, tokensPerSecond: run.state.tokens / Math.max(1e-9, run.elapsed()) });
+      run.progress.update(step, stepStatus(last.loss, run.state.tokens / Math.max(1e-9, run.elapsed())));
       await new Promise((r) => setImmediate(r));
     }
     run.checkpoint(tok.name, { tokenizer: tok.name });
@@ -493,7 +508,7 @@ async function sft(config: SftConfig, options: TrainOptions): Promise<TrainResul
         if (config.checkpointEvery === 0 || step === totalSteps) run.checkpoint(tok.name, { tokenizer: tok.name, init: config.init, sft_epoch: run.state.epoch });
       }
       if (config.checkpointEvery > 0 && step % config.checkpointEvery === 0) run.checkpoint(tok.name, { tokenizer: tok.name, init: config.init, sft_epoch: run.state.epoch });
-      run.progress.update(step, { loss: last.loss, tokensPerSecond: run.state.tokens / Math.max(1e-9, run.elapsed()), note: `epoch ${run.state.epoch}/${config.epochs}` });
+      run.progress.update(step, stepStatus(last.loss, run.state.tokens / Math.max(1e-9, run.elapsed()), `epoch ${run.state.epoch}/${config.epochs}`));
       await new Promise((r) => setImmediate(r));
     }
     run.checkpoint(tok.name, { tokenizer: tok.name, init: config.init, sft_epoch: run.state.epoch });

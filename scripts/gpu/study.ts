@@ -3,7 +3,7 @@
 //   node .device/study/study.mjs FILE [calib sweep options]     the driver
 //   node .device/study/study.mjs --study-worker                 a worker (forked by the driver)
 //   node .device/study/study.mjs --install DIR                  (unused there) install a published study
-import { runSweep } from "../../backend/study/main.js";
+import { run as runSweep } from "../../backend/cli/commands/sweep.js";
 import "../../backend/study/worker.js";
 
 if (!process.argv.includes("--study-worker")) {

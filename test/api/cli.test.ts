@@ -25,7 +25,7 @@ after(async () => {
 
 function calib(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, CALIB_DATA_DIR: dataDir, CALIB_BOOTSTRAP: "200" }, stdio: ["ignore", "pipe", "pipe"] });
+    const p = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, CALIB_DATA_DIR: dataDir }, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "", stderr = "";
     p.stdout.on("data", (c: Buffer) => (stdout += c));
     p.stderr.on("data", (c: Buffer) => (stderr += c));
@@ -57,6 +57,11 @@ test("calib import lm-eval FILE --name NAME: a registry run the server lists and
   assert.equal(show.code, 0);
   assert.match(show.stdout, new RegExp(`run ${run.id}  import  succeeded  on io  \\(cli\\)`));
   assert.match(show.stdout, /accuracy_mmlu_anatomy/);
+  // the bootstrap settings are the config's, recorded in run.json (default 1000 resamples, seed 0)
+  const json = JSON.parse((await http(srv.url, "GET", `/api/runs/${run.id}/artifacts/run.json`)).text);
+  assert.deepEqual(json.config.calibration, { resamples: 1000, seed: 0 });
+  const cal = tableFromIPC((await http(srv.url, "GET", `/api/runs/${run.id}/artifacts/calibration.arrow`)).body);
+  assert.ok(cal.numRows > 0 && cal.getChild("ece_lo")!.nullCount === 0);
 });
 
 test("bad CLI input: exit code 2 and one line naming the problem", async () => {
@@ -113,6 +118,8 @@ test("runLocally (for calib train / calib eval): registered like an API run, exe
   const api = (await http(srv.url, "GET", `/api/runs/${run.id}`)).json;
   assert.equal(api.status, "succeeded");
   assert.deepEqual(api.artifacts, ["run.json", "train_log.arrow", "tokens.arrow", "questions.arrow", "calibration.arrow"]);
+  // the calibration settings are part of the config, recorded in run.json (not passed to the trainer)
+  assert.deepEqual(JSON.parse((await http(srv.url, "GET", `/api/runs/${run.id}/artifacts/run.json`)).text).config.calibration, { resamples: 200, seed: 0 });
   const evs = await followEvents(srv.url, run.id);
   assert.deepEqual(evs.filter((e) => e.event === "row" && e.data.split === "train").map((e) => e.data.step), [2, 4]);
   // invalid configs never reach the registry
@@ -129,4 +136,27 @@ test("runLocally runs a sweep child after child and settles it", async () => {
   const kids = (await http(srv.url, "GET", `/api/runs?parent=${sweep.id}`)).json.runs as Array<{ status: string; source: string; config: { seed: number } }>;
   assert.deepEqual(kids.map((k) => k.config.seed).sort(), [0, 1]);
   assert.ok(kids.every((k) => k.status === "succeeded" && k.source === "cli"));
+});
+
+test("calib import --bootstrap 0 --bootstrap-seed 7: recorded in run.json; no intervals, the same point estimates", async () => {
+  const file = join(dataDir, "samples_arc_easy_2024-05-01T10-00-00.123456.jsonl");
+  writeFileSync(file, harnessFile(randomSamples(40, 5)));
+  const runs = [];
+  for (const args of [["--bootstrap", "0", "--bootstrap-seed", "7"], ["--bootstrap", "30"]]) {
+    const r = await calib(["import", "lm-eval", file, "--name", `boot ${args[1]}`, "--json", "--quiet", ...args]);
+    assert.equal(r.code, 0, r.stderr);
+    runs.push(JSON.parse(r.stdout));
+  }
+  const [none, thirty] = runs;
+  assert.deepEqual(none.config.calibration, { resamples: 0, seed: 7 });
+  assert.deepEqual(thirty.config.calibration, { resamples: 30, seed: 0 });
+  const table = async (id: string) => tableFromIPC((await http(srv.url, "GET", `/api/runs/${id}/artifacts/calibration.arrow`)).body);
+  const a = await table(none.id), b = await table(thirty.id);
+  assert.equal(a.numRows, b.numRows);
+  assert.equal(a.getChild("ece_lo")!.nullCount, a.numRows, "resamples 0: no intervals");
+  assert.equal(b.getChild("ece_lo")!.nullCount, 0);
+  assert.deepEqual(Array.from(a.getChild("ece")!.toArray() as Float64Array), Array.from(b.getChild("ece")!.toArray() as Float64Array));
+  const bad = await calib(["import", "lm-eval", file, "--name", "x", "--bootstrap", "-1"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr.trim(), /^calib import: --bootstrap must be an integer in \[0, 1000000\] \(got '-1'\)$/);
 });

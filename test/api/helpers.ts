@@ -32,7 +32,7 @@ export async function startTestServer(o: { dataDir?: string; env?: Record<string
   const dataDir = o.dataDir ?? tempDataDir();
   const proc = spawn(process.execPath, ["--import", "tsx", SERVER], {
     cwd: ROOT,
-    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", CALIB_DATA_DIR: dataDir, CALIB_SITE_DIR: join(dataDir, "no-site"), CALIB_BOOTSTRAP: "200", ...o.env },
+    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", CALIB_DATA_DIR: dataDir, CALIB_SITE_DIR: join(dataDir, "no-site"), ...o.env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let err = "";
@@ -171,12 +171,15 @@ export async function waitFor<T>(what: string, f: () => Promise<T | undefined | 
   }
 }
 
+/** 200 bootstrap resamples for the calibration records of the test runs (1000 by default). */
+export const TEST_CALIBRATION = { resamples: 200, seed: 0 };
+
 /** A tiny byte-level GPT: a pretrain of a few steps (seconds on one core). */
 export function tinyPretrain(over: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     kind: "pretrain", name: "tiny pretrain", steps: 12, batchSize: 4, evalEvery: 0, evalWindows: 2, logEvery: 3, threads: 1,
     model: { nLayer: 1, nHead: 2, dModel: 32, context: 256 }, optim: { warmupSteps: 2, lr: 3e-3 },
-    eval: { maxTokens: 512, maxQuestions: 24, tasks: ["pos"] },
+    eval: { maxTokens: 512, maxQuestions: 24, tasks: ["pos"] }, calibration: TEST_CALIBRATION,
     ...over,
   };
 }
@@ -185,11 +188,11 @@ export function tinySft(init: string, over: Record<string, unknown> = {}): Recor
   return {
     kind: "sft", name: "tiny sft", init, tasks: ["pos"], maxExamples: 32, epochs: 2, batchSize: 8, logEvery: 1, threads: 1,
     loss: { labelSmoothing: 0.1 }, optim: { warmupSteps: 1 },
-    eval: { maxTokens: 512, maxQuestions: 24, tasks: ["pos"] },
+    eval: { maxTokens: 512, maxQuestions: 24, tasks: ["pos"] }, calibration: TEST_CALIBRATION,
     ...over,
   };
 }
 
 export function tinyEval(checkpoint: string, over: Record<string, unknown> = {}): Record<string, unknown> {
-  return { kind: "eval", name: "tiny eval", checkpoint, threads: 1, eval: { maxTokens: 512, maxQuestions: 24, tasks: ["pos"] }, ...over };
+  return { kind: "eval", name: "tiny eval", checkpoint, threads: 1, eval: { maxTokens: 512, maxQuestions: 24, tasks: ["pos"] }, calibration: TEST_CALIBRATION, ...over };
 }

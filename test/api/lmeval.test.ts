@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parseSamples, parseSamplesFiles, parseSamplesPath, taskFromFilename } from "../../backend/imports/index.js";
-import { FieldError } from "../../backend/runs/errors.js";
+import { FieldError } from "../../backend/errors.js";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

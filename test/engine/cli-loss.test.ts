@@ -57,6 +57,26 @@ test("calib loss writes loss, lse, dE, dC that match the reference", () => {
   assert.ok(relError(dC.data as Float32Array, ref.dC) < 1e-4);
 });
 
+test("calib loss --ignore-index -100 / -1: a negative value after a space, as PyTorch users write it", () => {
+  const args = (out: string) => ["loss", "--e", join(dir, "E.npy"), "--c", join(dir, "C.npy"), "--targets", join(dir, "T.npy"), "--smoothing", "0.1", "--out", out];
+  const res = calib([...args(join(dir, "ii100")), "--ignore-index", "-100"]);
+  assert.equal(res.status, 0, res.stderr);
+  assert.match(res.stdout, /\(mean, 22\/23 tokens/);
+  const ref = referenceLoss(E, C, T, N, D, V, { eps: 0.1, ignoreIndex: -100, temperature: 1, softcap: 0, reduction: "mean" });
+  const loss = readNpy(join(dir, "ii100", "loss.npy")).data[0] as number;
+  assert.ok(Math.abs(loss - (ref.loss as number)) < 1e-5 * (ref.loss as number));
+  // another ignored value: token 7 marked -1 and ignored with --ignore-index -1 (the -100 at 5 is then out of range)
+  const T1 = T.slice(); T1[5] = 3; T1[7] = -1;
+  writeFileSync(join(dir, "T1.npy"), encodeNpy(T1, [N]));
+  const r1 = calib(["loss", "--e", join(dir, "E.npy"), "--c", join(dir, "C.npy"), "--targets", join(dir, "T1.npy"), "--out", join(dir, "ii1"), "--ignore-index", "-1", "--temperature", "0.5"]);
+  assert.equal(r1.status, 0, r1.stderr);
+  const ref1 = referenceLoss(E, C, T1, N, D, V, { eps: 0, ignoreIndex: -1, temperature: 0.5, softcap: 0, reduction: "mean" });
+  assert.ok(Math.abs((readNpy(join(dir, "ii1", "loss.npy")).data[0] as number) - (ref1.loss as number)) < 1e-5 * (ref1.loss as number));
+  // the --x=-1 form keeps working, and a negative value where it is not allowed is named
+  assert.equal(calib([...args(join(dir, "ii100b")), "--ignore-index=-100"]).status, 0);
+  expectBad([...args(join(dir, "neg")), "--temperature", "-0.5"], /--temperature must be a number > 0 \(got '-0\.5'\)/);
+});
+
 test("calib loss --reduction none writes per-token losses", () => {
   const out = join(dir, "none");
   const res = calib(["loss", "--e", join(dir, "E.npy"), "--c", join(dir, "C.npy"), "--targets", join(dir, "T.npy"), "--reduction", "none", "--out", out]);

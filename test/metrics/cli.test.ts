@@ -61,6 +61,11 @@ before(() => {
   writeFileSync(join(dir, "top.csv"), "confidence,correct\n" + Array.from(conf32, (c, i) => `${c},${top.correct[i] ? "true" : "0"}`).join("\n") + "\n");
   writeFileSync(join(dir, "bad.csv"), "confidence,correct\n0.5,1\n1.5,0\n");
   writeFileSync(join(dir, "nocols.csv"), "a,b\n1,2\n");
+  // RFC 4180: quoted fields with commas, doubled quotes and line breaks; CRLF rows; blank lines
+  const q = (s: string) => `"${s.replace(/"/g, '""')}"`;
+  writeFileSync(join(dir, "quoted.csv"), `id,"note, free text",confidence,correct,split\r\n` + Array.from(conf32, (c, i) =>
+    [`q${i}`, q(i % 5 === 0 ? `says "${i}", then\nmore` : `a, b ${i}`), c, top.correct[i] ? "1" : "false", q(epoch[i] === 2 ? "test, held out" : "validation")].join(",")).join("\r\n") + "\r\n\r\n");
+  writeFileSync(join(dir, "ragged.csv"), "confidence,correct\n0.5,1\n0.25,\"0\",x\n");
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -83,6 +88,25 @@ test("Arrow stream, Arrow file and CSV give the library's metrics (JSON)", async
   assert.ok(Math.abs(j.probabilityRows.brierMulticlass - brierMulticlass(flat, labels, K)) < 1e-12);
   assert.ok(Math.abs(j.probabilityRows.classwiseCE - classwiseECE(flat, labels, K)) < 1e-12);
   assert.ok(Math.abs(j.probabilityRows.temperature.temperature - fitTemperatureFromProbs(flat, labels, K).temperature) < 1e-12);
+});
+
+test("CSV with quoted fields (commas, quotes, line breaks) reads like the plain CSV", async () => {
+  const r = await calib(join(dir, "quoted.csv"), "--bins", "15", "--json", "--bootstrap", "0");
+  assert.equal(r.code, 0, r.err);
+  const j = JSON.parse(r.out);
+  const m = binnedMetrics(conf32, top.correct, { bins: 15 });
+  assert.equal(j.n, n);
+  assert.equal(j.metrics.ece.estimate, m.ece);
+  assert.equal(j.metrics.accuracy.estimate, m.accuracy);
+  // a --where on a quoted value with a comma
+  const keep = Array.from({ length: n }, (_, i) => i).filter((i) => epoch[i] === 2);
+  const w = JSON.parse((await calib(join(dir, "quoted.csv"), "--bins", "15", "--json", "--bootstrap", "0", "--where", "split=test, held out")).out);
+  assert.equal(w.n, keep.length);
+  assert.equal(w.metrics.ece.estimate, binnedMetrics(Float32Array.from(keep, (i) => conf32[i]!), Uint8Array.from(keep, (i) => top.correct[i]!), { bins: 15 }).ece);
+  // the text output works on it too
+  const t = await calib(join(dir, "quoted.csv"), "--bins", "15", "--bootstrap", "0");
+  assert.equal(t.code, 0, t.err);
+  assert.match(t.out, new RegExp(`quoted\\.csv: ${n} examples; 15 equal-width bins`));
 });
 
 test("--where, --scheme, --norm, --bins, --confidence-col and reproducible --bootstrap", async () => {
@@ -125,6 +149,8 @@ test("bad input: exit code 2 and one line", async () => {
     [[join(dir, "top.csv"), "--norm", "l3"], /--norm must be one of/],
     [[join(dir, "bad.csv")], /confidence\[1\] = 1\.5 is outside \[0, 1\]/],
     [[join(dir, "nocols.csv")], /neither confidence\/correct nor probability columns/],
+    [[join(dir, "ragged.csv")], /ragged\.csv line 3 has 3 fields, the header has 2/],
+    [[join(dir, "top.csv"), "--bins", "-3"], /--bins must be an integer in \[1, 1000000\] \(got '-3'\)/],
     [[join(dir, "q.arrow"), "--where", "epoch=9"], /no rows match epoch=9/],
     [[join(dir, "q.arrow"), "--confidence-col", "nope"], /needs columns 'nope' and 'correct'/],
     [[], /missing FILE/],

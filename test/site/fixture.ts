@@ -29,7 +29,7 @@ export async function makeFixture(root: string): Promise<void> {
       kind: "sft", name: id, init: join(root, "runs", "fx-pt", "checkpoint"), tasks: ["pos", "cloze"], maxExamples: 100, epochs: 2, batchSize: 16,
       loss: { labelSmoothing: eps }, optim: { lr: 2e-3, warmupSteps: 2 }, logEvery: 2, eval: { maxTokens: 512, tasks: ["pos", "cloze"], maxQuestions: 80 },
     }, { outDir: join(root, "runs", id), progress: false });
-    const cal = (await import("../../backend/runs/calibration.js").catch(() => null)) as
+    const cal = (await import("../../backend/records/calibration.js").catch(() => null)) as
       | { writeRunCalibration?: (dir: string, runId: string, o: { resamples: number; seed: number }) => number } | null;
     cal?.writeRunCalibration?.(join(root, "runs", id), id, { resamples: 200, seed: 0 });
   }

@@ -22,7 +22,10 @@ test("npm run regen -- --ci: sweep → published records → loaders → claims"
   mkdirSync(join(data, "study"), { recursive: true });
   writeFileSync(join(data, "study", "old.json"), JSON.stringify({ format: "calib-study/1", name: "old", runs: [{ id: "old-run", published: true }] }));
 
-  const r = spawnSync(process.execPath, ["scripts/regen.mjs", "--ci", "--data-dir", data], { cwd: root, encoding: "utf8", env: { ...process.env, CALIB_BOOTSTRAP: "200" } });
+  // CI's study with 200 bootstrap resamples for its calibration records (the study file says 1000)
+  const file = join(data, "study-ci.json");
+  writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(join(root, "data", "sweeps", "study-ci.json"), "utf8")), calibration: { resamples: 200 } }));
+  const r = spawnSync(process.execPath, ["scripts/regen.mjs", "--ci", "--file", file, "--data-dir", data], { cwd: root, encoding: "utf8" });
   assert.equal(r.status, 0, r.stderr.slice(-3000));
   assert.match(r.stdout, /claims \(8 runs of study ci\)/);
   assert.ok(!existsSync(join(data, "runs", "old-run")) && !existsSync(join(data, "study", "old.json")), "the old study is gone");
@@ -34,6 +37,7 @@ test("npm run regen -- --ci: sweep → published records → loaders → claims"
     const dir = join(data, "runs", x.id);
     const json = JSON.parse(readFileSync(join(dir, "run.json"), "utf8"));
     assert.equal(json.status, "succeeded");
+    assert.deepEqual(json.config.calibration, { resamples: 200, seed: 0 }, "the study's calibration settings are in run.json");
     for (const f of json.artifacts) assert.ok(existsSync(join(dir, f)), `${x.id}/${f}`);
     assert.ok(!existsSync(join(dir, "checkpoint")), "checkpoints are not published");
     const tk = readArrowStream(join(dir, "tokens.arrow"));

@@ -18,7 +18,7 @@ let engineCache: Record<string, unknown> | null = null;
 async function engine(): Promise<Record<string, unknown>> {
   if (engineCache) return engineCache;
   try {
-    const { engineInfo } = await import("../../engine/addon.js");
+    const { engineInfo } = await import("../../engine/index.js");
     const info = engineInfo();
     engineCache = { available: true, cuda_built: info.cudaBuilt, cuda_devices: info.cudaDevices, cuda_message: info.cudaMessage, cpu_threads: info.cpuThreads };
   } catch (err) {

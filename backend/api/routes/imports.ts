@@ -2,8 +2,10 @@
 //   raw upload   body = one samples_<task>_<timestamp>.jsonl (Content-Type application/x-ndjson,
 //                application/jsonl, text/plain or application/octet-stream);
 //                ?name=NAME (required) &filename=samples_….jsonl &task=TASK (when the name lacks it)
+//                &resamples=R &seed=S (the calibration settings, default 1000 and 0)
 //                The body streams to a temporary file (never held in memory) under the upload limit.
-//   JSON         {"name": NAME, "files": [{"filename", "text", "task"?}, …]} for several tasks in one run
+//   JSON         {"name": NAME, "files": [{"filename", "text", "task"?}, …], "calibration"?: {"resamples", "seed"}}
+//                for several tasks in one run
 // The files are fully validated before the run exists (400 naming the file and line); the run is
 // then queued (202) and its job writes questions.arrow and calibration.arrow.
 import { createWriteStream, mkdirSync, rmSync, writeFileSync } from "node:fs";
@@ -11,8 +13,10 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import express, { Router, type Request, type Response } from "express";
 import { z } from "zod";
-import { FieldError, fromZod } from "../../runs/errors.js";
-import { registerLmEvalImport, type ImportFile } from "../../imports/index.js";
+import { FieldError, fromZod } from "../../errors.js";
+import { CALIBRATION_DEFAULTS, type CalibrationSettings } from "../../records/calibration.js";
+import { CalibrationSchema } from "../../runs/schema.js";
+import { submitLmEvalImport, type ImportFile } from "../../runs/submit.js";
 import type { ApiContext } from "../context.js";
 import { HttpError } from "../errors.js";
 import { query } from "../validate.js";
@@ -20,10 +24,15 @@ import { publicRun } from "./runs.js";
 
 const RAW_TYPES = ["application/x-ndjson", "application/jsonl", "application/x-jsonlines", "text/plain", "application/octet-stream"];
 
+const count = (max: number) => z.string().regex(/^\d{1,10}$/, "must be a non-negative integer").transform(Number).pipe(z.number().int().min(0).max(max));
+
 export const RawImportQuery = z.strictObject({
   name: z.string().min(1).max(200),
   filename: z.string().min(1).max(255).optional(),
   task: z.string().min(1).max(200).optional(),
+  /** the calibration settings (as in JSON: calibration.resamples, calibration.seed) */
+  resamples: count(1_000_000).optional(),
+  seed: count(2 ** 32 - 1).optional(),
 });
 
 export const JsonImportBody = z.strictObject({
@@ -33,6 +42,8 @@ export const JsonImportBody = z.strictObject({
     text: z.string(),
     task: z.string().min(1).max(200).optional(),
   })).min(1).max(100),
+  /** settings of the run's calibration.arrow (default: 1000 bootstrap resamples, seed 0) */
+  calibration: CalibrationSchema.optional(),
 });
 
 function incomingDir(ctx: ApiContext): string {
@@ -91,6 +102,7 @@ export function importsRouter(ctx: ApiContext): Router {
     try {
       let files: ImportFile[];
       let name: string;
+      let calibration: Partial<CalibrationSettings> = {};
       if (req.is("application/json")) {
         await new Promise<void>((resolve, reject) => jsonUpload(req, res, (err?: unknown) => (err ? reject(err) : resolve())));
         const q = query(req, z.strictObject({}));
@@ -98,6 +110,7 @@ export function importsRouter(ctx: ApiContext): Router {
         const parsed = JsonImportBody.safeParse(req.body);
         if (!parsed.success) throw fromZod(parsed.error);
         name = parsed.data.name;
+        calibration = parsed.data.calibration ?? {};
         files = parsed.data.files.map((f) => {
           const path = join(incomingDir(ctx), tmpName());
           writeFileSync(path, f.text);
@@ -111,13 +124,16 @@ export function importsRouter(ctx: ApiContext): Router {
         }
         const q = query(req, RawImportQuery);
         name = q.name;
+        calibration = { ...(q.resamples !== undefined ? { resamples: q.resamples } : {}), ...(q.seed !== undefined ? { seed: q.seed } : {}) };
         const path = join(incomingDir(ctx), tmpName());
         temps.push(path);
         const bytes = await receive(req, path, ctx.limits.uploadBytes);
         if (bytes === 0) throw new FieldError("(body)", "the upload is empty (no samples)");
         files = [{ path, filename: q.filename ?? (q.task ? `samples_${q.task}.jsonl` : "upload.jsonl"), ...(q.task ? { task: q.task } : {}) }];
       }
-      const { run, parsed } = await registerLmEvalImport(ctx.registry, files, { name, source: "api", dataDir: ctx.dataDir, move: true });
+      const { run, parsed } = await submitLmEvalImport(ctx.registry, files, {
+        name, source: "api", dataDir: ctx.dataDir, move: true, calibration: { ...CALIBRATION_DEFAULTS, ...calibration },
+      });
       ctx.executor?.kick();
       res.status(202).location(`/api/runs/${run.id}`).json({
         run: publicRun(run),

@@ -3,7 +3,7 @@ import { statSync } from "node:fs";
 import { join } from "node:path";
 import { Router, type Request, type Response } from "express";
 import { z } from "zod";
-import { NotFoundError } from "../../runs/errors.js";
+import { NotFoundError } from "../../errors.js";
 import { runDir } from "../../runs/paths.js";
 import { RUN_KINDS, RUN_STATUSES, type RunRecord } from "../../runs/registry.js";
 import { submitRun } from "../../runs/submit.js";

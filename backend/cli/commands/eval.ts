@@ -18,6 +18,8 @@ const HELP = `usage: calib eval --checkpoint DIR [options]
   --softcap C          (default none)
   --epoch N            SFT epoch recorded in the rows (default: from the checkpoint, else 0)
   --batch-size N       (default 16)     --threads N  (default all cores)
+  --bootstrap R        registered runs: bootstrap resamples of calibration.arrow (default 1000; 0: none)
+  --bootstrap-seed S   their seed (default 0)
   --quiet              no progress bars
   --json               print the metrics as JSON on stdout
 
@@ -36,6 +38,7 @@ export async function run(argv: string[]): Promise<number> {
     "max-tokens": { type: "string" }, "max-questions": { type: "string" }, "question-seed": { type: "string" },
     "split-seed": { type: "string" }, temperature: { type: "string" }, softcap: { type: "string" }, epoch: { type: "string" },
     "batch-size": { type: "string" }, threads: { type: "string" }, quiet: { type: "boolean" }, json: { type: "boolean" },
+    bootstrap: { type: "string" }, "bootstrap-seed": { type: "string" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
@@ -60,13 +63,18 @@ export async function run(argv: string[]): Promise<number> {
     batchSize: num(values["batch-size"], "batch-size", 16, (x) => Number.isInteger(x) && x >= 1, "an integer ≥ 1"),
   };
   const { evaluateCheckpointDir, CheckpointError } = await import("../../train/index.js");
+  const calibration = {
+    resamples: num(values.bootstrap, "bootstrap", 1000, (x) => int(x) && x <= 1_000_000, "an integer in [0, 1000000]"),
+    seed: num(values["bootstrap-seed"], "bootstrap-seed", 0, (x) => int(x) && x <= 2 ** 32 - 1, "an integer ≥ 0"),
+  };
   // without --out: a registered eval run in data/runs/<id>, like POST /api/runs (docs/api.md)
   if (values.out === undefined) {
     return (await import("../../runs/local.js")).runFromCli({
-      kind: "eval", checkpoint: values.checkpoint, eval: evalOpts, splitSeed: num(values["split-seed"], "split-seed", 0, int, "an integer ≥ 0"),
+      kind: "eval", checkpoint: values.checkpoint, eval: evalOpts, calibration, splitSeed: num(values["split-seed"], "split-seed", 0, int, "an integer ≥ 0"),
       threads: num(values.threads, "threads", 0, int, "an integer ≥ 0"), ...(values.epoch === undefined ? {} : { epoch: num(values.epoch, "epoch", 0, int, "an integer ≥ 0") }),
     }, { quiet: values.quiet ?? false, json: values.json ?? false });
   }
+  if (values.bootstrap !== undefined || values["bootstrap-seed"] !== undefined) throw new UsageError("--bootstrap applies to registered runs (without --out: an --out directory gets no calibration.arrow)");
   const outDir = values.out ?? defaultOut();
   try {
     const r = evaluateCheckpointDir({

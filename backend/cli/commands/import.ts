@@ -3,7 +3,7 @@
 // like POST /api/imports/lm-eval and executed in this process.
 import { existsSync, statSync } from "node:fs";
 import { basename } from "node:path";
-import { parse } from "../args.js";
+import { num, parse } from "../args.js";
 import { UsageError } from "../errors.js";
 
 export const summary = "import lm-evaluation-harness samples (multiple-choice tasks) as a run with calibration records";
@@ -13,6 +13,8 @@ const HELP = `usage: calib import lm-eval FILE… --name NAME [options]
   FILE             samples_<task>_<timestamp>.jsonl written by lm_eval --log_samples (one per task)
   --name NAME      the run's name (required), e.g. the model: "pythia-160m"
   --task T         the task, when a single FILE's name does not carry it
+  --bootstrap R    bootstrap resamples of calibration.arrow's intervals (default 1000; 0: none)
+  --bootstrap-seed S  their seed (default 0)
   --queue          only register the import; a running server executes it
   --data-dir DIR   registry and records (default $CALIB_DATA_DIR or data/)
   --quiet          no progress on stderr
@@ -33,6 +35,7 @@ export async function run(argv: string[]): Promise<number> {
   if (format !== "lm-eval") throw new UsageError(`unknown import format '${format}' (lm-eval)`);
   const { values, positionals } = parse(rest, {
     name: { type: "string" }, task: { type: "string" }, queue: { type: "boolean" }, "data-dir": { type: "string" },
+    bootstrap: { type: "string" }, "bootstrap-seed": { type: "string" },
     quiet: { type: "boolean" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" },
   });
   if (values.help) return (console.log(HELP), 0);
@@ -42,21 +45,25 @@ export async function run(argv: string[]): Promise<number> {
   for (const f of positionals) {
     if (!existsSync(f) || !statSync(f).isFile()) throw new UsageError(`${f}: no such file`);
   }
+  const calibration = {
+    resamples: num(values.bootstrap, "bootstrap", 1000, (x) => Number.isInteger(x) && x >= 0 && x <= 1_000_000, "an integer in [0, 1000000]"),
+    seed: num(values["bootstrap-seed"], "bootstrap-seed", 0, (x) => Number.isInteger(x) && x >= 0 && x <= 2 ** 32 - 1, "an integer ≥ 0"),
+  };
   if (values["data-dir"] !== undefined) process.env.CALIB_DATA_DIR = values["data-dir"];
   const { Registry, processTag } = await import("../../runs/registry.js");
   const { dataDir, registryPath } = await import("../../runs/paths.js");
-  const { registerLmEvalImport } = await import("../../imports/index.js");
+  const { submitLmEvalImport } = await import("../../runs/submit.js");
   const { executeLocally } = await import("../../runs/local.js");
-  const { FieldError } = await import("../../runs/errors.js");
+  const { FieldError } = await import("../../errors.js");
   const root = dataDir();
   const registry = Registry.open(registryPath(root));
   try {
     let reg;
     try {
-      reg = await registerLmEvalImport(
+      reg = await submitLmEvalImport(
         registry,
         positionals.map((p) => ({ path: p, filename: basename(p), ...(values.task ? { task: values.task } : {}) })),
-        { name: values.name, source: "cli", dataDir: root, owner: values.queue ? null : processTag() },
+        { name: values.name, source: "cli", dataDir: root, owner: values.queue ? null : processTag(), calibration },
       );
     } catch (err) {
       if (err instanceof FieldError) throw new UsageError(err.message);

@@ -2,7 +2,7 @@
 // against PyTorch. Writes loss.npy, lse.npy and, with --grad, dE.npy, dC.npy (dBias.npy).
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { linearCrossEntropy } from "../../engine/loss.js";
+import { linearCrossEntropy } from "../../engine/index.js";
 import { readNpy, toInt32Targets, writeNpy, type NpyArray } from "../../io/npy.js";
 import { num, oneOf, parse } from "../args.js";
 import { UsageError } from "../errors.js";

@@ -1,9 +1,10 @@
 // calib runs list|show|cancel|submit|follow: the run registry from the command line. It reads
 // and writes the same SQLite registry as the API server (safe while a server runs).
 import { readFileSync } from "node:fs";
-import { parse } from "../args.js";
+import { num, parse } from "../args.js";
 import { UsageError } from "../errors.js";
 import type { RunRecord } from "../../runs/registry.js";
+import { formatTable } from "../../term/table.js";
 
 export const summary = "the run registry: list, show, cancel, submit (queue for the server), follow a run's events";
 
@@ -55,11 +56,6 @@ function progressText(r: RunRecord): string {
   return parts.join(" ");
 }
 
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join("  ").trimEnd()).join("\n");
-}
-
 async function openRegistry(dataDirFlag: string | undefined) {
   if (dataDirFlag !== undefined) process.env.CALIB_DATA_DIR = dataDirFlag;
   const { Registry } = await import("../../runs/registry.js");
@@ -72,151 +68,167 @@ function publicRun(r: RunRecord) {
   return rest;
 }
 
+const OPTIONS = {
+  status: { type: "string" }, kind: { type: "string" }, parent: { type: "string" }, limit: { type: "string" }, json: { type: "boolean" },
+  wait: { type: "string" }, "data-dir": { type: "string" }, help: { type: "boolean", short: "h" },
+} as const;
+
+type Args = ReturnType<typeof parse<typeof OPTIONS>>;
+
+function one(args: Args, sub: string, what: string): string {
+  if (args.positionals.length !== 1) throw new UsageError(`calib runs ${sub} takes one ${what} (see calib runs --help)`);
+  return args.positionals[0]!;
+}
+
+async function checkRunId(id: string, field?: string): Promise<string> {
+  return (await import("../../runs/paths.js")).checkRunId(id, field);
+}
+
+/** calib runs list: newest first, filtered, as a table or JSON. */
+async function listRuns({ values, positionals }: Args): Promise<number> {
+  if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+  const limit = num(values.limit, "limit", 50, (x) => Number.isInteger(x) && x >= 1, "a positive integer");
+  const status = list(values.status, "status", STATUSES);
+  const kind = list(values.kind, "kind", KINDS);
+  if (values.parent !== undefined) await checkRunId(values.parent, "--parent");
+  const { registry } = await openRegistry(values["data-dir"]);
+  try {
+    const runs = registry.list({ ...(status ? { status } : {}), ...(kind ? { kind } : {}), ...(values.parent ? { parentId: values.parent } : {}), limit });
+    if (values.json) console.log(JSON.stringify(runs.map(publicRun), null, 2));
+    else if (runs.length === 0) console.log("no runs");
+    else {
+      console.log(formatTable(
+        ["ID", "KIND", "STATUS", "DEVICE", "CREATED", "TIME", "NAME", "PROGRESS / ERROR"],
+        runs.map((r) => [r.id, r.kind, r.status, r.device, fmtTime(r.created_at), duration(r), r.name.slice(0, 40), r.error ? r.error.slice(0, 60) : progressText(r)]),
+        { align: [], rule: false },
+      ));
+    }
+  } finally {
+    registry.close();
+  }
+  return 0;
+}
+
+function describeRun(r: RunRecord): string {
+  return [
+    `run ${r.id}  ${r.kind}  ${r.status}  on ${r.device}  (${r.source})`,
+    `name      ${r.name}`,
+    `created   ${fmtTime(r.created_at)}   started ${fmtTime(r.started_at)}   finished ${fmtTime(r.finished_at)}   (${duration(r)})`,
+    ...(r.parent_id ? [`sweep     ${r.parent_id}`] : []),
+    ...(r.depends_on.length ? [`after     ${r.depends_on.join(", ")}`] : []),
+    ...(r.error ? [`error     ${r.error}`] : []),
+    ...(progressText(r) ? [`progress  ${progressText(r)}`] : []),
+    `artifacts ${r.artifacts.join(", ") || "none yet"}`,
+    "metrics:",
+    ...Object.entries(r.metrics).map(([k, v]) => `  ${k.padEnd(24)} ${typeof v === "number" && !Number.isInteger(v) ? v.toFixed(4) : String(v)}`),
+    "config:",
+    ...JSON.stringify(r.config, null, 2).split("\n").map((l) => `  ${l}`),
+  ].join("\n");
+}
+
+/** calib runs show ID: one run's config, metrics, artifacts and latest progress. */
+async function showRun(args: Args): Promise<number> {
+  const id = await checkRunId(one(args, "show", "run id"));
+  const { registry } = await openRegistry(args.values["data-dir"]);
+  try {
+    const r = registry.get(id);
+    if (!r) throw new UsageError(`no run '${id}'`);
+    console.log(args.values.json ? JSON.stringify(publicRun(r), null, 2) : describeRun(r));
+  } finally {
+    registry.close();
+  }
+  return 0;
+}
+
+/** calib runs cancel ID: cancels a queued run at once, a running one through its owner (waits up to --wait s). */
+async function cancelRun(args: Args): Promise<number> {
+  const id = await checkRunId(one(args, "cancel", "run id"));
+  const wait = num(args.values.wait, "wait", 30, (x) => x >= 0, "a number of seconds ≥ 0");
+  const { registry, dataDir } = await openRegistry(args.values["data-dir"]);
+  const { requestCancel, waitFinished } = await import("../../runs/cancel.js");
+  const { ConflictError, NotFoundError } = await import("../../errors.js");
+  try {
+    let r: RunRecord;
+    try {
+      r = requestCancel(registry, dataDir, id);
+    } catch (err) {
+      if (err instanceof NotFoundError) throw new UsageError(err.message);
+      if (err instanceof ConflictError) {
+        console.error(`calib runs cancel: ${err.message}`);
+        return 1;
+      }
+      throw err;
+    }
+    if (r.status === "running") {
+      process.stderr.write(`cancel requested; waiting for run ${id} to stop…\n`);
+      r = await waitFinished(registry, id, wait * 1000);
+    }
+    console.log(`run ${id}: ${r.status}${r.status === "running" ? " (cancel requested; its process will stop it at the next step)" : ""}`);
+    return r.status === "running" ? 1 : 0;
+  } finally {
+    registry.close();
+  }
+}
+
+/** calib runs submit FILE: queues a run config (the JSON of POST /api/runs) for the server. */
+async function submitRunFile(args: Args): Promise<number> {
+  const file = one(args, "submit", "config file");
+  let config: unknown;
+  try {
+    config = JSON.parse(readFileSync(file, "utf8"));
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new UsageError(`${file}: ${e.code === "ENOENT" ? "no such file" : `not valid JSON (${e.message})`}`);
+  }
+  const { registry, dataDir } = await openRegistry(args.values["data-dir"]);
+  const { submitRun } = await import("../../runs/submit.js");
+  try {
+    const r = await submitRun(registry, config, { source: "cli", dataDir, allowPaths: true });
+    if (args.values.json) console.log(JSON.stringify(publicRun(r), null, 2));
+    else console.log(`queued run ${r.id} (${r.kind} on ${r.device}); a running server (calib serve / npm start) executes it`);
+  } finally {
+    registry.close();
+  }
+  return 0;
+}
+
+/** calib runs follow ID: prints the run's events until it finishes (exit 0 when it succeeded). */
+async function followRun(args: Args): Promise<number> {
+  const id = await checkRunId(one(args, "follow", "run id"));
+  const { registry } = await openRegistry(args.values["data-dir"]);
+  const { TERMINAL } = await import("../../runs/registry.js");
+  try {
+    if (!registry.get(id)) throw new UsageError(`no run '${id}'`);
+    let after = 0;
+    for (;;) {
+      for (const e of registry.events(id, after)) {
+        after = e.seq;
+        const d = e.data as Record<string, unknown>;
+        const text = e.type === "log" ? String(d.message) : e.type === "status" ? `status ${d.status}${d.error ? `: ${d.error}` : ""}` : JSON.stringify(d);
+        console.log(`${e.time.slice(11, 19)} ${e.type.padEnd(8)} ${text}`);
+      }
+      const r = registry.get(id)!;
+      if (TERMINAL.has(r.status) && r.event_seq <= after) return r.status === "succeeded" ? 0 : 1;
+      await new Promise((res) => setTimeout(res, 500));
+    }
+  } finally {
+    registry.close();
+  }
+}
+
+const SUB: Record<string, (args: Args) => Promise<number>> = {
+  list: listRuns, show: showRun, cancel: cancelRun, submit: submitRunFile, follow: followRun,
+};
+
 export async function run(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (!sub || sub === "--help" || sub === "-h") {
     console.log(HELP);
     return sub ? 0 : 2;
   }
-  const { values, positionals } = parse(rest, {
-    status: { type: "string" }, kind: { type: "string" }, parent: { type: "string" }, limit: { type: "string" }, json: { type: "boolean" },
-    wait: { type: "string" }, "data-dir": { type: "string" }, help: { type: "boolean", short: "h" },
-  });
-  if (values.help) return (console.log(HELP), 0);
-  const one = (what: string): string => {
-    if (positionals.length !== 1) throw new UsageError(`calib runs ${sub} takes one ${what} (see calib runs --help)`);
-    return positionals[0]!;
-  };
-  const { checkRunId } = await import("../../runs/paths.js");
-  switch (sub) {
-    case "list": {
-      if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-      const limit = values.limit === undefined ? 50 : Number(values.limit);
-      if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit must be a positive integer (got '${values.limit}')`);
-      const status = list(values.status, "status", STATUSES);
-      const kind = list(values.kind, "kind", KINDS);
-      if (values.parent !== undefined) checkRunId(values.parent, "--parent");
-      const { registry } = await openRegistry(values["data-dir"]);
-      try {
-        const runs = registry.list({ ...(status ? { status } : {}), ...(kind ? { kind } : {}), ...(values.parent ? { parentId: values.parent } : {}), limit });
-        if (values.json) {
-          console.log(JSON.stringify(runs.map(publicRun), null, 2));
-        } else if (runs.length === 0) {
-          console.log("no runs");
-        } else {
-          console.log(table([
-            ["ID", "KIND", "STATUS", "DEVICE", "CREATED", "TIME", "NAME", "PROGRESS / ERROR"],
-            ...runs.map((r) => [r.id, r.kind, r.status, r.device, fmtTime(r.created_at), duration(r), r.name.slice(0, 40),
-              r.error ? r.error.slice(0, 60) : progressText(r)]),
-          ]));
-        }
-      } finally {
-        registry.close();
-      }
-      return 0;
-    }
-    case "show": {
-      const id = checkRunId(one("run id"));
-      const { registry } = await openRegistry(values["data-dir"]);
-      try {
-        const r = registry.get(id);
-        if (!r) throw new UsageError(`no run '${id}'`);
-        if (values.json) {
-          console.log(JSON.stringify(publicRun(r), null, 2));
-          return 0;
-        }
-        const lines = [
-          `run ${r.id}  ${r.kind}  ${r.status}  on ${r.device}  (${r.source})`,
-          `name      ${r.name}`,
-          `created   ${fmtTime(r.created_at)}   started ${fmtTime(r.started_at)}   finished ${fmtTime(r.finished_at)}   (${duration(r)})`,
-          ...(r.parent_id ? [`sweep     ${r.parent_id}`] : []),
-          ...(r.depends_on.length ? [`after     ${r.depends_on.join(", ")}`] : []),
-          ...(r.error ? [`error     ${r.error}`] : []),
-          ...(progressText(r) ? [`progress  ${progressText(r)}`] : []),
-          `artifacts ${r.artifacts.join(", ") || "none yet"}`,
-          "metrics:",
-          ...Object.entries(r.metrics).map(([k, v]) => `  ${k.padEnd(24)} ${typeof v === "number" && !Number.isInteger(v) ? v.toFixed(4) : String(v)}`),
-          "config:",
-          ...JSON.stringify(r.config, null, 2).split("\n").map((l) => `  ${l}`),
-        ];
-        console.log(lines.join("\n"));
-      } finally {
-        registry.close();
-      }
-      return 0;
-    }
-    case "cancel": {
-      const id = checkRunId(one("run id"));
-      const wait = values.wait === undefined ? 30 : Number(values.wait);
-      if (!Number.isFinite(wait) || wait < 0) throw new UsageError(`--wait must be a number of seconds ≥ 0 (got '${values.wait}')`);
-      const { registry, dataDir } = await openRegistry(values["data-dir"]);
-      const { requestCancel, waitFinished } = await import("../../runs/cancel.js");
-      const { ConflictError, NotFoundError } = await import("../../runs/errors.js");
-      try {
-        let r: RunRecord;
-        try {
-          r = requestCancel(registry, dataDir, id);
-        } catch (err) {
-          if (err instanceof NotFoundError) throw new UsageError(err.message);
-          if (err instanceof ConflictError) {
-            console.error(`calib runs cancel: ${err.message}`);
-            return 1;
-          }
-          throw err;
-        }
-        if (r.status === "running") {
-          process.stderr.write(`cancel requested; waiting for run ${id} to stop…\n`);
-          r = await waitFinished(registry, id, wait * 1000);
-        }
-        console.log(`run ${id}: ${r.status}${r.status === "running" ? " (cancel requested; its process will stop it at the next step)" : ""}`);
-        return r.status === "running" ? 1 : 0;
-      } finally {
-        registry.close();
-      }
-    }
-    case "submit": {
-      const file = one("config file");
-      let config: unknown;
-      try {
-        config = JSON.parse(readFileSync(file, "utf8"));
-      } catch (err) {
-        const e = err as NodeJS.ErrnoException;
-        throw new UsageError(`${file}: ${e.code === "ENOENT" ? "no such file" : `not valid JSON (${e.message})`}`);
-      }
-      const { registry, dataDir } = await openRegistry(values["data-dir"]);
-      const { submitRun } = await import("../../runs/submit.js");
-      try {
-        const r = await submitRun(registry, config, { source: "cli", dataDir, allowPaths: true });
-        if (values.json) console.log(JSON.stringify(publicRun(r), null, 2));
-        else console.log(`queued run ${r.id} (${r.kind} on ${r.device}); a running server (calib serve / npm start) executes it`);
-      } finally {
-        registry.close();
-      }
-      return 0;
-    }
-    case "follow": {
-      const id = checkRunId(one("run id"));
-      const { registry } = await openRegistry(values["data-dir"]);
-      const { TERMINAL } = await import("../../runs/registry.js");
-      try {
-        if (!registry.get(id)) throw new UsageError(`no run '${id}'`);
-        let after = 0;
-        for (;;) {
-          for (const e of registry.events(id, after)) {
-            after = e.seq;
-            const d = e.data as Record<string, unknown>;
-            const text = e.type === "log" ? String(d.message) : e.type === "status" ? `status ${d.status}${d.error ? `: ${d.error}` : ""}` : JSON.stringify(d);
-            console.log(`${e.time.slice(11, 19)} ${e.type.padEnd(8)} ${text}`);
-          }
-          const r = registry.get(id)!;
-          if (TERMINAL.has(r.status) && r.event_seq <= after) return r.status === "succeeded" ? 0 : 1;
-          await new Promise((res) => setTimeout(res, 500));
-        }
-      } finally {
-        registry.close();
-      }
-    }
-    default:
-      throw new UsageError(`unknown subcommand '${sub}' (list, show, cancel, submit, follow)`);
-  }
+  const args = parse(rest, OPTIONS);
+  if (args.values.help) return (console.log(HELP), 0);
+  const fn = SUB[sub];
+  if (!fn) throw new UsageError(`unknown subcommand '${sub}' (${Object.keys(SUB).join(", ")})`);
+  return fn(args);
 }

@@ -9,7 +9,8 @@ export const summary = "train a GPT (pretrain on Brown text, or SFT on the multi
 
 const HELP = `usage: calib train --config FILE [options]
 
-  --config FILE     JSON run config: {"kind": "pretrain" | "sft", ...} (fields and defaults: docs/trainer.md)
+  --config FILE     JSON run config: {"kind": "pretrain" | "sft", ...} (fields and defaults: docs/trainer.md;
+                    registered runs also take "calibration": {"resamples": 1000, "seed": 0}, docs/api.md)
   --out DIR         output directory (default: a run registered in data/runs/<id>, see calib runs)
   --resume          continue from DIR/checkpoint (same config; bit-identical to an uninterrupted run)
   --threads N       CPU threads (overrides the config; 0 = all cores)
@@ -53,9 +54,16 @@ export async function run(argv: string[]): Promise<number> {
     (raw as Record<string, unknown>).threads = num(values.threads, "threads", 0, (x) => Number.isInteger(x) && x >= 0, "an integer ≥ 0");
   }
   const { parseTrainConfig, train, CheckpointError } = await import("../../train/index.js");
-  const config = parseTrainConfig(raw);
+  // `calibration` (the settings of calibration.arrow) belongs to registered runs, not to the trainer
+  const { calibration, ...trainerConfig } = raw as Record<string, unknown>;
+  const registered = values.out === undefined && !values.resume;
+  if (calibration !== undefined && !registered) throw new UsageError(`--config ${values.config}: calibration applies to registered runs (without --out/--resume: those write no calibration.arrow)`);
+  const config = parseTrainConfig(trainerConfig);
   // without --out: a registered run in data/runs/<id>, like POST /api/runs (docs/api.md)
-  if (values.out === undefined && !values.resume) return (await import("../../runs/local.js")).runFromCli(config, { quiet: values.quiet ?? false, json: values.json ?? false });
+  if (registered) {
+    const run = { ...config, ...(calibration !== undefined ? { calibration } : {}) };
+    return (await import("../../runs/local.js")).runFromCli(run, { quiet: values.quiet ?? false, json: values.json ?? false });
+  }
   const outDir = values.out ?? defaultOut(config.kind);
   try {
     const r = await train(config, { outDir, resume: values.resume ?? false, progress: !values.quiet });
