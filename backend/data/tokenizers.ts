@@ -22,13 +22,18 @@ import { createRequire } from "node:module";
 export type TokenizerName = "byte" | "r50k" | "cl100k" | "o200k";
 export const TOKENIZER_NAMES: readonly TokenizerName[] = Object.freeze(["byte", "r50k", "cl100k", "o200k"] as const);
 
-export interface Tokenizer {
-  readonly name: TokenizerName;
-  /** the underlying encoding: 'utf-8' for byte, else the tiktoken encoding name */
+/**
+ * What every tokenizer offers: the four above (Tokenizer) and those of Hugging Face model folders
+ * (backend/hf: name 'hf:<model>', their own fingerprint). Code that takes any tokenizer takes this.
+ */
+export interface TextTokenizer {
+  /** one of TOKENIZER_NAMES, or 'hf:<model>' for a Hugging Face tokenizer */
+  readonly name: string;
+  /** the underlying encoding: 'utf-8' for byte, else the tiktoken encoding name (HF: the model type) */
   readonly encoding: string;
   /** embedding rows a model needs (max token id + 1) */
   readonly vocabSize: number;
-  /** <|endoftext|>, or null (byte); never produced by encode() */
+  /** <|endoftext|>, or null (byte); never produced by encode() (HF: the first eos id, see backend/hf) */
   readonly eotId: number | null;
   /** the input id used to pad SFT batches (eotId, or byte 0 = NUL, which the corpus never contains) */
   readonly padId: number;
@@ -38,6 +43,11 @@ export interface Tokenizer {
   encode(text: string): Int32Array;
   /** token ids → text; RangeError on an id the tokenizer does not have */
   decode(ids: ArrayLike<number>): string;
+}
+
+/** One of our four tokenizers. */
+export interface Tokenizer extends TextTokenizer {
+  readonly name: TokenizerName;
 }
 
 interface GptModule {

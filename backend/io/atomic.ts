@@ -1,6 +1,7 @@
 // Writes that readers never see half-done: write a temporary file beside the target,
-// fsync it, then rename over the target (atomic on POSIX file systems).
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+// fsync it, then rename over the target (atomic on POSIX file systems). Folders likewise:
+// fill a temporary sibling folder, then rename it into place.
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 
 export function temporaryPath(path: string): string {
@@ -22,6 +23,30 @@ export function writeFileAtomic(path: string, data: Uint8Array | string): void {
   } catch (err) {
     if (fd !== undefined) closeSync(fd);
     rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
+/**
+ * Writes the folder `dir` through `fill(tmp)`: the files go to a sibling temporary folder, which
+ * then replaces `dir` (a previous `dir` is moved aside and removed), so `dir` never holds a partial
+ * or mixed set of files. On failure the temporary folder is removed and a previous `dir` kept.
+ */
+export function writeDirAtomic(dir: string, fill: (tmp: string) => void): void {
+  const parent = dirname(dir);
+  mkdirSync(parent, { recursive: true });
+  const tmp = join(parent, `.${basename(dir)}.${process.pid}.tmp`);
+  const old = join(parent, `.${basename(dir)}.${process.pid}.old`);
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp);
+  try {
+    fill(tmp);
+    if (existsSync(dir)) renameSync(dir, old);
+    renameSync(tmp, dir);
+    rmSync(old, { recursive: true, force: true });
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    if (!existsSync(dir) && existsSync(old)) renameSync(old, dir);
     throw err;
   }
 }

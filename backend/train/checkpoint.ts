@@ -16,10 +16,10 @@
 // Writes are atomic per file and config.json is written last, so a directory with a
 // config.json is complete. Reading checks names, shapes, dtypes and finiteness, and every
 // problem is a CheckpointError that names the directory and what is wrong.
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { z } from "zod";
-import { writeFileAtomic } from "../io/atomic.js";
+import { writeDirAtomic, writeFileAtomic } from "../io/atomic.js";
 import type { GptModel, ModelConfig, TensorInfo } from "../engine/model.js";
 import { CheckpointError, readSafetensors, writeSafetensors, type SafeTensor } from "./safetensors.js";
 
@@ -138,22 +138,7 @@ export interface SaveOptions {
  */
 export function saveCheckpoint(dir: string, model: GptModel, options: SaveOptions): void {
   if (model.precision !== "float32") throw new TypeError("checkpoints hold float32 models");
-  const parent = dirname(dir);
-  mkdirSync(parent, { recursive: true });
-  const tmp = join(parent, `.${basename(dir)}.${process.pid}.tmp`);
-  const old = join(parent, `.${basename(dir)}.${process.pid}.old`);
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp);
-  try {
-    writeCheckpointFiles(tmp, model, options);
-    if (existsSync(dir)) renameSync(dir, old);
-    renameSync(tmp, dir);
-    rmSync(old, { recursive: true, force: true });
-  } catch (err) {
-    rmSync(tmp, { recursive: true, force: true });
-    if (!existsSync(dir) && existsSync(old)) renameSync(old, dir);
-    throw err;
-  }
+  writeDirAtomic(dir, (tmp) => writeCheckpointFiles(tmp, model, options));
 }
 
 function writeCheckpointFiles(dir: string, model: GptModel, options: SaveOptions): void {
@@ -232,6 +217,11 @@ export function tensorTable(c: ModelConfig): TensorInfo[] {
     ["lnfw", [C], false, false], ["lnfb", [C], false, false],
   ];
   if (!c.tied) rows.push(["lm_head", [V, C], false, true]);
+  return withOffsets(rows);
+}
+
+/** Tensor rows [name, shape, perLayer, decay] laid out one after another in a flat buffer. */
+export function withOffsets<N extends string>(rows: ReadonlyArray<readonly [N, number[], boolean, boolean]>): Array<{ name: N; offset: number; numel: number; shape: number[]; perLayer: boolean; decay: boolean }> {
   let offset = 0;
   return rows.map(([name, shape, perLayer, decay]) => {
     const numel = shape.reduce((a, b) => a * b, 1);
