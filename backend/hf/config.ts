@@ -5,8 +5,8 @@
 // config.json and the field.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { ModelConfig } from "../engine/model.js";
-import { bf16Value, f32ToBf16 } from "../train/safetensors.js";
+import type { LlamaConfig as EngineLlamaConfig, ModelConfig } from "../engine/index.js";
+import { bf16Value, f32ToBf16 } from "../io/safetensors.js";
 import { HfFolderError } from "./errors.js";
 
 export type HfFamily = "llama" | "qwen2" | "mistral" | "gemma2";
@@ -24,35 +24,16 @@ export interface RopeScaling {
   originalContext: number | null;
 }
 
-/** calib_llama_config, field by field (booleans for the int flags). */
-export interface LlamaConfig {
-  /** num_key_value_heads (divides nHead) */
-  nKvHead: number;
-  headDim: number;
-  /** intermediate_size */
-  dFf: number;
-  /** rms_norm_eps */
-  normEps: number;
-  /** Gemma: RMSNorm scales by (1 + w) */
-  normPlusOne: boolean;
-  /** Gemma 2: RMSNorm of the attention and MLP outputs before the residual adds */
-  postNorms: boolean;
-  /** Qwen2: biases on q, k, v */
-  qkvBias: boolean;
-  /** SiLU (SwiGLU) or tanh-GELU (GeGLU) */
-  mlpAct: "silu" | "gelu_tanh";
-  /** √hidden_size for Gemma (as float32; see embedScaleFor for bfloat16), else 1 */
-  embedScale: number;
-  ropeTheta: number;
-  ropeScaling: RopeScaling | null;
-  /** the factor of q·k: 1/√headDim, Gemma 2: query_pre_attn_scalar^-½ */
-  attnScale: number;
-  /** 0 none; Gemma 2: attn_logit_softcapping */
-  attnSoftcap: number;
-  /** 0 none; else keys with key > query − window */
-  slidingWindow: number;
-  /** with a window: layer l slides when l % slidingPeriod == 0 (1 = all layers; Gemma 2: 2) */
-  slidingPeriod: number;
+/** calib_llama_config, field by field: the engine's own description (rope scaling flattened into its fields). */
+export type LlamaConfig = EngineLlamaConfig;
+
+/** The engine's rope fields of a config.json's scaling (none: the default rotation). */
+export function ropeFields(scaling: RopeScaling | null): Pick<LlamaConfig, "ropeType" | "ropeFactor" | "ropeLowFreqFactor" | "ropeHighFreqFactor" | "ropeOriginalContext"> {
+  if (!scaling) return { ropeType: "default", ropeFactor: 1, ropeLowFreqFactor: 1, ropeHighFreqFactor: 4, ropeOriginalContext: 8192 };
+  return {
+    ropeType: scaling.type, ropeFactor: scaling.factor, ropeLowFreqFactor: scaling.lowFreqFactor ?? 1,
+    ropeHighFreqFactor: scaling.highFreqFactor ?? 4, ropeOriginalContext: scaling.originalContext ?? 8192,
+  };
 }
 
 /** The engine's model configuration for arch 'llama' (calib_model_config): the GPT's fields
@@ -242,7 +223,7 @@ export function parseHfConfig(raw: unknown, file: string, opts: HfConfigOptions 
         mlpAct: mlpAct!,
         embedScale: gemma ? Math.fround(Math.sqrt(dModel)) : 1,
         ropeTheta: theta,
-        ropeScaling: scaling,
+        ...ropeFields(scaling),
         attnScale,
         attnSoftcap: gemma ? f.cap("attn_logit_softcapping", 50) ?? 0 : 0,
         slidingWindow: layerTypes.window,

@@ -2,7 +2,7 @@
 // an unsupported configuration, a missing / unexpected / misshapen tensor, a truncated shard.
 // It is a CheckpointError, so every command that loads checkpoints already reports it as bad
 // input (exit 2, one line). The message names the file (and the tensor or field).
-import { CheckpointError } from "../train/safetensors.js";
+import { CheckpointError } from "../io/safetensors.js";
 
 export class HfFolderError extends CheckpointError {
   override name = "HfFolderError";

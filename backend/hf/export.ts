@@ -7,7 +7,7 @@
 import { copyFileSync, existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { writeDirAtomic, writeFileAtomic } from "../io/atomic.js";
-import { safetensorsDataBytes, writeSafetensorsStream, type StreamTensor } from "../train/safetensors.js";
+import { safetensorsDataBytes, writeSafetensorsStream, type StreamTensor } from "../io/safetensors.js";
 import { parseHfConfig, type HfModelSpec } from "./config.js";
 import { hfSlices, llamaTensorTable, tableSize, type EngineTensor } from "./layout.js";
 import { INDEX_FILE, SINGLE_FILE } from "./weights.js";

@@ -3,7 +3,7 @@
 // Face state-dict name of each slice. No weight needs transforming on the way: HF stores linear
 // weights out×in too, Gemma's RMSNorm weights are stored as w (the engine applies 1 + w), and
 // the embedding scale and rotary layout (rotate-half) are the engine's own.
-import { withOffsets } from "../train/checkpoint.js";
+import { tensorTable } from "../engine/index.js";
 import type { HfFamily, LlamaModelConfig } from "./config.js";
 
 export type LlamaTensorName =
@@ -25,19 +25,7 @@ export interface EngineTensor {
 
 /** The tensors of a configuration in calib.h's order, with their offsets. */
 export function llamaTensorTable(m: LlamaModelConfig): EngineTensor[] {
-  const { nLayer: L, dModel: d, vocab: V } = m;
-  const { headDim: hd, nKvHead: kv, dFf: ff, qkvBias, postNorms } = m.llama;
-  const H = m.nHead;
-  const rows: Array<[LlamaTensorName, number[], boolean, boolean]> = [["embed", [V, d], false, false], ["attn_norm", [L, d], true, false]];
-  rows.push(["q", [L, H * hd, d], true, true], ["k", [L, kv * hd, d], true, true], ["v", [L, kv * hd, d], true, true]);
-  if (qkvBias) rows.push(["q_bias", [L, H * hd], true, false], ["k_bias", [L, kv * hd], true, false], ["v_bias", [L, kv * hd], true, false]);
-  rows.push(["o", [L, d, H * hd], true, true]);
-  if (postNorms) rows.push(["attn_post_norm", [L, d], true, false]);
-  rows.push(["mlp_norm", [L, d], true, false], ["gate", [L, ff, d], true, true], ["up", [L, ff, d], true, true], ["down", [L, d, ff], true, true]);
-  if (postNorms) rows.push(["mlp_post_norm", [L, d], true, false]);
-  rows.push(["norm_f", [d], false, false]);
-  if (!m.tied) rows.push(["lm_head", [V, d], false, true]);
-  return withOffsets(rows);
+  return tensorTable(m) as EngineTensor[];
 }
 
 /** Elements of the flat buffer a table describes. */

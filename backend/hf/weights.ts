@@ -11,8 +11,8 @@
 // the tensor.
 import { existsSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
-import { progressBar } from "../data/progress.js";
-import { FLOAT_DTYPES, SafetensorsReader, type SafeEntry } from "../train/safetensors.js";
+import { progressBar } from "../term/progress.js";
+import { FLOAT_DTYPES, SafetensorsReader, type SafeEntry } from "../io/safetensors.js";
 import { readJson, type HfModelSpec } from "./config.js";
 import { asFolderError, HfFolderError } from "./errors.js";
 import { hfSlices, llamaTensorTable, tableSize, type EngineTensor, type HfSlice } from "./layout.js";

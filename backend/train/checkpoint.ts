@@ -21,9 +21,10 @@ import { join } from "node:path";
 import { z } from "zod";
 import { writeDirAtomic, writeFileAtomic } from "../io/atomic.js";
 import type { GptModel, ModelConfig, TensorInfo } from "../engine/model.js";
-import { CheckpointError, readSafetensors, writeSafetensors, type SafeTensor } from "./safetensors.js";
+import { tensorTable } from "../engine/layout.js";
+import { CheckpointError, readSafetensors, writeSafetensors, type SafeTensor } from "../io/safetensors.js";
 
-export { CheckpointError } from "./safetensors.js";
+export { CheckpointError } from "../io/safetensors.js";
 
 export const CHECKPOINT_FORMAT = "calib-gpt/1";
 export const TRAINER_STATE_FORMAT = "calib-trainer-state/1";
@@ -201,34 +202,6 @@ export function readCheckpointConfig(dir: string): CheckpointConfig {
   const m = r.data.model;
   if (m.dModel % m.nHead !== 0) throw new CheckpointError(`checkpoint ${dir}: config.json has nHead ${m.nHead} that does not divide dModel ${m.dModel}`);
   return r.data;
-}
-
-/** The tensor table of a configuration, the same as the engine's (native/src/model/layout.cc). */
-export function tensorTable(c: ModelConfig): TensorInfo[] {
-  const { nLayer: L, dModel: C, context: T, vocab: V } = c;
-  const rows: Array<[TensorInfo["name"], number[], boolean, boolean]> = [
-    ["wte", [V, C], false, false], ["wpe", [T, C], false, false],
-    ["ln1w", [L, C], true, false], ["ln1b", [L, C], true, false],
-    ["qkvw", [L, 3 * C, C], true, true], ["qkvb", [L, 3 * C], true, false],
-    ["attprojw", [L, C, C], true, true], ["attprojb", [L, C], true, false],
-    ["ln2w", [L, C], true, false], ["ln2b", [L, C], true, false],
-    ["fcw", [L, 4 * C, C], true, true], ["fcb", [L, 4 * C], true, false],
-    ["fcprojw", [L, C, 4 * C], true, true], ["fcprojb", [L, C], true, false],
-    ["lnfw", [C], false, false], ["lnfb", [C], false, false],
-  ];
-  if (!c.tied) rows.push(["lm_head", [V, C], false, true]);
-  return withOffsets(rows);
-}
-
-/** Tensor rows [name, shape, perLayer, decay] laid out one after another in a flat buffer. */
-export function withOffsets<N extends string>(rows: ReadonlyArray<readonly [N, number[], boolean, boolean]>): Array<{ name: N; offset: number; numel: number; shape: number[]; perLayer: boolean; decay: boolean }> {
-  let offset = 0;
-  return rows.map(([name, shape, perLayer, decay]) => {
-    const numel = shape.reduce((a, b) => a * b, 1);
-    const t = { name, offset, numel, shape, perLayer, decay };
-    offset += numel;
-    return t;
-  });
 }
 
 /** The flat buffers stored under each prefix of one safetensors file, checked against the config. */

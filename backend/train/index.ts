@@ -5,6 +5,6 @@ export { parseTrainConfig, configHash, TrainConfigSchema, PretrainSchema, SftSch
 export { train, trimSftBatch, type TrainOptions, type TrainResult } from "./trainer.js";
 export { learningRate, type Schedule } from "./schedule.js";
 export { evaluateTokens, evaluateQuestions, validationLoss, type TokenEval, type QuestionEval, type TokenEvalOptions, type QuestionEvalOptions } from "./evaluate.js";
-export { saveCheckpoint, loadCheckpoint, loadIntoModel, readCheckpointConfig, namedSlices, stateDict, tensorTable, CheckpointError, CHECKPOINT_FORMAT, TRAINER_STATE_FORMAT, type LoadedCheckpoint, type CheckpointConfig, type TrainerState, type SaveOptions, type NamedSlice } from "./checkpoint.js";
-export { encodeSafetensors, decodeSafetensors, readSafetensors, writeSafetensors, type SafeTensor, type SafeFile } from "./safetensors.js";
+export { saveCheckpoint, loadCheckpoint, loadIntoModel, readCheckpointConfig, namedSlices, stateDict, CheckpointError, CHECKPOINT_FORMAT, TRAINER_STATE_FORMAT, type LoadedCheckpoint, type CheckpointConfig, type TrainerState, type SaveOptions, type NamedSlice } from "./checkpoint.js";
+export { encodeSafetensors, decodeSafetensors, readSafetensors, writeSafetensors, type SafeTensor, type SafeFile } from "../io/safetensors.js";
 export { evaluateCheckpointDir, type EvalRunOptions, type EvalRunResult } from "./eval-run.js";

@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { CheckpointError } from "../../backend/train/safetensors.js";
+import { CheckpointError } from "../../backend/io/safetensors.js";
 import { embedScaleFor, HfFolderError, parseHfConfig, readHfConfig, type HfModelSpec } from "../../backend/hf/index.js";
 import { withTemp, tinyConfig } from "./fixtures.js";
 
@@ -30,7 +30,7 @@ test("Llama 3.2 style: GQA, explicit head_dim, llama3 rope scaling, tied, contex
     arch: "llama", nLayer: 2, nHead: 4, dModel: 8, context: 4096, vocab: 272, tied: true,
     llama: {
       nKvHead: 2, headDim: 4, dFf: 12, normEps: 1e-5, normPlusOne: false, postNorms: false, qkvBias: false, mlpAct: "silu",
-      embedScale: 1, ropeTheta: 500000, ropeScaling: { type: "llama3", factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 8192 },
+      embedScale: 1, ropeTheta: 500000, ropeType: "llama3", ropeFactor: 32, ropeLowFreqFactor: 1, ropeHighFreqFactor: 4, ropeOriginalContext: 8192,
       attnScale: 0.5, attnSoftcap: 0, slidingWindow: 0, slidingPeriod: 1,
     },
   });
@@ -48,7 +48,7 @@ test("Qwen2.5 style: q/k/v biases, head_dim = hidden / heads, θ = 1e6, no slidi
   assert.equal(s.model.llama.headDim, 2);
   assert.equal(s.model.llama.attnScale, 1 / Math.sqrt(2));
   assert.equal(s.model.llama.ropeTheta, 1e6);
-  assert.equal(s.model.llama.ropeScaling, null);
+  assert.equal(s.model.llama.ropeType, "default");
   assert.deepEqual([s.model.llama.slidingWindow, s.model.llama.slidingPeriod], [0, 1]);
   assert.equal(s.dtype, "bfloat16", "transformers 5 writes dtype");
   // use_sliding_window: layers ≥ max_window_layers slide; all of them is the engine's period 1
@@ -98,15 +98,16 @@ test("rope: transformers 5's rope_parameters, the `type` alias, linear, dynamic,
   const { rope_theta: _t, rope_scaling: _s, ...base } = tinyConfig("llama");
   const v5 = parse({ ...base, rope_parameters: { rope_theta: 500000, rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 } });
   assert.equal(v5.model.llama.ropeTheta, 500000);
-  assert.deepEqual(v5.model.llama.ropeScaling, { type: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 8192 });
+  const rope = (m: { llama: object }) => Object.fromEntries(Object.entries(m.llama).filter(([k]) => k.startsWith("rope") && k !== "ropeTheta"));
+  assert.deepEqual(rope(v5.model), { ropeType: "llama3", ropeFactor: 8, ropeLowFreqFactor: 1, ropeHighFreqFactor: 4, ropeOriginalContext: 8192 });
   // rope_parameters' theta wins over a top-level one; no theta at all is 10000
   assert.equal(parse({ ...base, rope_theta: 1, rope_parameters: { rope_theta: 7, rope_type: "default" } }).model.llama.ropeTheta, 7);
   assert.equal(parse(base).model.llama.ropeTheta, 10000);
-  assert.deepEqual(parse({ ...base, rope_theta: 1e4, rope_scaling: { type: "linear", factor: 4 } }).model.llama.ropeScaling,
-    { type: "linear", factor: 4, lowFreqFactor: null, highFreqFactor: null, originalContext: null });
-  assert.equal(parse({ ...base, rope_scaling: { type: "dynamic", factor: 2 } }).model.llama.ropeScaling, null, "dynamic = default within max_position_embeddings");
+  const linear = rope(parse({ ...base, rope_theta: 1e4, rope_scaling: { type: "linear", factor: 4 } }).model);
+  assert.deepEqual([linear.ropeType, linear.ropeFactor], ["linear", 4]);
+  assert.equal(parse({ ...base, rope_scaling: { type: "dynamic", factor: 2 } }).model.llama.ropeType, "default", "dynamic = default within max_position_embeddings");
   // llama3 without original_max_position_embeddings: max_position_embeddings
-  assert.equal(parse({ ...base, rope_scaling: { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4 } }).model.llama.ropeScaling!.originalContext, 131072);
+  assert.equal(parse({ ...base, rope_scaling: { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4 } }).model.llama.ropeOriginalContext, 131072);
   const g = tinyConfig("gemma2");
   const nested = { full_attention: { rope_type: "default", rope_theta: 10000 }, sliding_attention: { rope_type: "default", rope_theta: 10000 } };
   const lt = ["sliding_attention", "full_attention", "sliding_attention"];

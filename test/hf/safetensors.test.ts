@@ -5,8 +5,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { bf16ToF32, f16ToF32, f32ToBf16, SafetensorsReader } from "../../backend/train/safetensors.js";
-import { CheckpointError } from "../../backend/train/safetensors.js";
+import { bf16ToF32, f16ToF32, f32ToBf16, SafetensorsReader } from "../../backend/io/safetensors.js";
+import { CheckpointError } from "../../backend/io/safetensors.js";
 import { bf16Math, f16Math, randomTensor, safetensorsBytes, withTemp } from "./fixtures.js";
 import { rng } from "../helpers/random.js";
 

@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { CheckpointError } from "../../backend/train/safetensors.js";
+import { CheckpointError } from "../../backend/io/safetensors.js";
 import { HfFolderError, loadHfWeights, readHfConfig, type EngineTensor, type HfWeights } from "../../backend/hf/index.js";
 import {
   engineTable, engineTarget, randomTensor, safetensorsBytes, withTemp, tinyConfig, writeTinyModel,

@@ -7,7 +7,7 @@
 // an offset: decodeSafetensors takes a whole (small) file; SafetensorsReader reads only the
 // header of a large one and then each tensor by offset, converting F32/F16/BF16 to float32.
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, writeSync } from "node:fs";
-import { writeFileAtomic } from "../io/atomic.js";
+import { writeFileAtomic } from "./atomic.js";
 
 export type SafeDtype = "F32" | "F64";
 
