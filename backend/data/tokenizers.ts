@@ -22,7 +22,23 @@ import { createRequire } from "node:module";
 export type TokenizerName = "byte" | "r50k" | "cl100k" | "o200k";
 export const TOKENIZER_NAMES: readonly TokenizerName[] = Object.freeze(["byte", "r50k", "cl100k", "o200k"] as const);
 
-export interface Tokenizer {
+/**
+ * Any text ↔ ids mapping the world, chat and scoring code can use: the four below, the
+ * word-level vocabulary of a knowledge world (word-tokenizer.ts), or another implementation.
+ */
+export interface TextTokenizer {
+  /** e.g. "byte", "r50k", "word" */
+  readonly name: string;
+  readonly encoding: string;
+  readonly vocabSize: number;
+  readonly eotId: number | null;
+  readonly padId: number;
+  readonly fingerprint: string;
+  encode(text: string): Int32Array;
+  decode(ids: ArrayLike<number>): string;
+}
+
+export interface Tokenizer extends TextTokenizer {
   readonly name: TokenizerName;
   /** the underlying encoding: 'utf-8' for byte, else the tiktoken encoding name */
   readonly encoding: string;
