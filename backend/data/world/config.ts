@@ -83,10 +83,10 @@ export function worldAttributes(c: WorldConfig): Attribute[] {
  */
 export function parseWorldConfig(input: unknown, field = "world"): WorldConfig {
   if (input === undefined || input === "default") input = {};
-  if (input === null || typeof input !== "object" || Array.isArray(input)) throw new TypeError(`${field} must be an object or "default"`);
+  if (input === null || typeof input !== "object" || Array.isArray(input)) throw new TypeError(`${field || "the world config"} must be an object or "default"`);
   const r = WorldConfigSchema.safeParse(input);
   if (!r.success) {
-    throw new TypeError(r.error.issues.map((i) => `${[field, ...i.path].join(".")}: ${i.message}`).join("; "));
+    throw new TypeError(r.error.issues.map((i) => `${[field, ...i.path].filter((x) => x !== "").join(".") || "config"}: ${i.message}`).join("; "));
   }
   // canonical key order of attributes (hashes and rendering must not depend on the JSON's order)
   const attributes: Partial<Record<Attribute, number>> = {};
@@ -104,7 +104,11 @@ export function loadWorldConfig(spec: string): WorldConfig {
     const e = err as NodeJS.ErrnoException;
     throw new TypeError(`${spec}: ${e.code === "ENOENT" ? "no such file" : e.code ? e.code : `not valid JSON (${e.message})`}`);
   }
-  return parseWorldConfig(raw, spec);
+  try {
+    return parseWorldConfig(raw, "");
+  } catch (err) {
+    throw new TypeError(`${spec}: ${(err as Error).message}`);
+  }
 }
 
 function canonical(v: unknown): unknown {

@@ -98,3 +98,11 @@ export function buildWorld(input: WorldConfig | WorldConfigInput | "default"): W
   worlds.set(hash, world);
   return world;
 }
+
+/** The exposure bucket of a count: powers of two, "1", "2-3", "4-7", "8-15", … (for per-bucket analysis). */
+export function exposureBucket(k: number): string {
+  if (!Number.isSafeInteger(k) || k < 1) throw new RangeError(`exposures must be a positive integer (got ${String(k)})`);
+  let lo = 1;
+  while (lo * 2 <= k) lo *= 2;
+  return lo === 1 ? "1" : `${lo}-${2 * lo - 1}`;
+}
