@@ -9,3 +9,6 @@ export { saveCheckpoint, loadCheckpoint, loadIntoModel, readCheckpointConfig, na
 export { encodeSafetensors, decodeSafetensors, readSafetensors, writeSafetensors, type SafeTensor, type SafeFile } from "./safetensors.js";
 export { trainProgress, type TrainProgress } from "./progress.js";
 export { evaluateCheckpointDir, type EvalRunOptions, type EvalRunResult } from "./eval-run.js";
+export { gptScorer, scoreItems, splitContinuation, worldItems, type TokenScorer, type ScorerBatch, type ScoredItem, type ScoreOptions, type ScoreResult } from "./scoring.js";
+export { openWorldRun, evaluateWorldQuestions, CHAT_TEMPLATES, WORLD_QUESTION_SPLIT, type WorldRun, type WorldQuestionEval } from "./world-run.js";
+export { WorldRunSchema, type WorldRunConfig } from "./config.js";

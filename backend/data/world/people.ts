@@ -60,11 +60,13 @@ export function personLine(world: World, p: Person): string {
 
 const worlds = new Map<string, World>();
 
-/** The world of a config (validated; "default" or a partial config is filled in). Cached per config. */
-export function buildWorld(input: WorldConfig | WorldConfigInput | "default"): World {
+/** The world of a config (validated; "default" or a partial config is filled in). Cached per
+ * config unless `cache: false` (which builds it afresh). */
+export function buildWorld(input: WorldConfig | WorldConfigInput | "default", o: { cache?: boolean } = {}): World {
   const config = parseWorldConfig(input);
   const hash = worldConfigHash(config);
-  const hit = worlds.get(hash);
+  const useCache = o.cache ?? true;
+  const hit = useCache ? worlds.get(hash) : undefined;
   if (hit) return hit;
   const lexicon = buildLexicon(config);
   const attributes = worldAttributes(config);
@@ -94,8 +96,10 @@ export function buildWorld(input: WorldConfig | WorldConfigInput | "default"): W
     checksum: "",
   };
   world.checksum = sha256Hex(people.map((p) => personLine(world, p)).join(""));
-  if (worlds.size > 8) worlds.clear();
-  worlds.set(hash, world);
+  if (useCache) {
+    if (worlds.size > 8) worlds.clear();
+    worlds.set(hash, world);
+  }
   return world;
 }
 
