@@ -29,22 +29,11 @@ export const TOKENIZER_NAMES: readonly TokenizerName[] = Object.freeze(["byte", 
 export interface TextTokenizer {
   /** e.g. "byte", "r50k", "word" */
   readonly name: string;
-  readonly encoding: string;
-  readonly vocabSize: number;
-  readonly eotId: number | null;
-  readonly padId: number;
-  readonly fingerprint: string;
-  encode(text: string): Int32Array;
-  decode(ids: ArrayLike<number>): string;
-}
-
-export interface Tokenizer extends TextTokenizer {
-  readonly name: TokenizerName;
-  /** the underlying encoding: 'utf-8' for byte, else the tiktoken encoding name */
+  /** the underlying encoding: 'utf-8' for byte, else the tiktoken encoding name (word: world-words/<hash>) */
   readonly encoding: string;
   /** embedding rows a model needs (max token id + 1) */
   readonly vocabSize: number;
-  /** <|endoftext|>, or null (byte); never produced by encode() */
+  /** <|endoftext|>, or null (byte); never produced by encode() (word: the marker text encodes to it) */
   readonly eotId: number | null;
   /** the input id used to pad SFT batches (eotId, or byte 0 = NUL, which the corpus never contains) */
   readonly padId: number;
@@ -54,6 +43,11 @@ export interface Tokenizer extends TextTokenizer {
   encode(text: string): Int32Array;
   /** token ids → text; RangeError on an id the tokenizer does not have */
   decode(ids: ArrayLike<number>): string;
+}
+
+/** One of the four tokenizers of the Brown pipeline. */
+export interface Tokenizer extends TextTokenizer {
+  readonly name: TokenizerName;
 }
 
 interface GptModule {

@@ -86,8 +86,8 @@ function startsWith(a: Int32Array, p: Int32Array): boolean {
 }
 
 /** Context and continuation tokens per lm-eval's rule (see the header). */
-export function splitContinuation(tok: TextTokenizer, context: string, continuation: string): { context: Int32Array; continuation: Int32Array } {
-  const ctx = tok.encode(context);
+export function splitContinuation(tok: TextTokenizer, context: string, continuation: string, contextIds?: Int32Array): { context: Int32Array; continuation: Int32Array } {
+  const ctx = contextIds ?? tok.encode(context);
   const whole = tok.encode(context + continuation);
   const cont = startsWith(whole, ctx) ? whole.slice(ctx.length) : tok.encode(continuation);
   if (cont.length === 0) throw new RangeError(`continuation ${JSON.stringify(continuation)} has no tokens`);
@@ -98,8 +98,8 @@ function item(
   q: { id: string; task: string; doc: number; gold: number; exposures: number | null }, scoring: Scoring, tok: TextTokenizer, prompt: string,
   continuations: readonly string[], lengths: number[],
 ): ScoredItem {
-  const parts = continuations.map((c) => splitContinuation(tok, prompt, c));
-  return { ...q, scoring, context: parts[0]!.context, continuations: parts.map((p) => p.continuation), lengths };
+  const context = tok.encode(prompt);
+  return { ...q, scoring, context, continuations: continuations.map((c) => splitContinuation(tok, prompt, c, context).continuation), lengths };
 }
 
 /** The letter continuations: after a chat generation prompt the bare letter; after "Answer:" the
