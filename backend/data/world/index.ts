@@ -5,7 +5,7 @@ export { ATTRIBUTES, DEFAULT_POOLS, FIRST_YEAR, WORLD_FORMAT, WorldConfigSchema,
 export type { Attribute, WorldConfig, WorldConfigInput } from "./config.js";
 export { LIST_WORDS, buildLexicon, namePoolSizes } from "./lexicon.js";
 export type { Lexicon } from "./lexicon.js";
-export { buildWorld, exposureBucket, personLine, valueOf } from "./people.js";
+export { buildWorld, exposureBucket, personLine, attributeValue } from "./people.js";
 export type { Person, PersonSplit, World } from "./people.js";
 export {
   BIOGRAPHY_TEMPLATES, DOC_KINDS, DOC_SEPARATOR, QA_ANSWER, QA_PREFIX, QUESTION_TEMPLATES, biography, epochDocuments, epochPlan, fixedTexts,

@@ -47,7 +47,7 @@ function drawExposures(rng: Rng, e: WorldConfig["exposures"]): number {
 }
 
 /** The value of attribute `a` of a person, as text. */
-export function valueOf(world: World, p: Person, a: Attribute): string {
+export function attributeValue(world: World, p: Person, a: Attribute): string {
   const i = p.values[a];
   if (i === undefined) throw new RangeError(`person ${p.index} has no ${a}`);
   return world.lexicon.pools[a]![i]!;
@@ -55,7 +55,7 @@ export function valueOf(world: World, p: Person, a: Attribute): string {
 
 /** The line of a person in the checksummed table: index, name, gender, split, exposures, values. */
 export function personLine(world: World, p: Person): string {
-  return [p.index, p.name, p.gender, p.split, p.exposures, ...world.attributes.map((a) => valueOf(world, p, a))].join("\t") + "\n";
+  return [p.index, p.name, p.gender, p.split, p.exposures, ...world.attributes.map((a) => attributeValue(world, p, a))].join("\t") + "\n";
 }
 
 const worlds = new Map<string, World>();

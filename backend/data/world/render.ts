@@ -24,7 +24,7 @@ import { Rng, sha256Hex } from "../rng.js";
 import type { Attribute } from "./config.js";
 import { instructionTurn, INSTRUCTION_KINDS } from "./instructions.js";
 import { LIST_WORDS } from "./lexicon.js";
-import { valueOf, type Person, type PersonSplit, type World } from "./people.js";
+import { attributeValue, type Person, type PersonSplit, type World } from "./people.js";
 
 /** Sentence templates: {S} subject, {P} possessive (both sentence-initial: the name or He/His),
  * {s} / {p} the lower-case pronoun / possessive, {V} the value. */
@@ -83,12 +83,12 @@ export function questionText(p: Person, a: Attribute): string {
 /** A biography: one sentence per attribute, shuffled; the first names the person. */
 export function biography(world: World, p: Person, rng: Rng): string {
   const attrs = rng.shuffle([...world.attributes]);
-  return attrs.map((a, i) => fill(rng.pick(BIOGRAPHY_TEMPLATES[a]), p, i === 0 || rng.int(2) === 0, valueOf(world, p, a))).join(" ");
+  return attrs.map((a, i) => fill(rng.pick(BIOGRAPHY_TEMPLATES[a]), p, i === 0 || rng.int(2) === 0, attributeValue(world, p, a))).join(" ");
 }
 
 /** Open questions about every attribute of a person, shuffled. */
 export function qaDocument(world: World, p: Person, rng: Rng): string {
-  return rng.shuffle([...world.attributes]).map((a) => `${QA_PREFIX}${questionText(p, a)}${QA_ANSWER} ${valueOf(world, p, a)}`).join("\n");
+  return rng.shuffle([...world.attributes]).map((a) => `${QA_PREFIX}${questionText(p, a)}${QA_ANSWER} ${attributeValue(world, p, a)}`).join("\n");
 }
 
 /** Four option indices into the pool of `a`: the gold value at `position`, 3 other values elsewhere. */
@@ -247,7 +247,7 @@ export function sftConversations(world: World): Conversation[] {
           const m = mcq(world, p, a, rng.int(LETTERS.length), rng);
           messages.push({ role: "user", content: mcqUserText(m) }, { role: "assistant", content: LETTERS[m.answer]! });
         } else {
-          messages.push({ role: "user", content: questionText(p, a) }, { role: "assistant", content: valueOf(world, p, a) });
+          messages.push({ role: "user", content: questionText(p, a) }, { role: "assistant", content: attributeValue(world, p, a) });
         }
       }
       convs.push({ kind: "person", person: i, messages });
