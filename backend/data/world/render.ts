@@ -51,15 +51,16 @@ export const QA_ANSWER = "\nAnswer:";
 /** Appended to every document in a token stream: documents are separated by a blank line. */
 export const DOC_SEPARATOR = "\n\n";
 
-export type DocKind = "bio" | "qa" | "mcq";
-export const DOC_KINDS: readonly DocKind[] = Object.freeze(["bio", "qa", "mcq"] as const);
-
+/** A rendered pretraining document: a person's biography, open-QA or multiple-choice document. */
 export interface WorldDocument {
   kind: DocKind;
   person: number;
   /** without DOC_SEPARATOR */
   text: string;
 }
+
+export type DocKind = "bio" | "qa" | "mcq";
+export const DOC_KINDS: readonly DocKind[] = Object.freeze(["bio", "qa", "mcq"] as const);
 
 function fill(template: string, p: Person, useName: boolean, value: string): string {
   const he = p.gender === "m";
