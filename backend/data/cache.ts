@@ -88,7 +88,8 @@ export function cachePaths(dir: string, split: SplitName): { tokens: string; hea
 
 const LITTLE_ENDIAN = endianness() === "LE";
 
-function leBytes(tokens: Int32Array): Uint8Array {
+/** The bytes of an int32 array, little-endian (a view when the machine is little-endian). */
+export function leBytes(tokens: Int32Array): Uint8Array {
   if (LITTLE_ENDIAN) return new Uint8Array(tokens.buffer, tokens.byteOffset, tokens.byteLength);
   const out = new Uint8Array(tokens.length * 4);
   const view = new DataView(out.buffer);
@@ -96,7 +97,8 @@ function leBytes(tokens: Int32Array): Uint8Array {
   return out;
 }
 
-function fromLeBytes(bytes: Buffer): Int32Array {
+/** An int32 array from little-endian bytes (a copy). */
+export function fromLeBytes(bytes: Buffer): Int32Array {
   const out = new Int32Array(bytes.length / 4);
   if (LITTLE_ENDIAN) {
     new Uint8Array(out.buffer).set(bytes);

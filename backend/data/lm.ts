@@ -35,7 +35,7 @@ export interface LmBatch {
   targets: Int32Array;
   /** stream position of each row's first input token */
   starts: Int32Array;
-  /** rows × T: corpus document index (0 … 499) of each target token */
+  /** rows × T: document index of each target token (Brown: corpus document 0 … 499) */
   docs: Int32Array;
   /** rows × T: position of each target token inside its document (0 = first token) */
   positions: Int32Array;
@@ -57,7 +57,9 @@ export interface LmEpoch {
   [Symbol.iterator](): Iterator<LmBatch>;
 }
 
-type Stream = Pick<SplitTokens, "tokens" | "tokenDoc" | "docs">;
+/** What lmBatches reads: the tokens, the document of each token, and where each document
+ * starts — as spans (`docs`, Brown) or as an array indexed by document (`docStarts`, worlds). */
+export type TokenStream = Pick<SplitTokens, "tokens" | "tokenDoc"> & ({ docs: readonly Pick<DocSpan, "index" | "start">[] } | { docStarts: Int32Array });
 
 function positiveInt(x: unknown, field: string): number {
   if (typeof x !== "number" || !Number.isSafeInteger(x) || x < 1) throw new TypeError(`${field} must be a positive integer (got ${String(x)})`);
@@ -69,7 +71,7 @@ export function lmWindowCount(n: number, contextLength: number): number {
   return n < 1 ? 0 : Math.floor((n - 1) / contextLength);
 }
 
-export function lmBatches(split: Stream, opts: LmBatchOptions): LmEpoch {
+export function lmBatches(split: TokenStream, opts: LmBatchOptions): LmEpoch {
   if (!split || !(split.tokens instanceof Int32Array)) throw new TypeError("split must have an Int32Array `tokens` (from prepareSplits)");
   const T = positiveInt(opts.contextLength, "contextLength");
   const B = positiveInt(opts.batchSize, "batchSize");
@@ -100,10 +102,15 @@ export function lmBatches(split: Stream, opts: LmBatchOptions): LmEpoch {
   }
   const numBatches = opts.dropLast ? Math.floor(numWindows / B) : Math.ceil(numWindows / B);
 
-  let maxDoc = 0;
-  for (const d of split.docs) maxDoc = Math.max(maxDoc, d.index);
-  const docStart = new Int32Array(maxDoc + 1).fill(-1);
-  split.docs.forEach((d: DocSpan) => (docStart[d.index] = d.start));
+  let docStart: Int32Array;
+  if ("docStarts" in split) {
+    docStart = split.docStarts;
+  } else {
+    let maxDoc = 0;
+    for (const d of split.docs) maxDoc = Math.max(maxDoc, d.index);
+    docStart = new Int32Array(maxDoc + 1).fill(-1);
+    for (const d of split.docs) docStart[d.index] = d.start;
+  }
 
   const batch = (i: number): LmBatch => {
     if (!Number.isInteger(i) || i < 0 || i >= numBatches) throw new RangeError(`batch index must be in [0, ${numBatches}) (got ${i})`);

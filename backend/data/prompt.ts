@@ -23,13 +23,17 @@ import { resolveTokenizer, type Tokenizer, type TokenizerName } from "./tokenize
 export const LETTERS: readonly string[] = Object.freeze(["A", "B", "C", "D"]);
 export const PROMPT_TEMPLATE = "Question: {question}\nA. {A}\nB. {B}\nC. {C}\nD. {D}\nAnswer: {letter}";
 
-/** The prompt text up to and including "Answer:" (no trailing space). */
-export function formatPrompt(q: Pick<Question, "question" | "options">): string {
+/** "Question: <question>" and the lettered option lines, without the "Answer:" line. */
+export function formatQuestionBlock(q: Pick<Question, "question" | "options">): string {
   if (!q || typeof q.question !== "string" || !Array.isArray(q.options) || q.options.length !== LETTERS.length) {
     throw new TypeError(`question must have a question string and ${LETTERS.length} options`);
   }
-  const lines = [`Question: ${q.question}`, ...q.options.map((o, i) => `${LETTERS[i]}. ${o}`), "Answer:"];
-  return lines.join("\n");
+  return [`Question: ${q.question}`, ...q.options.map((o, i) => `${LETTERS[i]}. ${o}`)].join("\n");
+}
+
+/** The prompt text up to and including "Answer:" (no trailing space). */
+export function formatPrompt(q: Pick<Question, "question" | "options">): string {
+  return `${formatQuestionBlock(q)}\nAnswer:`;
 }
 
 /** The full text of a question with its correct answer, e.g. for display. */

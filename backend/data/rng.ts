@@ -52,8 +52,8 @@ export class Rng {
     return items[this.int(items.length)]!;
   }
 
-  /** Fisher–Yates shuffle in place; returns the same array. */
-  shuffle<T>(items: T[]): T[] {
+  /** Fisher–Yates shuffle in place (an array or a typed array); returns the same object. */
+  shuffle<A extends { length: number; [i: number]: unknown }>(items: A): A {
     for (let i = items.length - 1; i > 0; i--) {
       const j = this.int(i + 1);
       const tmp = items[i]!;

@@ -1,7 +1,9 @@
-// Supervised fine-tuning batches from encoded questions. An example is its prompt tokens
-// followed by the answer letter; as a next-token sequence it fills promptIds.length positions:
-// inputs = promptIds, targets = ignoreIndex everywhere except the last position, whose target
-// is the answer letter's token. Only the answer letter is supervised.
+// Supervised fine-tuning batches. An example is a next-token sequence: `inputs` and `targets`
+// of the same length, targets = ignoreIndex where nothing is supervised (sequenceBatches).
+// Two producers: encoded questions (sftBatches) — the prompt tokens followed by the answer
+// letter, which fill promptIds.length positions: inputs = promptIds, targets = ignoreIndex
+// everywhere except the last position, whose target is the answer letter's token, so only the
+// answer letter is supervised — and chat conversations with assistant-only targets (chat.ts).
 //
 //   mode 'pad'  (default) one example per row, right-padded to contextLength;
 //   mode 'pack' examples placed one after another in a row while they fit, then padded.
@@ -45,7 +47,7 @@ export interface SftBatch {
   contextLength: number;
   /** rows × T input ids */
   inputs: Int32Array;
-  /** rows × T targets: ignoreIndex except at each example's last position (its answer token) */
+  /** rows × T targets: the examples' targets (questions: ignoreIndex except each answer token), ignoreIndex on padding */
   targets: Int32Array;
   /** rows × T: index (into the examples passed in) of the example at each position, −1 for padding */
   segments: Int32Array;
@@ -53,7 +55,7 @@ export interface SftBatch {
   positions: Int32Array;
   /** the examples in this batch, in row order */
   examples: Int32Array;
-  /** supervised targets in this batch (= examples.length) */
+  /** supervised targets in this batch (questions: = examples.length) */
   supervised: number;
 }
 
@@ -63,7 +65,7 @@ export interface SftEpoch {
   mode: "pad" | "pack";
   /** examples placed (all but the skipped) */
   numExamples: number;
-  /** ids of the examples longer than contextLength */
+  /** ids of the examples longer than contextLength (never truncated) */
   skipped: string[];
   numRows: number;
   numBatches: number;
@@ -76,8 +78,29 @@ function positiveInt(x: unknown, field: string): number {
   return x;
 }
 
+/** A next-token example: targets[t] is the target after inputs[0 … t] (ignoreIndex: unsupervised). */
+export interface SequenceExample {
+  id: string;
+  inputs: Int32Array;
+  targets: Int32Array;
+}
+
+/** Batches of questions: each example's only supervised target is its answer letter. */
 export function sftBatches(examples: readonly EncodedQuestion[], opts: SftOptions): SftEpoch {
   if (!Array.isArray(examples)) throw new TypeError("examples must be an array of encoded questions (encodeQuestions)");
+  const ignore = opts.ignoreIndex ?? IGNORE_INDEX;
+  const seqs = examples.map((e, i): SequenceExample => {
+    if (!(e.promptIds instanceof Int32Array) || e.promptIds.length === 0) throw new TypeError(`examples[${i}].promptIds must be a non-empty Int32Array`);
+    const targets = new Int32Array(e.promptIds.length).fill(ignore);
+    targets[targets.length - 1] = e.answerId;
+    return { id: e.id, inputs: e.promptIds, targets };
+  });
+  return sequenceBatches(seqs, opts);
+}
+
+/** Batches of next-token examples, padded (one per row) or packed, in a seeded order per epoch. */
+export function sequenceBatches(examples: readonly SequenceExample[], opts: SftOptions): SftEpoch {
+  if (!Array.isArray(examples)) throw new TypeError("examples must be an array of {id, inputs, targets}");
   const T = positiveInt(opts.contextLength, "contextLength");
   const B = positiveInt(opts.batchSize, "batchSize");
   if (!Number.isInteger(opts.padId) || opts.padId < 0) throw new TypeError(`padId must be a token id (got ${String(opts.padId)})`);
@@ -93,8 +116,9 @@ export function sftBatches(examples: readonly EncodedQuestion[], opts: SftOption
   const skipped: string[] = [];
   const kept: number[] = [];
   examples.forEach((e, i) => {
-    if (!(e.promptIds instanceof Int32Array) || e.promptIds.length === 0) throw new TypeError(`examples[${i}].promptIds must be a non-empty Int32Array`);
-    if (e.promptIds.length > T) skipped.push(e.id);
+    if (!(e.inputs instanceof Int32Array) || e.inputs.length === 0) throw new TypeError(`examples[${i}].inputs must be a non-empty Int32Array`);
+    if (!(e.targets instanceof Int32Array) || e.targets.length !== e.inputs.length) throw new TypeError(`examples[${i}].targets must be an Int32Array as long as its inputs`);
+    if (e.inputs.length > T) skipped.push(e.id);
     else kept.push(i);
   });
   if (opts.shuffle ?? true) new Rng(`sft:${seed}:${epoch}`).shuffle(kept);
@@ -107,7 +131,7 @@ export function sftBatches(examples: readonly EncodedQuestion[], opts: SftOption
     let row: number[] = [];
     let used = 0;
     for (const i of kept) {
-      const len = examples[i]!.promptIds.length;
+      const len = examples[i]!.inputs.length;
       if (used + len > T) {
         rowsPlan.push(row);
         row = [];
@@ -129,24 +153,26 @@ export function sftBatches(examples: readonly EncodedQuestion[], opts: SftOption
     const segments = new Int32Array(rows * T).fill(-1);
     const positions = new Int32Array(rows * T).fill(-1);
     const members: number[] = [];
+    let supervised = 0;
     for (let r = 0; r < rows; r++) {
       const plan = rowsPlan[bi * B + r]!;
       let col = r * T;
-      if (align === "right") col += T - examples[plan[0]!]!.promptIds.length;
+      if (align === "right") col += T - examples[plan[0]!]!.inputs.length;
       for (const ei of plan) {
         const e = examples[ei]!;
-        const L = e.promptIds.length;
-        inputs.set(e.promptIds, col);
+        const L = e.inputs.length;
+        inputs.set(e.inputs, col);
+        targets.set(e.targets, col);
         for (let k = 0; k < L; k++) {
           segments[col + k] = ei;
           positions[col + k] = k;
+          if (e.targets[k] !== ignore) supervised++;
         }
-        targets[col + L - 1] = e.answerId;
         col += L;
         members.push(ei);
       }
     }
-    return { index: bi, rows, contextLength: T, inputs, targets, segments, positions, examples: Int32Array.from(members), supervised: members.length };
+    return { index: bi, rows, contextLength: T, inputs, targets, segments, positions, examples: Int32Array.from(members), supervised };
   };
 
   return {

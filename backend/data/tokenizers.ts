@@ -23,17 +23,18 @@ export type TokenizerName = "byte" | "r50k" | "cl100k" | "o200k";
 export const TOKENIZER_NAMES: readonly TokenizerName[] = Object.freeze(["byte", "r50k", "cl100k", "o200k"] as const);
 
 /**
- * What every tokenizer offers: the four above (Tokenizer) and those of Hugging Face model folders
- * (backend/hf: name 'hf:<model>', their own fingerprint). Code that takes any tokenizer takes this.
+ * What every tokenizer offers: the four of the Brown pipeline (Tokenizer), the word-level vocabulary of
+ * a knowledge world (word-tokenizer.ts) and those of Hugging Face model folders (backend/hf: name
+ * 'hf:<model>'). Code that takes any tokenizer takes this.
  */
 export interface TextTokenizer {
-  /** one of TOKENIZER_NAMES, or 'hf:<model>' for a Hugging Face tokenizer */
+  /** one of TOKENIZER_NAMES, "word", or 'hf:<model>' for a Hugging Face tokenizer */
   readonly name: string;
-  /** the underlying encoding: 'utf-8' for byte, else the tiktoken encoding name (HF: the model type) */
+  /** the underlying encoding: 'utf-8' for byte, else the tiktoken encoding name (word: world-words/<hash>; HF: the model type) */
   readonly encoding: string;
   /** embedding rows a model needs (max token id + 1) */
   readonly vocabSize: number;
-  /** <|endoftext|>, or null (byte); never produced by encode() (HF: the first eos id, see backend/hf) */
+  /** <|endoftext|>, or null (byte); never produced by encode() (word: the marker text encodes to it; HF: the first eos id) */
   readonly eotId: number | null;
   /** the input id used to pad SFT batches (eotId, or byte 0 = NUL, which the corpus never contains) */
   readonly padId: number;
@@ -45,7 +46,7 @@ export interface TextTokenizer {
   decode(ids: ArrayLike<number>): string;
 }
 
-/** One of our four tokenizers. */
+/** One of the four tokenizers of the Brown pipeline. */
 export interface Tokenizer extends TextTokenizer {
   readonly name: TokenizerName;
 }

@@ -215,6 +215,8 @@ export class SamplesParser {
     this.rows.push({
       epoch: 0, split: "test", task, id: `${task}:${key}`, doc: -1, gold: gold!,
       logits: Float32Array.from(lls), probs, vocabProbs: null, probsNorm,
+      // the harness scores each choice's continuation: answer letters (MMLU) or option texts (ARC, HellaSwag)
+      scoring: choices && choices.every((c) => /^ ?[A-Z]$/.test(c)) ? "letter" : "option",
     });
   }
 }

@@ -3,7 +3,7 @@
 export { writeArrowStream, readArrowStream, makeTable, utf8, bool, int32, float32, float64, float32List, float32Lists, float32Nullable, int32Nullable, float64Nullable } from "./arrow.js";
 export { writeTrainLog, readTrainLog, trainLogTable, TRAIN_LOG_COLUMNS, type TrainLogRow } from "./train-log.js";
 export { writeTokens, tokensTable, TOP_K, type TokenRecords } from "./tokens.js";
-export { writeQuestions, questionsTable, type QuestionRow } from "./questions.js";
+export { writeQuestions, questionsTable, questionScorings, SCORINGS, type QuestionRow, type Scoring } from "./questions.js";
 export { writeRunJson, type RunJson, type RunKind, type RunStatus } from "./run.js";
 export {
   writeCalibration, writeRunCalibration, calibrationTable, questionCalibration, tokenCalibration, CALIBRATION_DEFAULTS, TOKEN_TASK,

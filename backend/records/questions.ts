@@ -1,8 +1,15 @@
-// questions.arrow: one row per multiple-choice question (docs/records.md). Our evaluator fills
-// logits (option-letter logits), probs (softmax over them) and vocab_probs (full-vocabulary
-// probability of each letter); lm-eval imports fill probs_norm instead of vocab_probs.
+// questions.arrow: one row per multiple-choice question and scoring (docs/records.md). Letter
+// scoring of the Brown tasks fills logits (option-letter logits), probs (softmax over them) and
+// vocab_probs (full-vocabulary probability of each letter); option scoring (backend/train/
+// scoring.ts) fills logits with each option's summed log-likelihood, probs, vocab_probs = exp of
+// it and probs_norm (acc_norm); lm-eval imports fill probs_norm instead of vocab_probs. `scoring`
+// says which (a file without the column is letter scoring); `exposures` is null outside worlds.
 import type { Table } from "apache-arrow";
-import { bool, float32, float32Lists, float32Nullable, int32, makeTable, utf8, writeArrowStream } from "./arrow.js";
+import { bool, float32, float32Lists, float32Nullable, int32, int32Nullable, makeTable, utf8, writeArrowStream } from "./arrow.js";
+
+/** letter: the answer letter after the lettered options; option: each option's text as the continuation */
+export type Scoring = "letter" | "option";
+export const SCORINGS: readonly Scoring[] = Object.freeze(["letter", "option"] as const);
 
 export interface QuestionRow {
   epoch: number;
@@ -20,6 +27,10 @@ export interface QuestionRow {
   vocabProbs: ArrayLike<number> | null;
   /** length-normalized option probabilities (lm-eval acc_norm), or null */
   probsNorm?: ArrayLike<number> | null;
+  /** how the options were scored (default "letter") */
+  scoring?: Scoring;
+  /** knowledge worlds: biographies of the person per pretraining epoch; null elsewhere */
+  exposures?: number | null;
 }
 
 function argmax(p: ArrayLike<number>): number {
@@ -42,6 +53,7 @@ export function questionsTable(runId: string, rows: readonly QuestionRow[]): Tab
       throw new TypeError(`questions[${i}] (${r.id}): logits, probs, vocab_probs and probs_norm must have one entry per option`);
     }
     if (!Number.isInteger(r.gold) || r.gold < 0 || r.gold >= k) throw new RangeError(`questions[${i}] (${r.id}): gold ${r.gold} is not an option index`);
+    if (r.scoring !== undefined && !SCORINGS.includes(r.scoring)) throw new TypeError(`questions[${i}] (${r.id}): scoring must be one of ${SCORINGS.join(", ")}`);
   });
   const pred = rows.map((r) => argmax(r.probs));
   const predNorm = rows.map((r) => (r.probsNorm ? argmax(r.probsNorm) : null));
@@ -64,9 +76,19 @@ export function questionsTable(runId: string, rows: readonly QuestionRow[]): Tab
     probs_norm: float32Lists(rows.map((r) => r.probsNorm ?? null)),
     confidence_norm: float32Nullable(rows.map((r, i) => (r.probsNorm ? r.probsNorm[predNorm[i]!]! : null))),
     correct_norm: bool(rows.map((r, i) => (r.probsNorm ? predNorm[i] === r.gold : null))),
+    scoring: utf8(rows.map((r) => r.scoring ?? "letter")),
+    exposures: int32Nullable(rows.map((r) => r.exposures ?? null)),
   });
 }
 
 export function writeQuestions(path: string, runId: string, rows: readonly QuestionRow[]): void {
   writeArrowStream(path, questionsTable(runId, rows));
+}
+
+/** The scoring of each row of a questions table: its `scoring` column, or "letter" for files written before it existed. */
+export function questionScorings(table: Table): Scoring[] {
+  const c = table.getChild("scoring");
+  const out: Scoring[] = new Array(table.numRows);
+  for (let i = 0; i < table.numRows; i++) out[i] = c ? (c.get(i) as Scoring) : "letter";
+  return out;
 }

@@ -4,9 +4,12 @@
 //             answer letter supervised), evaluated after every epoch
 // Every field has a default except sft.init; unknown fields are errors (a typo must not
 // silently fall back to a default). docs/trainer.md lists the fields.
+// With a `world` block both kinds run on a knowledge world instead (backend/data/world): pretraining
+// on its documents, SFT on its chat conversations, evaluation by option scoring of its held-out
+// questions. Without the block a config means what it always meant (and hashes the same).
 import { createHash } from "node:crypto";
 import { z } from "zod";
-import { TASK_NAMES, TOKENIZER_NAMES } from "../data/index.js";
+import { TASK_NAMES, TOKENIZER_NAMES, WorldConfigSchema } from "../data/index.js";
 
 const int = (min: number) => z.number().int().min(min);
 const positive = z.number().positive().finite();
@@ -59,6 +62,20 @@ export const EvalSchema = z.strictObject({
   promptAlign: z.enum(["left", "right"]).default("right"),
 });
 
+// ---- knowledge world (issue 18) ------------------------------------------------------------
+export const WorldRunSchema = z.strictObject({
+  /** the world: "default" or a world config (docs/data.md); sft: absent = the init checkpoint's world */
+  config: z.union([z.literal("default"), WorldConfigSchema]).optional(),
+  /** how the held-out questions are scored (questions.arrow `scoring`); the first gives the run's metrics */
+  scoring: z.array(z.enum(["option", "letter"])).min(1).default(["option"]),
+  /** sft: template of the conversations, and of the evaluation after each SFT epoch (epoch 0, the base model, is scored without one) */
+  chatTemplate: z.enum(["calib-chat/1"]).default("calib-chat/1"),
+  /** sft: pack several conversations per row (default: one per row, rows trimmed to the batch's longest) */
+  pack: z.boolean().default(false),
+});
+export type WorldRunConfig = z.infer<typeof WorldRunSchema>;
+// ----------------------------------------------------------------------------------------------
+
 const common = {
   name: z.string().min(1).max(200).optional(),
   seed: int(0).max(2 ** 32 - 1).default(0),
@@ -79,7 +96,7 @@ const common = {
 export const PretrainSchema = z.strictObject({
   kind: z.literal("pretrain"),
   ...common,
-  tokenizer: z.enum(TOKENIZER_NAMES as unknown as [string, ...string[]]).default("byte"),
+  tokenizer: z.enum([...TOKENIZER_NAMES, "word"] as unknown as [string, ...string[]]).default("byte"),
   model: ModelSchema.prefault({}),
   optim: OptimSchema.prefault({}),
   steps: int(1).default(2000),
@@ -90,7 +107,9 @@ export const PretrainSchema = z.strictObject({
   evalEvery: int(0).default(200),
   /** validation windows per validation-loss row */
   evalWindows: int(1).default(64),
-});
+  /** pretrain on a knowledge world (tokenizer may then be "word", its word-level vocabulary) */
+  world: WorldRunSchema.optional(),
+}).refine((c) => c.tokenizer !== "word" || c.world !== undefined, { message: "the word-level tokenizer needs a world", path: ["tokenizer"] });
 
 export const SftSchema = z.strictObject({
   kind: z.literal("sft"),
@@ -105,6 +124,8 @@ export const SftSchema = z.strictObject({
   /** pad: one example per row (rows trimmed to the longest example of the batch) */
   mode: z.enum(["pad"]).default("pad"),
   optim: OptimSchema.extend({ lr: positive.default(3e-4), warmupSteps: int(0).default(20), weightDecay: z.number().min(0).finite().default(0) }).prefault({}),
+  /** SFT on a knowledge world's conversations (tasks, questionSeed and mode are then not used) */
+  world: WorldRunSchema.optional(),
 });
 
 export const TrainConfigSchema = z.discriminatedUnion("kind", [PretrainSchema, SftSchema]);

@@ -1,14 +1,20 @@
 // Evaluation of a saved checkpoint into a run directory (what `calib eval` does): per-token
 // records on Brown text and per-question records on the multiple-choice tasks, plus run.json.
+// A checkpoint trained on a knowledge world (its config.json names the world) is evaluated on
+// that world instead: tokens on its validation stream, its held-out questions scored by option
+// (and/or letter), with the chat template after SFT and without it for a pretrained model.
 import { mkdirSync } from "node:fs";
 import { basename, join } from "node:path";
 import { GptModel } from "../engine/model.js";
 import { encodeQuestions, generateQuestions, prepareSplits, tokenizer, type TaskName, type TokenizerName } from "../data/index.js";
 import { writeQuestions, writeRunJson, writeTokens, type RunJson } from "../records/index.js";
 import { progressBar } from "../term/progress.js";
-import { CheckpointError, loadCheckpoint, loadIntoModel } from "./checkpoint.js";
-import { EvalSchema, type EvalConfig } from "./config.js";
+import { CheckpointError, loadCheckpoint, loadIntoModel, type LoadedCheckpoint } from "./checkpoint.js";
+import { EvalSchema, WorldRunSchema, type EvalConfig } from "./config.js";
 import { evaluateQuestions, evaluateTokens } from "./evaluate.js";
+import { evaluateWorldQuestions, openWorldRun } from "./world-run.js";
+import { worldStream, type TokenStream } from "../data/index.js";
+import type { Scoring } from "../records/index.js";
 
 export interface EvalRunOptions {
   checkpoint: string;
@@ -19,6 +25,8 @@ export interface EvalRunOptions {
   /** SFT epoch of the checkpoint, for the records (default: from its config.json, else 0) */
   epoch?: number;
   splitSeed?: number;
+  /** world checkpoints: how the questions are scored (default ["option"]) */
+  scoring?: Scoring[];
   threads?: number;
   device?: "cpu" | "cuda" | "auto";
   progress?: boolean;
@@ -31,6 +39,56 @@ export interface EvalRunResult {
   artifacts: string[];
 }
 
+/** run.json (running → succeeded / failed), the model, and the body that fills metrics and artifacts. */
+function evalRun(
+  o: EvalRunOptions, ck: LoadedCheckpoint, batchSize: number, config: Record<string, unknown>,
+  body: (model: GptModel, runId: string, metrics: Record<string, number>, artifacts: string[]) => void,
+): EvalRunResult {
+  const runId = o.runId ?? basename(o.outDir);
+  mkdirSync(o.outDir, { recursive: true });
+  const created = new Date().toISOString();
+  const run: RunJson = {
+    id: runId, name: runId, kind: "eval", status: "running", created_at: created, started_at: created, finished_at: null, config, metrics: {}, artifacts: [],
+  };
+  writeRunJson(join(o.outDir, "run.json"), run);
+  const model = GptModel.create(ck.config.model, { maxBatch: batchSize, threads: o.threads ?? 0, device: o.device ?? "cpu" });
+  const metrics: Record<string, number> = {};
+  const artifacts: string[] = [];
+  try {
+    loadIntoModel(model, ck);
+    body(model, runId, metrics, artifacts);
+    for (const [k, v] of Object.entries(metrics)) if (!Number.isFinite(v)) delete metrics[k];
+    writeRunJson(join(o.outDir, "run.json"), { ...run, status: "succeeded", finished_at: new Date().toISOString(), metrics, artifacts });
+    return { runId, outDir: o.outDir, metrics, artifacts };
+  } catch (err) {
+    writeRunJson(join(o.outDir, "run.json"), { ...run, status: "failed", finished_at: new Date().toISOString(), error: (err as Error).message });
+    throw err;
+  } finally {
+    model.free();
+  }
+}
+
+/** tokens.arrow of a stream: per-token records with a progress bar. */
+function tokenRecords(model: GptModel, stream: TokenStream, split: string, ev: EvalConfig, epoch: number, o: EvalRunOptions, runId: string, metrics: Record<string, number>, artifacts: string[]): void {
+  const T = model.config.context;
+  const windows = Math.min(Math.floor((stream.tokens.length - 1) / T), Math.ceil(ev.maxTokens / T));
+  const bar = progressBar(`eval tokens (${split})`, windows, { enabled: o.progress ?? true, unit: "windows" });
+  let seen = 0;
+  const t = evaluateTokens(model, stream, {
+    splitName: split, maxTokens: ev.maxTokens, batchSize: ev.batchSize, epoch, temperature: ev.temperature, softcap: ev.softcap,
+    onBatch: (done) => {
+      bar.tick(done - seen);
+      seen = done;
+    },
+  });
+  bar.done(`nll ${t.nll.toFixed(4)} accuracy ${t.accuracy.toFixed(4)}`);
+  writeTokens(join(o.outDir, "tokens.arrow"), runId, [t.records]);
+  artifacts.push("tokens.arrow");
+  Object.assign(metrics, { token_nll: t.nll, token_accuracy: t.accuracy, token_entropy: t.entropy, tokens_evaluated: t.count });
+}
+
+const sftEpochOf = (ck: LoadedCheckpoint) => (typeof ck.config.training.sft_epoch === "number" ? ck.config.training.sft_epoch : 0);
+
 export function evaluateCheckpointDir(o: EvalRunOptions): EvalRunResult {
   const parsed = EvalSchema.safeParse(o.eval ?? {});
   if (!parsed.success) throw new TypeError(`invalid eval options: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
@@ -38,42 +96,16 @@ export function evaluateCheckpointDir(o: EvalRunOptions): EvalRunResult {
   const progress = o.progress ?? true;
   const ck = loadCheckpoint(o.checkpoint);
   if (!ck.config.tokenizer) throw new CheckpointError(`checkpoint ${o.checkpoint}: config.json names no tokenizer`);
+  if (ck.config.training.world !== undefined) return evaluateWorldCheckpoint(o, ev, ck);
   const tok = tokenizer(ck.config.tokenizer as TokenizerName);
   if (tok.vocabSize !== ck.config.model.vocab) throw new CheckpointError(`checkpoint ${o.checkpoint}: vocab ${ck.config.model.vocab} does not match tokenizer ${tok.name}`);
-  const epoch = o.epoch ?? (typeof ck.config.training.sft_epoch === "number" ? ck.config.training.sft_epoch : 0);
+  const epoch = o.epoch ?? sftEpochOf(ck);
   const splitSeed = o.splitSeed ?? 0;
-  const runId = o.runId ?? basename(o.outDir);
-  mkdirSync(o.outDir, { recursive: true });
-  const created = new Date().toISOString();
-  const run: RunJson = {
-    id: runId, name: runId, kind: "eval", status: "running", created_at: created, started_at: created, finished_at: null,
-    config: { checkpoint: o.checkpoint, eval: ev, epoch, splitSeed }, metrics: {}, artifacts: [],
-  };
-  writeRunJson(join(o.outDir, "run.json"), run);
-  const model = GptModel.create(ck.config.model, { maxBatch: ev.batchSize, threads: o.threads ?? 0, device: o.device ?? "cpu" });
-  const metrics: Record<string, number> = {};
-  const artifacts: string[] = [];
-  try {
-    loadIntoModel(model, ck);
+  return evalRun(o, ck, ev.batchSize, { checkpoint: o.checkpoint, eval: ev, epoch, splitSeed }, (model, runId, metrics, artifacts) => {
     const transform = { temperature: ev.temperature, softcap: ev.softcap };
     if (ev.maxTokens > 0) {
       const data = prepareSplits({ tokenizer: tok, splitSeed, progress });
-      const split = data.splits[ev.split];
-      const T = ck.config.model.context;
-      const windows = Math.min(Math.floor((split.tokens.length - 1) / T), Math.ceil(ev.maxTokens / T));
-      const bar = progressBar(`eval tokens (${ev.split})`, windows, { enabled: progress, unit: "windows" });
-      let seen = 0;
-      const t = evaluateTokens(model, split, {
-        splitName: ev.split, maxTokens: ev.maxTokens, batchSize: ev.batchSize, epoch, ...transform,
-        onBatch: (done) => {
-          bar.tick(done - seen);
-          seen = done;
-        },
-      });
-      bar.done(`nll ${t.nll.toFixed(4)} accuracy ${t.accuracy.toFixed(4)}`);
-      writeTokens(join(o.outDir, "tokens.arrow"), runId, [t.records]);
-      artifacts.push("tokens.arrow");
-      Object.assign(metrics, { token_nll: t.nll, token_accuracy: t.accuracy, token_entropy: t.entropy, tokens_evaluated: t.count });
+      tokenRecords(model, data.splits[ev.split], ev.split, ev, epoch, o, runId, metrics, artifacts);
     }
     if (ev.maxQuestions > 0 && ev.tasks.length > 0) {
       const qs = ev.tasks.flatMap((task) =>
@@ -101,13 +133,26 @@ export function evaluateCheckpointDir(o: EvalRunOptions): EvalRunResult {
         metrics[`accuracy_${task}`] = correct / rows.length;
       }
     }
-    for (const [k, v] of Object.entries(metrics)) if (!Number.isFinite(v)) delete metrics[k];
-    writeRunJson(join(o.outDir, "run.json"), { ...run, status: "succeeded", finished_at: new Date().toISOString(), metrics, artifacts });
-    return { runId, outDir: o.outDir, metrics, artifacts };
-  } catch (err) {
-    writeRunJson(join(o.outDir, "run.json"), { ...run, status: "failed", finished_at: new Date().toISOString(), error: (err as Error).message });
-    throw err;
-  } finally {
-    model.free();
-  }
+  });
+}
+
+/** `calib eval` of a checkpoint trained on a knowledge world (see the header). */
+function evaluateWorldCheckpoint(o: EvalRunOptions, ev: EvalConfig, ck: LoadedCheckpoint): EvalRunResult {
+  const progress = o.progress ?? true;
+  const wcfg = WorldRunSchema.safeParse({ scoring: o.scoring ?? ["option"] });
+  if (!wcfg.success) throw new TypeError(`invalid scoring: ${wcfg.error.issues.map((i) => i.message).join("; ")}`);
+  const wr = openWorldRun(wcfg.data, ck.config.tokenizer!, ev, ck, o.checkpoint);
+  if (wr.tokenizer.vocabSize !== ck.config.model.vocab) throw new CheckpointError(`checkpoint ${o.checkpoint}: vocab ${ck.config.model.vocab} does not match tokenizer ${wr.tokenizer.name}`);
+  const chat = ck.config.training.kind === "sft";
+  const epoch = o.epoch ?? sftEpochOf(ck);
+  const config = { checkpoint: o.checkpoint, eval: ev, epoch, world: wr.world.hash, scoring: wr.scorings, chat_template: chat ? wr.template.name : null };
+  return evalRun(o, ck, ev.batchSize, config, (model, runId, metrics, artifacts) => {
+    if (ev.maxTokens > 0) tokenRecords(model, worldStream({ world: wr.world, tokenizer: wr.tokenizer, stream: "validation", progress }), "validation", ev, epoch, o, runId, metrics, artifacts);
+    if (wr.questions.length === 0) return;
+    const w = evaluateWorldQuestions(model, wr.items(chat), { epoch, padId: wr.tokenizer.padId, temperature: ev.temperature, softcap: ev.softcap });
+    if (progress) process.stderr.write(`eval world questions (${chat ? wr.template.name : "no chat template"}): accuracy ${w.metrics.question_accuracy?.toFixed(4)}${w.skipped ? `, ${w.skipped} longer than the context skipped` : ""}\n`);
+    writeQuestions(join(o.outDir, "questions.arrow"), runId, w.rows);
+    artifacts.push("questions.arrow");
+    Object.assign(metrics, w.metrics);
+  });
 }

@@ -10,7 +10,7 @@
 // The evaluated distribution is softmax(softcap(z/T)) with T and cap from the options
 // (default the raw logits, as a Hugging Face model would be evaluated).
 import type { GptModel } from "../engine/model.js";
-import { lmBatches, type EncodedQuestion, type SplitTokens } from "../data/index.js";
+import { lmBatches, type EncodedQuestion, type TokenStream } from "../data/index.js";
 import { TOP_K, type QuestionRow, type TokenRecords } from "../records/index.js";
 
 export interface TransformOptions {
@@ -40,12 +40,12 @@ export interface TokenEval {
 }
 
 /** Windows needed for `maxTokens` tokens (0 = none), capped by the split. */
-function windowsFor(split: SplitTokens, T: number, maxTokens: number): number {
+function windowsFor(split: TokenStream, T: number, maxTokens: number): number {
   const avail = split.tokens.length < 1 ? 0 : Math.floor((split.tokens.length - 1) / T);
   return Math.min(avail, Math.ceil(maxTokens / T));
 }
 
-export function evaluateTokens(model: GptModel, split: SplitTokens, o: TokenEvalOptions): TokenEval {
+export function evaluateTokens(model: GptModel, split: TokenStream, o: TokenEvalOptions): TokenEval {
   const T = o.context ?? model.config.context;
   const B = Math.min(o.batchSize, model.maxBatch);
   const windows = windowsFor(split, T, o.maxTokens);
@@ -90,7 +90,7 @@ export function evaluateTokens(model: GptModel, split: SplitTokens, o: TokenEval
 }
 
 /** Mean NLL and entropy of the first `windows` windows of a split (the validation rows of train_log). */
-export function validationLoss(model: GptModel, split: SplitTokens, windows: number, batchSize: number, context?: number): { nll: number; entropy: number; tokens: number } {
+export function validationLoss(model: GptModel, split: TokenStream, windows: number, batchSize: number, context?: number): { nll: number; entropy: number; tokens: number } {
   const T = context ?? model.config.context;
   const B = Math.min(batchSize, model.maxBatch);
   const w = windowsFor(split, T, windows * T);

@@ -8,3 +8,6 @@ export { evaluateTokens, evaluateQuestions, validationLoss, type TokenEval, type
 export { saveCheckpoint, loadCheckpoint, loadIntoModel, readCheckpointConfig, namedSlices, stateDict, CheckpointError, CHECKPOINT_FORMAT, TRAINER_STATE_FORMAT, type LoadedCheckpoint, type CheckpointConfig, type TrainerState, type SaveOptions, type NamedSlice } from "./checkpoint.js";
 export { encodeSafetensors, decodeSafetensors, readSafetensors, writeSafetensors, type SafeTensor, type SafeFile } from "../io/safetensors.js";
 export { evaluateCheckpointDir, type EvalRunOptions, type EvalRunResult } from "./eval-run.js";
+export { gptScorer, scoreItems, splitContinuation, worldItems, type TokenScorer, type ScorerBatch, type ScoredItem, type ScoreOptions, type ScoreResult } from "./scoring.js";
+export { openWorldRun, evaluateWorldQuestions, CHAT_TEMPLATES, WORLD_QUESTION_SPLIT, type WorldRun, type WorldQuestionEval } from "./world-run.js";
+export { WorldRunSchema, type WorldRunConfig } from "./config.js";

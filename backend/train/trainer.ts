@@ -1,5 +1,8 @@
 // The training loop of `calib train` and the API: pretraining on Brown text and supervised
 // fine-tuning on the multiple-choice tasks, with evaluation records, checkpoints and resume.
+// With a `world` block: pretraining on a knowledge world's documents (epoch e reads the stream
+// rendered for epoch e), SFT on its chat conversations (assistant-only loss), evaluation by
+// scoring its held-out questions (world-run.ts).
 //
 // One optimizer step = gradAccum micro-batches. Every micro-batch adds the gradient of
 // (Σ per-token loss)/(supervised tokens of the whole step), so the step's gradient is that of
@@ -21,18 +24,20 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:f
 import { basename, join } from "node:path";
 import { GptModel, type Batch } from "../engine/model.js";
 import {
-  encodeQuestions, generateQuestions, lmBatches, prepareSplits, sftBatches, tokenizer, type EncodedQuestion, type LmEpoch,
-  type PreparedSplits, type SftBatch, type SftEpoch, type TaskName, type Tokenizer, type TokenizerName,
+  chatSftBatches, encodeConversation, encodeQuestions, generateQuestions, lmBatches, lmWindowCount, prepareSplits, sftBatches, sftConversations,
+  tokenizer, worldStream, worldStreamLength, type EncodedQuestion, type LmEpoch, type SftBatch, type SftEpoch, type TaskName, type TextTokenizer,
+  type TokenStream, type Tokenizer, type TokenizerName,
 } from "../data/index.js";
 import {
   readArrowStream, readTrainLog, writeArrowStream, writeQuestions, writeRunJson, writeTokens, writeTrainLog, type RunJson,
   type TrainLogRow,
 } from "../records/index.js";
 import { configHash, parseTrainConfig, type EvalConfig, type PretrainConfig, type SftConfig, type TrainConfig } from "./config.js";
-import { CheckpointError, loadCheckpoint, loadIntoModel, saveCheckpoint, type TrainerState, TRAINER_STATE_FORMAT } from "./checkpoint.js";
+import { CheckpointError, loadCheckpoint, loadIntoModel, saveCheckpoint, type LoadedCheckpoint, type TrainerState, TRAINER_STATE_FORMAT } from "./checkpoint.js";
 import { learningRate } from "./schedule.js";
 import { evaluateQuestions, evaluateTokens, validationLoss, type QuestionEval } from "./evaluate.js";
 import { progressBar, type Progress } from "../term/progress.js";
+import { evaluateWorldQuestions, openWorldRun, type WorldRun } from "./world-run.js";
 
 export interface TrainOptions {
   /** output directory (created) */
@@ -290,19 +295,39 @@ class Run {
   }
 }
 
+/** The questions a checkpoint is evaluated on: Brown letter questions, or a world's scored items per scoring. */
+type QuestionSet = { kind: "brown"; questions: EncodedQuestion[] } | { kind: "world"; run: WorldRun; chat: boolean };
+
+interface CheckpointEval {
+  metrics: Record<string, number>;
+  /** Brown questions' evaluation (null otherwise) */
+  questions: QuestionEval | null;
+  /** world: the headline scoring's mean −ll(gold) and option entropy (the SFT validation row) */
+  worldValidation: { nll: number; entropy: number } | null;
+}
+
 /** Evaluation of the current model written to evals/epoch-<e>.*.arrow; returns its metrics. */
 function evaluateCheckpoint(
-  run: Run, ev: EvalConfig, epoch: number, data: PreparedSplits | null, questions: EncodedQuestion[], label: string,
-): { metrics: Record<string, number>; questions: QuestionEval | null } {
+  run: Run, ev: EvalConfig, epoch: number, tokens: { stream: TokenStream; split: string } | null, qs: QuestionSet, label: string,
+): CheckpointEval {
   const metrics: Record<string, number> = {};
   let qe: QuestionEval | null = null;
+  let worldValidation: CheckpointEval["worldValidation"] = null;
   const transform = { temperature: ev.temperature, softcap: ev.softcap };
-  if (data && ev.maxTokens > 0) {
-    const t = evaluateTokens(run.model, data.splits[ev.split], { splitName: ev.split, maxTokens: ev.maxTokens, batchSize: ev.batchSize, epoch, ...transform });
+  if (tokens && ev.maxTokens > 0) {
+    const t = evaluateTokens(run.model, tokens.stream, { splitName: tokens.split, maxTokens: ev.maxTokens, batchSize: ev.batchSize, epoch, ...transform });
     writeTokens(join(run.evalDir, `epoch-${epoch}.tokens.arrow`), run.runId, [t.records]);
     Object.assign(metrics, { token_nll: t.nll, token_accuracy: t.accuracy, token_entropy: t.entropy, tokens_evaluated: t.count });
   }
-  if (questions.length > 0) {
+  if (qs.kind === "world" && qs.run.questions.length > 0) {
+    const w = evaluateWorldQuestions(run.model, qs.run.items(qs.chat), { epoch, padId: run.padId, ...transform });
+    writeQuestions(join(run.evalDir, `epoch-${epoch}.questions.arrow`), run.runId, w.rows);
+    Object.assign(metrics, w.metrics);
+    worldValidation = w.validation;
+    if (w.skipped > 0) run.progress.message(`${label}: ${w.skipped} questions are longer than the context (${run.model.config.context}) and were not evaluated`);
+  }
+  if (qs.kind === "brown" && qs.questions.length > 0) {
+    const questions = qs.questions;
     const q = evaluateQuestions(run.model, questions, { split: ev.split, epoch, batchSize: ev.batchSize, align: ev.promptAlign, padId: run.padId, ...transform });
     qe = q;
     writeQuestions(join(run.evalDir, `epoch-${epoch}.questions.arrow`), run.runId, q.rows);
@@ -323,7 +348,7 @@ function evaluateCheckpoint(
   }
   const parts = Object.entries(metrics).filter(([k]) => k.startsWith("accuracy_") || k === "token_nll").map(([k, v]) => `${k} ${v.toFixed(4)}`);
   run.progress.message(`${label}: ${parts.join(", ")}`);
-  return { metrics, questions: qe };
+  return { metrics, questions: qe, worldValidation };
 }
 
 function evalQuestions(ev: EvalConfig, tok: Tokenizer, splitSeed: number, tasks: readonly string[]): EncodedQuestion[] {
@@ -342,10 +367,11 @@ function warmBatch(config: PretrainConfig): number {
 /**
  * The pretraining batch schedule: the g-th micro-batch of the run (phase by phase, epochs within
  * a phase). Sequence-length warm-up: the first `warm.steps` steps use windows of `warm.length`
- * tokens and proportionally more of them (the same tokens per step), then full windows. Checks
- * up front that a full-length batch fits the training split.
+ * tokens and proportionally more of them (the same tokens per step), then full windows. Brown's
+ * epochs all have the same batches; a knowledge world's epochs (rendered anew) differ slightly.
+ * Checks up front that a full-length batch fits the training split.
  */
-function pretrainBatches(config: PretrainConfig, train: Parameters<typeof lmBatches>[0]): (g: number) => { batch: Batch; epoch: number; index: number } {
+function pretrainBatches(config: PretrainConfig, src: Pick<PretrainSource, "train" | "trainLength">): (g: number) => { batch: Batch; epoch: number; index: number } {
   const T = config.model.context;
   const warm = config.contextWarmup;
   const phases = [
@@ -359,30 +385,85 @@ function pretrainBatches(config: PretrainConfig, train: Parameters<typeof lmBatc
     if (!ep) {
       cache.clear();
       const ph = phases[phase]!;
-      ep = lmBatches(train, { contextLength: ph.t, batchSize: ph.b, seed: config.seed, epoch: e, dropLast: true });
-      if (ep.numBatches < 1) throw new RangeError(`batchSize ${ph.b} × context ${ph.t} is larger than the training split`);
+      ep = lmBatches(src.train(e), { contextLength: ph.t, batchSize: ph.b, seed: config.seed, epoch: e, dropLast: true });
       cache.set(key, ep);
     }
     return ep;
   };
-  epochOf(phases.length - 1, 0);
+  const counts = new Map<string, number>();
+  const batchesIn = (phase: number, e: number): number => {
+    const key = `${phase}:${e}`;
+    let n = counts.get(key);
+    if (n === undefined) {
+      const ph = phases[phase]!;
+      n = Math.floor(lmWindowCount(src.trainLength(e), ph.t) / ph.b);
+      if (n < 1) throw new RangeError(`batchSize ${ph.b} × context ${ph.t} is larger than the training split`);
+      counts.set(key, n);
+    }
+    return n;
+  };
+  batchesIn(phases.length - 1, 0);
   return (g) => {
     let phase = 0, start = 0;
     while (g >= start + phases[phase]!.steps * config.gradAccum) {
       start += phases[phase]!.steps * config.gradAccum;
       phase++;
     }
-    const ep = epochOf(phase, 0);
-    const k = g - start, e = Math.floor(k / ep.numBatches), i = k % ep.numBatches;
+    let i = g - start, e = 0;
+    while (i >= batchesIn(phase, e)) i -= batchesIn(phase, e++);
     const b = epochOf(phase, e).batch(i);
     return { batch: { inputs: b.inputs, targets: b.targets, b: b.rows, t: phases[phase]!.t }, epoch: e, index: i };
   };
 }
 
-async function pretrain(config: PretrainConfig, options: TrainOptions): Promise<TrainResult> {
-  const progress = options.progress ?? true;
+/** What pretraining reads: Brown's splits, or a knowledge world's streams (one per epoch). */
+interface PretrainSource {
+  tok: TextTokenizer;
+  /** the training stream of epoch e */
+  train(e: number): TokenStream;
+  /** its tokens (from the cache header when possible) */
+  trainLength(e: number): number;
+  validation: TokenStream;
+  /** the stream and split name of tokens.arrow */
+  evalTokens: { stream: TokenStream; split: string };
+  questions(): QuestionSet;
+  /** recorded in the checkpoint's training info */
+  checkpointInfo: Record<string, unknown>;
+}
+
+function brownSource(config: PretrainConfig, progress: boolean): PretrainSource {
   const tok = tokenizer(config.tokenizer as TokenizerName);
   const data = prepareSplits({ tokenizer: tok, splitSeed: config.splitSeed, progress });
+  return {
+    tok, train: () => data.splits.train, trainLength: () => data.splits.train.tokens.length, validation: data.splits.validation,
+    evalTokens: { stream: data.splits[config.eval.split], split: config.eval.split },
+    questions: () => ({ kind: "brown", questions: evalQuestions(config.eval, tok, config.splitSeed, config.eval.tasks) }),
+    checkpointInfo: {},
+  };
+}
+
+function worldSource(config: PretrainConfig, progress: boolean): PretrainSource {
+  const wr = openWorldRun(config.world!, config.tokenizer, config.eval);
+  const o = { world: wr.world, tokenizer: wr.tokenizer, progress };
+  const validation = worldStream({ ...o, stream: "validation" });
+  let current: { e: number; stream: TokenStream } | null = null;
+  return {
+    tok: wr.tokenizer,
+    train(e: number) {
+      if (current?.e !== e) current = { e, stream: worldStream({ ...o, stream: e }) };
+      return current.stream;
+    },
+    trainLength: (e: number) => (current?.e === e ? current.stream.tokens.length : worldStreamLength({ ...o, stream: e })),
+    validation, evalTokens: { stream: validation, split: "validation" },
+    questions: () => ({ kind: "world", run: wr, chat: false }),
+    checkpointInfo: wr.checkpointInfo(),
+  };
+}
+
+async function pretrain(config: PretrainConfig, options: TrainOptions): Promise<TrainResult> {
+  const progress = options.progress ?? true;
+  const src = config.world ? worldSource(config, progress) : brownSource(config, progress);
+  const tok = src.tok;
   const model = GptModel.create({ ...config.model, vocab: tok.vocabSize }, {
     maxBatch: Math.max(config.batchSize, config.eval.batchSize), device: config.device, threads: config.threads,
   });
@@ -393,8 +474,8 @@ async function pretrain(config: PretrainConfig, options: TrainOptions): Promise<
     const run = new Run(config, model, options, config.steps, `pretrain ${tok.name}`);
     run.padId = tok.padId;
     if (!run.resume()) model.init(config.seed);
-    const microBatch = pretrainBatches(config, data.splits.train);
-    const trainTokens = data.splits.train.tokens.length;
+    const microBatch = pretrainBatches(config, src);
+    const trainTokens = src.trainLength(0);
     run.writeRun("running", {});
     let last = { loss: NaN, norm: NaN, lr: NaN };
     let validation = NaN;
@@ -412,22 +493,19 @@ async function pretrain(config: PretrainConfig, options: TrainOptions): Promise<
       const epochFrac = () => run.state.tokens / trainTokens;
       last = run.step(micro, 0, step % config.logEvery === 0 || isLast, epochFrac);
       if ((config.evalEvery > 0 && step % config.evalEvery === 0) || isLast) {
-        const v = validationLoss(model, data.splits.validation, config.evalWindows, config.eval.batchSize);
+        const v = validationLoss(model, src.validation, config.evalWindows, config.eval.batchSize);
         validation = v.nll;
         run.row({ split: "validation", step, epoch: epochFrac(), loss: v.nll, lr: last.lr, grad_norm: NaN, entropy: v.entropy });
         run.progress.message(`step ${step}: validation loss ${v.nll.toFixed(4)} (entropy ${v.entropy.toFixed(4)})`);
       }
-      if (config.checkpointEvery > 0 && step % config.checkpointEvery === 0 && !isLast) run.checkpoint(tok.name, { tokenizer: tok.name });
+      if (config.checkpointEvery > 0 && step % config.checkpointEvery === 0 && !isLast) run.checkpoint(tok.name, { tokenizer: tok.name, ...src.checkpointInfo });
       run.progress.update(step, stepStatus(last.loss, run.state.tokens / Math.max(1e-9, run.elapsed())));
       await new Promise((r) => setImmediate(r));
     }
-    run.checkpoint(tok.name, { tokenizer: tok.name });
+    run.checkpoint(tok.name, { tokenizer: tok.name, ...src.checkpointInfo });
     const completed = run.state.step >= config.steps;
     let metrics: Record<string, number> = { steps: run.state.step, train_loss: last.loss, validation_loss: validation, seconds: run.elapsed() };
-    if (completed) {
-      const qs = evalQuestions(config.eval, tok, config.splitSeed, config.eval.tasks);
-      Object.assign(metrics, evaluateCheckpoint(run, config.eval, 0, data, qs, "pretrained model").metrics);
-    }
+    if (completed) Object.assign(metrics, evaluateCheckpoint(run, config.eval, 0, src.evalTokens, src.questions(), "pretrained model").metrics);
     const artifacts = completed ? run.mergeRecords() : [];
     run.progress.done(completed ? "done" : "stopped");
     run.writeRun(completed ? "succeeded" : "cancelled", metrics);
@@ -443,46 +521,102 @@ async function pretrain(config: PretrainConfig, options: TrainOptions): Promise<
 
 // ------------------------------------------------------------------------------------------
 
-async function sft(config: SftConfig, options: TrainOptions): Promise<TrainResult> {
-  const progress = options.progress ?? true;
-  const init = loadCheckpoint(config.init);
-  const tokName = init.config.tokenizer;
-  if (!tokName) throw new CheckpointError(`checkpoint ${config.init}: config.json names no tokenizer, so questions cannot be encoded`);
-  const tok = tokenizer(tokName as TokenizerName);
+/** What SFT reads: Brown's questions (answer letter supervised), or a world's conversations (assistant-only). */
+interface SftSource {
+  tok: TextTokenizer;
+  label: string;
+  /** training examples (before skipping the ones longer than the context) */
+  count: number;
+  epochOf(e: number): SftEpoch;
+  evalTokens: { stream: TokenStream; split: string } | null;
+  /** the questions of the evaluation after SFT epoch e (0: the pretrained model) */
+  questions(e: number): QuestionSet;
+  /** the validation row of train_log after an epoch's evaluation */
+  validationRow(ev: CheckpointEval): { nll: number; entropy: number } | null;
+  checkpointInfo: Record<string, unknown>;
+}
+
+function checkVocab(tok: TextTokenizer, init: LoadedCheckpoint, dir: string): void {
   if (tok.vocabSize !== init.config.model.vocab) {
-    throw new CheckpointError(`checkpoint ${config.init}: vocab ${init.config.model.vocab} does not match tokenizer ${tok.name} (${tok.vocabSize})`);
+    throw new CheckpointError(`checkpoint ${dir}: vocab ${init.config.model.vocab} does not match tokenizer ${tok.name} (${tok.vocabSize})`);
   }
+}
+
+function brownSftSource(config: SftConfig, init: LoadedCheckpoint, tokName: string, progress: boolean): SftSource {
+  const tok = tokenizer(tokName as TokenizerName);
+  checkVocab(tok, init, config.init);
   const context = init.config.model.context;
   const train = config.tasks.flatMap((task) =>
     encodeQuestions(generateQuestions({ task: task as TaskName, split: "train", seed: config.questionSeed, splitSeed: config.splitSeed, limit: config.maxExamples || undefined }), tok));
   const evalQs = evalQuestions(config.eval, tok, config.splitSeed, config.eval.tasks);
   const data = config.eval.maxTokens > 0 ? prepareSplits({ tokenizer: tok, splitSeed: config.splitSeed, progress }) : null;
-  const epochOf = (e: number): SftEpoch =>
-    sftBatches(train, { contextLength: context, batchSize: config.batchSize, padId: tok.padId, mode: "pad", align: config.eval.promptAlign, seed: config.seed, epoch: e });
-  const first = epochOf(0);
+  const sftTasks = new Set<string>(config.tasks);
+  return {
+    tok, label: `sft ${config.tasks.join("+")}`, count: train.length,
+    epochOf: (e: number) =>
+      sftBatches(train, { contextLength: context, batchSize: config.batchSize, padId: tok.padId, mode: "pad", align: config.eval.promptAlign, seed: config.seed, epoch: e }),
+    evalTokens: data ? { stream: data.splits[config.eval.split], split: config.eval.split } : null,
+    questions: () => ({ kind: "brown", questions: evalQs }),
+    // full-vocabulary NLL of the gold answer letter on the SFT tasks' questions
+    validationRow({ questions: qe }) {
+      const own = (qe?.rows ?? []).map((r, i) => ({ r, h: qe!.entropies[i]! })).filter(({ r }) => sftTasks.has(r.task));
+      if (own.length === 0) return null;
+      return { nll: own.reduce((a, { r }) => a - Math.log(r.vocabProbs![r.gold]!), 0) / own.length, entropy: own.reduce((a, { h }) => a + h, 0) / own.length };
+    },
+    checkpointInfo: {},
+  };
+}
+
+function worldSftSource(config: SftConfig, init: LoadedCheckpoint, tokName: string, progress: boolean): SftSource {
+  const wr = openWorldRun(config.world!, tokName, config.eval, init, config.init);
+  const tok = wr.tokenizer;
+  checkVocab(tok, init, config.init);
+  const convs = sftConversations(wr.world);
+  const train = (config.maxExamples > 0 ? convs.slice(0, config.maxExamples) : convs).map((c) => encodeConversation(c.messages, wr.template, tok, c.id));
+  const mode = config.world!.pack ? "pack" : "pad";
+  const validation = config.eval.maxTokens > 0 ? worldStream({ world: wr.world, tokenizer: tok, stream: "validation", progress }) : null;
+  return {
+    tok, label: `sft world (${tok.name})`, count: train.length,
+    epochOf: (e: number) => chatSftBatches(train, { contextLength: init.config.model.context, batchSize: config.batchSize, padId: tok.padId, mode, seed: config.seed, epoch: e }),
+    evalTokens: validation ? { stream: validation, split: "validation" } : null,
+    questions: (e: number) => ({ kind: "world", run: wr, chat: e > 0 }),
+    validationRow: (ev) => ev.worldValidation,
+    checkpointInfo: wr.checkpointInfo(),
+  };
+}
+
+async function sft(config: SftConfig, options: TrainOptions): Promise<TrainResult> {
+  const progress = options.progress ?? true;
+  const init = loadCheckpoint(config.init);
+  const tokName = init.config.tokenizer;
+  if (!tokName) throw new CheckpointError(`checkpoint ${config.init}: config.json names no tokenizer, so questions cannot be encoded`);
+  const src = config.world ? worldSftSource(config, init, tokName, progress) : brownSftSource(config, init, tokName, progress);
+  const tok = src.tok;
+  const context = init.config.model.context;
+  const first = src.epochOf(0);
   if (first.numBatches < 1) throw new RangeError(`no SFT example fits the context of ${context} tokens`);
   const perEpoch = first.numBatches;
   const stepsPerEpoch = Math.ceil(perEpoch / config.gradAccum);
   const totalSteps = config.epochs * stepsPerEpoch;
   const model = GptModel.create(init.config.model, { maxBatch: Math.max(config.batchSize, config.eval.batchSize), device: config.device, threads: config.threads });
   try {
-    const run = new Run(config, model, options, totalSteps, `sft ${config.tasks.join("+")}`);
+    const run = new Run(config, model, options, totalSteps, src.label);
     run.padId = tok.padId;
     if (!run.resume()) loadIntoModel(model, init);
-    if (first.skipped.length > 0) run.progress.message(`sft: ${first.skipped.length} of ${train.length} training questions are longer than the context (${context}) and are left out`);
+    if (first.skipped.length > 0) run.progress.message(`sft: ${first.skipped.length} of ${src.count} training examples are longer than the context (${context}) and are left out`);
     run.writeRun("running", {});
     let metrics: Record<string, number> = {};
     if (!existsSync(join(run.evalDir, "epoch-0.questions.arrow")) && !existsSync(join(run.evalDir, "epoch-0.tokens.arrow"))) {
-      metrics = evaluateCheckpoint(run, config.eval, 0, data, evalQs, "epoch 0 (pretrained)").metrics;
+      metrics = evaluateCheckpoint(run, config.eval, 0, src.evalTokens, src.questions(0), "epoch 0 (pretrained)").metrics;
     }
-    const sftTasks = new Set<string>(config.tasks);
+    const info = { tokenizer: tok.name, init: config.init, ...src.checkpointInfo };
     let ep: SftEpoch = first;
     let epIndex = 0;
     let last = { loss: NaN, norm: NaN, lr: NaN };
     while (run.state.step < totalSteps && !run.stopRequested()) {
       const e = Math.floor(run.state.microBatches / perEpoch);
       if (e !== epIndex) {
-        ep = epochOf(e);
+        ep = src.epochOf(e);
         epIndex = e;
       }
       const i0 = run.state.microBatches % perEpoch;
@@ -496,22 +630,17 @@ async function sft(config: SftConfig, options: TrainOptions): Promise<TrainResul
       const epochEnd = run.state.batchInEpoch === 0;
       last = run.step(micro, run.state.microBatches / perEpoch, step % config.logEvery === 0 || epochEnd);
       if (epochEnd) {
-        const { metrics: m, questions: qe } = evaluateCheckpoint(run, config.eval, run.state.epoch, data, evalQs, `epoch ${run.state.epoch}`);
-        metrics = { ...metrics, ...m };
-        // validation row: full-vocabulary NLL of the gold answer letter on the SFT tasks' questions
-        const own = (qe?.rows ?? []).map((r, i) => ({ r, h: qe!.entropies[i]! })).filter(({ r }) => sftTasks.has(r.task));
-        if (own.length > 0) {
-          const nll = own.reduce((a, { r }) => a - Math.log(r.vocabProbs![r.gold]!), 0) / own.length;
-          const entropy = own.reduce((a, { h }) => a + h, 0) / own.length;
-          run.row({ split: "validation", step, epoch: run.state.epoch, loss: nll, lr: last.lr, grad_norm: NaN, entropy });
-        }
-        if (config.checkpointEvery === 0 || step === totalSteps) run.checkpoint(tok.name, { tokenizer: tok.name, init: config.init, sft_epoch: run.state.epoch });
+        const ce = evaluateCheckpoint(run, config.eval, run.state.epoch, src.evalTokens, src.questions(run.state.epoch), `epoch ${run.state.epoch}`);
+        metrics = { ...metrics, ...ce.metrics };
+        const v = src.validationRow(ce);
+        if (v) run.row({ split: "validation", step, epoch: run.state.epoch, loss: v.nll, lr: last.lr, grad_norm: NaN, entropy: v.entropy });
+        if (config.checkpointEvery === 0 || step === totalSteps) run.checkpoint(tok.name, { ...info, sft_epoch: run.state.epoch });
       }
-      if (config.checkpointEvery > 0 && step % config.checkpointEvery === 0) run.checkpoint(tok.name, { tokenizer: tok.name, init: config.init, sft_epoch: run.state.epoch });
+      if (config.checkpointEvery > 0 && step % config.checkpointEvery === 0) run.checkpoint(tok.name, { ...info, sft_epoch: run.state.epoch });
       run.progress.update(step, stepStatus(last.loss, run.state.tokens / Math.max(1e-9, run.elapsed()), `epoch ${run.state.epoch}/${config.epochs}`));
       await new Promise((r) => setImmediate(r));
     }
-    run.checkpoint(tok.name, { tokenizer: tok.name, init: config.init, sft_epoch: run.state.epoch });
+    run.checkpoint(tok.name, { ...info, sft_epoch: run.state.epoch });
     const completed = run.state.step >= totalSteps;
     const artifacts = completed ? run.mergeRecords() : [];
     metrics = { ...metrics, steps: run.state.step, train_loss: last.loss, seconds: run.elapsed() };

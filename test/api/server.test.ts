@@ -45,7 +45,7 @@ const SCHEMAS: Record<string, Record<string, string>> = {
   "questions.arrow": {
     run_id: "Utf8", epoch: "Int32", split: "Utf8", task: "Utf8", id: "Utf8", doc: "Int32", n_options: "Int32", gold: "Int32", pred: "Int32",
     correct: "Bool", confidence: "Float32", entropy: "Float32", logits: "List<Float32>", probs: "List<Float32>", vocab_probs: "List<Float32>",
-    probs_norm: "List<Float32>", confidence_norm: "Float32", correct_norm: "Bool",
+    probs_norm: "List<Float32>", confidence_norm: "Float32", correct_norm: "Bool", scoring: "Utf8", exposures: "Int32",
   },
   "calibration.arrow": {
     run_id: "Utf8", epoch: "Int32", split: "Utf8", task: "Utf8", confidence_def: "Utf8", scheme: "Utf8", n_bins: "Int32", n: "Int32",

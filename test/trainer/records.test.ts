@@ -91,7 +91,7 @@ test("questions.arrow: columns, pred/correct/confidence/entropy derived from pro
     assert.deepEqual(schema(path), [
       "run_id:Utf8", "epoch:Int32", "split:Utf8", "task:Utf8", "id:Utf8", "doc:Int32", "n_options:Int32", "gold:Int32", "pred:Int32",
       "correct:Bool", "confidence:Float32", "entropy:Float32", "logits:List<Float32>", "probs:List<Float32>",
-      "vocab_probs:List<Float32>", "probs_norm:List<Float32>", "confidence_norm:Float32", "correct_norm:Bool",
+      "vocab_probs:List<Float32>", "probs_norm:List<Float32>", "confidence_norm:Float32", "correct_norm:Bool", "scoring:Utf8", "exposures:Int32",
     ]);
     assert.ok(isStream(path));
     const rows = tableFromIPC(readFileSync(path)).toArray().map((r) => r.toJSON() as Record<string, unknown>);
@@ -107,6 +107,7 @@ test("questions.arrow: columns, pred/correct/confidence/entropy derived from pro
     assert.equal(rows[1]!.vocab_probs, null);
     assert.equal(rows[1]!.confidence_norm, Math.fround(0.4));
     assert.equal(rows[1]!.correct_norm, true);
+    assert.deepEqual(rows.map((r) => [r.scoring, r.exposures]), [["letter", null], ["letter", null]], "scoring defaults to letter, exposures to null");
     assert.deepEqual(Array.from((rows[0]!.probs as { toArray(): Float32Array }).toArray()), probs.map(Math.fround));
     assert.throws(() => writeQuestions(path, "q", [{ epoch: 0, split: "v", task: "pos", id: "x", doc: 0, gold: 4, logits: [0, 0], probs: [0.5, 0.5], vocabProbs: null }]), /gold 4/);
   } finally {

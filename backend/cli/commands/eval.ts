@@ -17,6 +17,7 @@ const HELP = `usage: calib eval --checkpoint DIR [options]
   --temperature T      evaluate softmax(softcap(z/T))                   (default 1: raw logits)
   --softcap C          (default none)
   --epoch N            SFT epoch recorded in the rows (default: from the checkpoint, else 0)
+  --scoring LIST       knowledge-world checkpoints: option,letter        (default option; needs --out)
   --batch-size N       (default 16)     --threads N  (default all cores)
   --bootstrap R        registered runs: bootstrap resamples of calibration.arrow (default 1000; 0: none)
   --bootstrap-seed S   their seed (default 0)
@@ -39,7 +40,7 @@ export async function run(argv: string[]): Promise<number> {
     "split-seed": { type: "string" }, temperature: { type: "string" }, softcap: { type: "string" }, epoch: { type: "string" },
     "batch-size": { type: "string" }, threads: { type: "string" }, quiet: { type: "boolean" }, json: { type: "boolean" },
     bootstrap: { type: "string" }, "bootstrap-seed": { type: "string" },
-    help: { type: "boolean", short: "h" },
+    help: { type: "boolean", short: "h" }, scoring: { type: "string" },
   });
   if (values.help) {
     console.log(HELP);
@@ -62,6 +63,9 @@ export async function run(argv: string[]): Promise<number> {
     softcap: softcap > 0 ? softcap : null,
     batchSize: num(values["batch-size"], "batch-size", 16, (x) => Number.isInteger(x) && x >= 1, "an integer ≥ 1"),
   };
+  const scoring = values.scoring?.split(",");
+  for (const x of scoring ?? []) if (x !== "option" && x !== "letter") throw new UsageError(`--scoring: unknown scoring '${x}' (option, letter)`);
+  if (scoring && values.out === undefined) throw new UsageError("--scoring needs --out");
   const { evaluateCheckpointDir, CheckpointError } = await import("../../train/index.js");
   const calibration = {
     resamples: num(values.bootstrap, "bootstrap", 1000, (x) => int(x) && x <= 1_000_000, "an integer in [0, 1000000]"),
@@ -82,6 +86,7 @@ export async function run(argv: string[]): Promise<number> {
       epoch: values.epoch === undefined ? undefined : num(values.epoch, "epoch", 0, int, "an integer ≥ 0"),
       splitSeed: num(values["split-seed"], "split-seed", 0, int, "an integer ≥ 0"),
       threads: num(values.threads, "threads", 0, int, "an integer ≥ 0"),
+      ...(scoring && { scoring: scoring as ("option" | "letter")[] }),
     });
     if (values.json) console.log(JSON.stringify({ runId: r.runId, outDir: r.outDir, metrics: r.metrics, artifacts: r.artifacts }, null, 2));
     else {

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { num, parse } from "../args.js";
 import { UsageError } from "../errors.js";
 
-export const summary = "train a GPT (pretrain on Brown text, or SFT on the multiple-choice tasks) from a JSON config";
+export const summary = "train a GPT (pretrain on Brown text or a knowledge world, or SFT on the multiple-choice tasks or the world's conversations) from a JSON config";
 
 const HELP = `usage: calib train --config FILE [options]
 
