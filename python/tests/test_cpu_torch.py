@@ -183,6 +183,10 @@ def tiny_models():
 @unittest.skipIf(torch is None or transformers is None,
                  "PyTorch or transformers not installed: the Hugging Face patch is checked on the GPU machine")
 class HuggingFacePatch(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        _support.cpu_library()  # built once for every test module (quietly)
+
     def batch(self, V, seed=0):
         g = torch.Generator().manual_seed(seed)
         ids = torch.randint(0, V, (3, 10), generator=g)
@@ -239,6 +243,35 @@ class HuggingFacePatch(unittest.TestCase):
                 self.assertNotIn("forward", model.__dict__)
                 model.train()
                 self.assertEqual(float(model(input_ids=ids, labels=labels).loss), float(stock))
+
+    def test_inside_peft_and_torch_compile_wrappers(self):
+        import calib_lce
+
+        cls, config = tiny_models()[1]  # Qwen2, untied lm_head
+        ids, labels = self.batch(config.vocab_size)
+        try:
+            from peft import LoraConfig, get_peft_model
+        except ImportError:
+            peft_model = None
+        else:
+            torch.manual_seed(0)
+            peft_model = get_peft_model(cls(config), LoraConfig(r=4, target_modules=["q_proj", "v_proj"],
+                                                                 modules_to_save=["lm_head"]))
+            stock = self.stock_smoothed(peft_model, ids, labels, 0.1)
+            calib_lce.patch(peft_model, label_smoothing=0.1)
+            self.assertTrue(calib_lce.is_patched(peft_model))
+            loss = peft_model(input_ids=ids, labels=labels).loss
+            self.assertLessEqual(rel(loss, stock), 1e-5)
+            loss.backward()
+            trained = peft_model.base_model.model.lm_head.modules_to_save["default"].weight
+            self.assertIsNotNone(trained.grad)  # the adapter's trainable copy of lm_head got the gradient
+            self.assertIsNone(peft_model.base_model.model.lm_head.original_module.weight.grad)
+        torch.manual_seed(0)
+        model = cls(config)
+        stock = self.stock_smoothed(model, ids, labels, 0.1)
+        compiled = torch.compile(model, backend="aot_eager")
+        calib_lce.patch(compiled, label_smoothing=0.1)
+        self.assertLessEqual(rel(compiled(input_ids=ids, labels=labels).loss, stock), 1e-5)
 
     def test_gemma2_softcap_is_the_models_unless_given(self):
         import calib_lce

@@ -11,6 +11,7 @@
 #   fsdp        FSDP2 (fully_shard) at world size 1 over NCCL
 #   sft-liger, sft-cce   the peers, fewer steps (PEER_STEPS, default 20); skipped with one line when their sources
 #               are not in .ref/ (see scripts/gpu/bundle.sh)
+# GPU_CHECK_ARGS is added to every phase ("--device cpu --smoke" runs the whole job on tiny shapes on a CPU).
 # Results: $OUT/job.log and $OUT/gpu_check.json (every phase's numbers); the summary is printed last.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,7 +24,7 @@ WORK=$(mktemp -d)
 export PYTHONPATH="$PWD/python:$PWD/.ref/cce:$PWD/.ref/liger/src${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 export CALIB_LCE_LIB_DIR=${CALIB_LCE_LIB_DIR:-$PWD/python/calib_lce/_build}
-CHECK="python3 python/tests/gpu_check.py --out $OUT --work $WORK"
+CHECK="python3 python/tests/gpu_check.py --out $OUT --work $WORK ${GPU_CHECK_ARGS:-}"  # GPU_CHECK_ARGS="--device cpu --smoke": a dry run of this script on a CPU
 summary=()
 
 # step_within NAME LIMIT CMD...: step with the limit cut to what is left of the job's budget
