@@ -20,8 +20,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { writeDirAtomic, writeFileAtomic } from "../io/atomic.js";
-import type { GptModel, ModelConfig, TensorInfo } from "../engine/model.js";
-import { tensorTable } from "../engine/layout.js";
+import type { GptModel, ModelConfig, TensorInfo } from "../engine/index.js";
+import { tensorTable } from "../engine/index.js";
 import { CheckpointError, readSafetensors, writeSafetensors, type SafeTensor } from "../io/safetensors.js";
 
 export { CheckpointError } from "../io/safetensors.js";

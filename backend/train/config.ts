@@ -9,6 +9,7 @@
 // questions. Without the block a config means what it always meant (and hashes the same).
 import { createHash } from "node:crypto";
 import { z } from "zod";
+import { DEFAULT_HEAD_WORKSPACE_BYTES } from "../engine/index.js";
 import { TASK_NAMES, TOKENIZER_NAMES, WorldConfigSchema } from "../data/index.js";
 
 const int = (min: number) => z.number().int().min(min);
@@ -91,7 +92,17 @@ const common = {
   /** a checkpoint every this many steps (0: only at the end) */
   checkpointEvery: int(0).default(0),
   eval: EvalSchema.prefault({}),
+  /** the arithmetic: 'auto' = float32 on the CPU, bfloat16 mixed precision on CUDA */
+  precision: z.enum(["auto", "float32", "bfloat16"]).default("auto"),
+  /** CUDA: bytes of logits the LM head's fused loss may keep (chunks of whole rows: the logits computed once);
+   * 0 = fully streamed (computed twice, 32 MiB blocks) */
+  headWorkspaceBytes: int(0).max(2 ** 50).default(DEFAULT_HEAD_WORKSPACE_BYTES),
 };
+
+/** The model options of a run's engine settings (recorded in run.json with the rest of the config). */
+export function engineOptions(config: Pick<TrainConfig, "precision" | "headWorkspaceBytes">): { precision?: "float32" | "bfloat16"; headWorkspaceBytes: number } {
+  return { ...(config.precision === "auto" ? {} : { precision: config.precision }), headWorkspaceBytes: config.headWorkspaceBytes };
+}
 
 export const PretrainSchema = z.strictObject({
   kind: z.literal("pretrain"),
@@ -156,11 +167,16 @@ export function parseTrainConfig(input: unknown): TrainConfig {
 
 /** Hash of everything that determines the numbers of a run (resume refuses another config). */
 export function configHash(config: TrainConfig): string {
-  const { name: _n, threads: _t, logEvery: _l, checkpointEvery: _c, eval: ev, ...rest } = config;
+  const { name: _n, threads: _t, logEvery: _l, checkpointEvery: _c, eval: ev, precision, headWorkspaceBytes, ...rest } = config;
+  // the engine settings count only where they differ from their defaults (configs written before they existed keep their hash)
+  const engine = {
+    ...(precision === "auto" ? {} : { precision }),
+    ...(headWorkspaceBytes === DEFAULT_HEAD_WORKSPACE_BYTES ? {} : { headWorkspaceBytes }),
+  };
   // of the evaluation settings only the prompt alignment changes training (SFT batches)
   const stable = (v: unknown): unknown =>
     v && typeof v === "object" && !Array.isArray(v)
       ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, stable((v as Record<string, unknown>)[k])]))
       : v;
-  return createHash("sha256").update(JSON.stringify(stable({ ...rest, promptAlign: ev.promptAlign }))).digest("hex").slice(0, 16);
+  return createHash("sha256").update(JSON.stringify(stable({ ...rest, ...engine, promptAlign: ev.promptAlign }))).digest("hex").slice(0, 16);
 }

@@ -5,7 +5,7 @@
 // (and/or letter), with the chat template after SFT and without it for a pretrained model.
 import { mkdirSync } from "node:fs";
 import { basename, join } from "node:path";
-import { GptModel } from "../engine/model.js";
+import { GptModel } from "../engine/index.js";
 import { encodeQuestions, generateQuestions, prepareSplits, tokenizer, type TaskName, type TokenizerName } from "../data/index.js";
 import { writeQuestions, writeRunJson, writeTokens, type RunJson } from "../records/index.js";
 import { progressBar } from "../term/progress.js";

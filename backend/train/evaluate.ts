@@ -9,7 +9,7 @@
 //              whole vocabulary
 // The evaluated distribution is softmax(softcap(z/T)) with T and cap from the options
 // (default the raw logits, as a Hugging Face model would be evaluated).
-import type { GptModel } from "../engine/model.js";
+import type { GptModel } from "../engine/index.js";
 import { lmBatches, type EncodedQuestion, type TokenStream } from "../data/index.js";
 import { TOP_K, type QuestionRow, type TokenRecords } from "../records/index.js";
 

@@ -22,7 +22,7 @@
 // Tokenization follows lm-eval: the continuation's tokens are those of encode(context +
 // continuation) after encode(context) when the latter is a prefix of the former, else
 // encode(continuation) appended to encode(context).
-import type { GptModel } from "../engine/model.js";
+import type { GptModel } from "../engine/index.js";
 import {
   IGNORE_INDEX, LETTERS, formatPrompt, mcqUserText, openPrompt, type ChatTemplate, type TextTokenizer, type WorldQuestion,
 } from "../data/index.js";

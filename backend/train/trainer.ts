@@ -22,7 +22,7 @@
 //   evals/epoch-<e>.{tokens,questions}.arrow                     per evaluated checkpoint
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { basename, join } from "node:path";
-import { GptModel, type Batch } from "../engine/model.js";
+import { GptModel, type Batch } from "../engine/index.js";
 import {
   chatSftBatches, encodeConversation, encodeQuestions, generateQuestions, lmBatches, lmWindowCount, prepareSplits, sftBatches, sftConversations,
   tokenizer, worldStream, worldStreamLength, type EncodedQuestion, type LmEpoch, type SftBatch, type SftEpoch, type TaskName, type TextTokenizer,
@@ -32,7 +32,7 @@ import {
   readArrowStream, readTrainLog, writeArrowStream, writeQuestions, writeRunJson, writeTokens, writeTrainLog, type RunJson,
   type TrainLogRow,
 } from "../records/index.js";
-import { configHash, parseTrainConfig, type EvalConfig, type PretrainConfig, type SftConfig, type TrainConfig } from "./config.js";
+import { configHash, engineOptions, parseTrainConfig, type EvalConfig, type PretrainConfig, type SftConfig, type TrainConfig } from "./config.js";
 import { CheckpointError, loadCheckpoint, loadIntoModel, saveCheckpoint, type LoadedCheckpoint, type TrainerState, TRAINER_STATE_FORMAT } from "./checkpoint.js";
 import { learningRate } from "./schedule.js";
 import { evaluateQuestions, evaluateTokens, validationLoss, type QuestionEval } from "./evaluate.js";
@@ -465,7 +465,7 @@ async function pretrain(config: PretrainConfig, options: TrainOptions): Promise<
   const src = config.world ? worldSource(config, progress) : brownSource(config, progress);
   const tok = src.tok;
   const model = GptModel.create({ ...config.model, vocab: tok.vocabSize }, {
-    maxBatch: Math.max(config.batchSize, config.eval.batchSize), device: config.device, threads: config.threads,
+    maxBatch: Math.max(config.batchSize, config.eval.batchSize), device: config.device, threads: config.threads, ...engineOptions(config),
   });
   if (config.contextWarmup && config.contextWarmup.length > config.model.context) {
     throw new RangeError(`contextWarmup.length ${config.contextWarmup.length} exceeds the context ${config.model.context}`);
@@ -598,7 +598,9 @@ async function sft(config: SftConfig, options: TrainOptions): Promise<TrainResul
   const perEpoch = first.numBatches;
   const stepsPerEpoch = Math.ceil(perEpoch / config.gradAccum);
   const totalSteps = config.epochs * stepsPerEpoch;
-  const model = GptModel.create(init.config.model, { maxBatch: Math.max(config.batchSize, config.eval.batchSize), device: config.device, threads: config.threads });
+  const model = GptModel.create(init.config.model, {
+    maxBatch: Math.max(config.batchSize, config.eval.batchSize), device: config.device, threads: config.threads, ...engineOptions(config),
+  });
   try {
     const run = new Run(config, model, options, totalSteps, src.label);
     run.padId = tok.padId;

@@ -2,7 +2,7 @@
 // world"): the world and tokenizer of a config or a checkpoint, its held-out questions as
 // scored items (base format or chat format), and their evaluation into question records and
 // metrics. The trainer (pretrain / SFT) and `calib eval` share it.
-import type { GptModel } from "../engine/model.js";
+import type { GptModel } from "../engine/index.js";
 import {
   CALIB_CHAT, buildWorld, worldQuestions, worldTokenizer, type ChatTemplate, type TextTokenizer, type World, type WorldConfig, type WorldQuestion,
 } from "../data/index.js";
