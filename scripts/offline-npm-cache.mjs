@@ -5,7 +5,7 @@
 // `_npm/X@<version>` directory and (2) reading `_npm/X@<version>/_esm.js`; it downloads only when
 // these are missing. We build each `_esm.js` with esbuild from the installed package, with the
 // other bundled packages kept external (one shared d3 / apache-arrow instance).
-// Recipe and rationale: ../shared/notes/framework-offline.md ("Working recipe"). Depends on
+// Recipe and rationale: docs/site.md ("Building offline"). Depends on
 // Framework internals, so @observablehq/framework is pinned exactly (1.13.4).
 //
 // A page that uses a library not listed here fails the build loudly (fetch failed), never silently.

@@ -6,6 +6,7 @@
 #   scripts/gpu/job.sh bench     the full benchmark against the peers → results.json, Arrow; the
 #                                CUPTI breakdown, the GEMM-width and cuBLASLt-candidate tables (.txt)
 #   scripts/gpu/job.sh quick     check without Nsight Compute and racecheck, plus the CUPTI breakdown
+#                                (BASELINE_LIB=.device/libcalib_old.so: the quick benchmark of that build too)
 #   scripts/gpu/job.sh profile   Nsight Compute on the three main kernels
 #   scripts/gpu/job.sh all       check, then bench
 # Extra arguments after the mode go to the benchmark harness (e.g. --budget-s 300).
@@ -48,6 +49,10 @@ if [ "$mode" = check ] || [ "$mode" = quick ] || [ "$mode" = all ]; then
   hung || step memcheck-node 150 compute-sanitizer --tool memcheck --error-exitcode 9 node .device/b/sanitize.mjs
   [ "$mode" = quick ] || { hung || step racecheck-self 60 compute-sanitizer --tool racecheck --error-exitcode 9 .device/mma_selftest; }
   [ "$mode" = all ] || { hung || step quick 200 python3 bench/gpu/lce_bench.py --lib .device/libcalib.so --out "$OUT/quick.json" --quick --iters 3 --sweep 1073741824 "$@"; }
+  # BASELINE_LIB=path: the same quick benchmark of another build of the C API (e.g. an earlier commit's), same job
+  if [ -n "${BASELINE_LIB:-}" ] && [ "$mode" != all ]; then
+    hung || step quick-baseline 200 python3 bench/gpu/lce_bench.py --lib "$BASELINE_LIB" --out "$OUT/quick_baseline.json" --quick --iters 3 --sweep 1073741824 "$@"
+  fi
   if [ "$mode" = quick ]; then hung || breakdown; else hung || ncu_profile 120; fi
 fi
 if [ "$mode" = bench ] || [ "$mode" = all ]; then

