@@ -38,9 +38,9 @@ blas::Handle blas_handle(char* why) {
 
 namespace {
 
-class Blas {
+class Blas : EngineRun {
  public:
-  explicit Blas(const Call& c) : c_(c), p_(c.prob), q_(c.plan), b_(c.buf), s_(c.stream), h_(blas_handle(nullptr)) {
+  explicit Blas(const Call& c) : EngineRun(c), h_(blas_handle(nullptr)) {
     sp_.ldX = q_.ldX, sp_.V = p_.v, sp_.inv = b_.inv, sp_.targets = c_.targets, sp_.bias = c_.bias;
     sp_.inv_t = c_.inv_t, sp_.cap = p_.cap;
     sp_.run_m = b_.part_m, sp_.run_l = b_.part_l, sp_.run_s = b_.part_s, sp_.tgt = b_.tgt, sp_.dense = q_.dense ? 1 : 0;
@@ -67,16 +67,10 @@ class Blas {
   }
 
  private:
-  const Call& c_;
-  const Problem& p_;
-  const Plan& q_;
-  const Buffers& b_;
-  cudaStream_t s_;
   blas::Handle h_;
   SlabParams sp_{};
   CUtensorMap me_{}, mc_{};
 
-  float eta() const { return static_cast<float>(p_.eps / double(p_.v)); }
   const char* E8() const { return static_cast<const char*>(c_.e); }
   const char* C8() const { return static_cast<const char*>(c_.c); }
 

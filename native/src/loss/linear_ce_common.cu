@@ -110,17 +110,8 @@ __global__ void finite_kernel(const void* x, int bf16, int64_t count, unsigned l
 
 // loss = Σ row_loss (sum) or its mean (NaN with no valid token), one block, float64.
 __global__ void loss_reduce_kernel(const double* row_loss, int64_t count, int mean, float* loss) {
-  __shared__ double sh[1024];
-  double s = 0;
-  for (int64_t i = threadIdx.x; i < count; i += blockDim.x) s += row_loss[i];
-  sh[threadIdx.x] = s;
-  __syncthreads();
-  for (int w = blockDim.x / 2; w > 0; w >>= 1) {
-    if (threadIdx.x < w) sh[threadIdx.x] += sh[threadIdx.x + w];
-    __syncthreads();
-  }
+  double t = block_sum_f64(row_loss, count);
   if (threadIdx.x == 0) {
-    double t = sh[0];
     if (mean) t = count > 0 ? t / double(count) : __longlong_as_double(0x7ff8000000000000ll);
     *loss = static_cast<float>(t);
   }

@@ -72,6 +72,22 @@ __device__ __forceinline__ void lse_combine(float& m, float& l, float m2, float 
   m = mn;
 }
 
+// Σ x[i] for i < n over one block of up to 1024 threads, in float64, in a fixed order (per-thread
+// strided sums, then a shared-memory tree); the result in thread 0. Every thread must call it.
+template <class X>
+__device__ __forceinline__ double block_sum_f64(const X* x, int64_t n) {
+  __shared__ double sh[1024];
+  double s = 0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += x[i];
+  sh[threadIdx.x] = s;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w >>= 1) {
+    if (threadIdx.x < w) sh[threadIdx.x] += sh[threadIdx.x + w];
+    __syncthreads();
+  }
+  return sh[0];
+}
+
 template <int SRC>
 __device__ __forceinline__ float load_elem(const void* base, int64_t i) {
   if constexpr (SRC == kSrcBf16) return bf16_float(__ldg(static_cast<const uint16_t*>(base) + i));

@@ -39,6 +39,18 @@ struct Call {
   cudaStream_t stream = nullptr;
 };
 
+// What an engine's run holds of its call (the engines derive from it).
+struct EngineRun {
+  explicit EngineRun(const Call& c) : c_(c), p_(c.prob), q_(c.plan), b_(c.buf), s_(c.stream) {}
+  const Call& c_;
+  const Problem& p_;
+  const Plan& q_;
+  const Buffers& b_;
+  cudaStream_t s_;
+  // ε/V, the smoothing mass of each vocabulary entry
+  float eta() const { return static_cast<float>(p_.eps / double(p_.v)); }
+};
+
 calib_status run_fused(const Call& call, char* err);
 calib_status run_blas(const Call& call, char* err);
 

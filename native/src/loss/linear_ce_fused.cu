@@ -29,9 +29,9 @@ calib_status smem_for(K kernel, int bytes, char* err) {
   return allow_smem(reinterpret_cast<const void*>(kernel), bytes, err);
 }
 
-class Fused {
+class Fused : EngineRun {
  public:
-  explicit Fused(const Call& c) : c_(c), p_(c.prob), q_(c.plan), b_(c.buf), s_(c.stream) {}
+  explicit Fused(const Call& c) : EngineRun(c) {}
 
   calib_status run(char* err) {
     CU_TRY(cudaMemsetAsync(b_.skipped, 0, sizeof(unsigned long long), s_));
@@ -45,14 +45,7 @@ class Fused {
   }
 
  private:
-  const Call& c_;
-  const Problem& p_;
-  const Plan& q_;
-  const Buffers& b_;
-  cudaStream_t s_;
-
   bool bf16() const { return p_.bf16; }
-  float eta() const { return static_cast<float>(p_.eps / double(p_.v)); }
   float q_dense() const { return q_.dense ? eta() : 0.f; }
 
   calib_status rank1_terms(char* err) {

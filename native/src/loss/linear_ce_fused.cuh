@@ -564,16 +564,8 @@ __global__ void colsum_final_kernel(const double* part, int nparts, int64_t D, d
 
 // *out = Σ x[i] (float64), one block.
 __global__ void sum_kernel(const float* x, int64_t n, double* out) {
-  __shared__ double sh[1024];
-  double s = 0;
-  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += x[i];
-  sh[threadIdx.x] = s;
-  __syncthreads();
-  for (int w = blockDim.x / 2; w > 0; w >>= 1) {
-    if (threadIdx.x < w) sh[threadIdx.x] += sh[threadIdx.x + w];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) *out = sh[0];
+  const double t = block_sum_f64(x, n);
+  if (threadIdx.x == 0) *out = t;
 }
 
 // out[j] = (E[rows[j]]·c̄ + Σb) / T in float64: Σ_v s of valid row j without a softcap.
