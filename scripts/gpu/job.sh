@@ -6,7 +6,8 @@
 #   scripts/gpu/job.sh bench     the full benchmark against the peers → results.json, Arrow; the
 #                                CUPTI breakdown, the GEMM-width and cuBLASLt-candidate tables (.txt)
 #   scripts/gpu/job.sh quick     check without Nsight Compute and racecheck, plus the CUPTI breakdown
-#                                (BASELINE_LIB=.device/libcalib_old.so: the quick benchmark of that build too)
+#                                (BASELINE_LIB=.device/libcalib_old.so: the quick benchmark of that build too;
+#                                BREAKDOWN=0: no CUPTI breakdown)
 #   scripts/gpu/job.sh profile   Nsight Compute on the three main kernels
 #   scripts/gpu/job.sh all       check, then bench
 # Extra arguments after the mode go to the benchmark harness (e.g. --budget-s 300).
@@ -53,7 +54,7 @@ if [ "$mode" = check ] || [ "$mode" = quick ] || [ "$mode" = all ]; then
   if [ -n "${BASELINE_LIB:-}" ] && [ "$mode" != all ]; then
     hung || step quick-baseline 200 python3 bench/gpu/lce_bench.py --lib "$BASELINE_LIB" --out "$OUT/quick_baseline.json" --quick --iters 3 --sweep 1073741824 "$@"
   fi
-  if [ "$mode" = quick ]; then hung || breakdown; else hung || ncu_profile 120; fi
+  if [ "$mode" = quick ]; then [ "${BREAKDOWN:-1}" = 0 ] || { hung || breakdown; }; else hung || ncu_profile 120; fi
 fi
 if [ "$mode" = bench ] || [ "$mode" = all ]; then
   [ "$mode" = bench ] && step selftest 40 .device/mma_selftest
