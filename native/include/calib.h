@@ -168,7 +168,7 @@ typedef struct {
   int32_t n_layer;    /* ≥ 1 */
   int32_t n_head;     /* ≥ 1, divides d_model */
   int32_t d_model;    /* ≥ 1 */
-  int32_t context;    /* maximum sequence length T (rows of wpe) */
+  int32_t context;    /* maximum sequence length T (GPT2: rows of wpe) */
   int32_t vocab;      /* V ≥ 2 */
   int32_t tied;       /* 1: the LM head is wte; 0: a separate lm_head (V×d_model) */
   int32_t max_batch;  /* activations are allocated for max_batch × context positions */
@@ -193,8 +193,9 @@ typedef enum {
 } calib_model_buffer;
 
 typedef struct {
-  char name[24];      /* "wte", "wpe", "ln1w", "ln1b", "qkvw", "qkvb", "attprojw", "attprojb",
-                         "ln2w", "ln2b", "fcw", "fcb", "fcprojw", "fcprojb", "lnfw", "lnfb", "lm_head" */
+  char name[24];      /* GPT2: "wte", "wpe", "ln1w", "ln1b", "qkvw", "qkvb", "attprojw", "attprojb",
+                         "ln2w", "ln2b", "fcw", "fcb", "fcprojw", "fcprojb", "lnfw", "lnfb", "lm_head";
+                         LLAMA: the names of calib_llama_config's comment */
   int64_t offset;     /* elements from the start of the flat buffer */
   int64_t numel;
   int32_t ndim;       /* 1..3 */
@@ -221,9 +222,10 @@ calib_status calib_model_read(calib_model* model, calib_model_buffer which, int6
 calib_status calib_model_write(calib_model* model, calib_model_buffer which, int64_t offset, int64_t count,
                                const void* src, char* err);
 
-/* GPT-2 initialisation from a seed: weights N(0, std) (std = 0.02 when 0 is given), the two
+/* Initialisation from a seed. GPT2: weights N(0, std) (std = 0.02 when 0 is given), the two
  * residual projections (attprojw, fcprojw) N(0, std/√(2·n_layer)), biases 0, LayerNorm
- * weights 1. Values are rounded to float32 for every precision. Zeroes grads and moments. */
+ * weights 1. LLAMA: the embedding and matrices N(0, std), biases 0, norms 1 (0 with norm_plus_one).
+ * Values are rounded to float32 for every precision. Zeroes grads and moments. */
 calib_status calib_model_init(calib_model* model, uint64_t seed, float std, char* err);
 
 /* One micro-batch: forward, loss, and (backward = 1) gradients *added* to the grads buffer.

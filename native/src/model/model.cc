@@ -96,6 +96,7 @@ calib_status validate_config(const calib_model_config& c, char* err) {
   if (c.tied != 0 && c.tied != 1) return fail(err, CALIB_ERR_TYPE, "tied must be 0 or 1");
   if (c.max_batch < 1 || c.max_batch > (1 << 20)) return fail(err, CALIB_ERR_RANGE, "maxBatch must be in [1, 2^20] (got %d)", c.max_batch);
   if (c.threads < 0) return fail(err, CALIB_ERR_RANGE, "threads must be ≥ 0");
+  if (c.head_workspace_bytes < 0) return fail(err, CALIB_ERR_RANGE, "headWorkspaceBytes must be ≥ 0 (got %lld)", static_cast<long long>(c.head_workspace_bytes));
   if (llama)
     if (calib_status st = validate_llama(c, err)) return st;
   // Element counts of the largest buffers must stay far from int64 overflow.
