@@ -287,7 +287,7 @@ export function readCheckpointConfig(dir: string): CheckpointConfig {
   const r = CheckpointConfigSchema.safeParse(raw);
   if (!r.success) {
     const hf = raw !== null && typeof raw === "object" && "model_type" in raw ? "; it is a Hugging Face model folder: train from it with \"init\": {\"hf\": …}, evaluate it with --model" : "";
-    throw new CheckpointError(`checkpoint ${dir}: config.json is not a ${CHECKPOINT_FORMAT} or ${LLAMA_CHECKPOINT_FORMAT} config (${issues(r.error)})${hf}`);
+    throw new CheckpointError(`checkpoint ${dir}: config.json is not a ${CHECKPOINT_FORMAT} config (${issues(r.error)})${hf}`);
   }
   const m = r.data.model;
   if (m.dModel % m.nHead !== 0) throw new CheckpointError(`checkpoint ${dir}: config.json has nHead ${m.nHead} that does not divide dModel ${m.dModel}`);

@@ -14,7 +14,7 @@ import {
   CALIB_CHAT, chatSftBatches, encodeConversation, isTokenizerName, readChatJsonl, readMcqJsonl, tokenizer, type ChatExample, type ChatTemplate,
   type McqQuestion, type TextTokenizer,
 } from "../data/index.js";
-import { COPIED_FILES, HfFolderError, loadHfWeights, openHfFolder, type HfFolder } from "../hf/index.js";
+import { COPIED_FILES, DEFAULT_CONTEXT, HfFolderError, loadHfWeights, openHfFolder, type HfFolder } from "../hf/index.js";
 import {
   CheckpointError, HF_SUBDIR, isLlamaCheckpoint, loadCheckpoint, readCheckpointConfig, type HfCheckpointInfo, type LoadedCheckpoint,
 } from "./checkpoint.js";
@@ -87,11 +87,12 @@ export function openLlamaSource(path: string, o: { context?: number; optimizer?:
     if (!isLlamaCheckpoint(cfg)) throw new CheckpointError(`checkpoint ${dir} holds a GPT (${cfg.format}), not a Llama-family model`);
     const ck = loadCheckpoint(dir, { optimizer: o.optimizer ?? false });
     const hfDir = join(dir, HF_SUBDIR);
-    const folder = openHfFolder(hfDir, { context: ck.config.model.context });
-    if (JSON.stringify(folder.spec.model) !== JSON.stringify(ck.config.model) || folder.spec.family !== cfg.hf.family) {
+    // another context is only another allocation (checked against max_position_embeddings)
+    const folder = openHfFolder(hfDir, { context: o.context ?? ck.config.model.context });
+    if (JSON.stringify({ ...folder.spec.model, context: ck.config.model.context }) !== JSON.stringify(ck.config.model) || folder.spec.family !== cfg.hf.family) {
       throw new CheckpointError(`checkpoint ${dir}: ${HF_SUBDIR}/config.json does not describe the checkpoint's model (config.json)`);
     }
-    const config = { ...(ck.config.model as LlamaSource["config"]), ...(o.context !== undefined ? { context: o.context } : {}) };
+    const config = folder.spec.model;
     return {
       path: dir, kind: "checkpoint", folder, config, finalSoftcap: cfg.hf.finalSoftcap, checkpoint: ck,
       hf: { info: cfg.hf, files: originFiles(hfDir) },
@@ -111,13 +112,15 @@ export function openLlamaSource(path: string, o: { context?: number; optimizer?:
 
 /**
  * The model configuration to allocate: with `asked` (a context given by the user) as opened;
- * otherwise the context shrinks to `longest` tokens (the longest sequence the run will feed, at
- * least 1), since the engine allocates activations (and attention scores) for maxBatch × context
- * positions. Positions below the context compute the same either way.
+ * otherwise `longest` tokens (the longest sequence the run will feed, at least 1), at most
+ * min(max_position_embeddings, 4096) — the engine allocates activations (and attention scores)
+ * for maxBatch × context positions, so a short run should not allocate for 4096. Positions
+ * below the context compute the same either way (a checkpoint's context is an allocation too).
  */
 export function fitContext(source: LlamaSource, asked: number | undefined, longest: number): LlamaSource["config"] {
   if (asked !== undefined) return source.config;
-  return { ...source.config, context: Math.max(1, Math.min(source.config.context, longest)) };
+  const limit = Math.max(source.config.context, Math.min(source.folder.spec.maxContext, DEFAULT_CONTEXT));
+  return { ...source.config, context: Math.max(1, Math.min(limit, longest)) };
 }
 
 /** Tokens the engine reads for the longest option sequence of scored items (context + continuation − 1). */

@@ -631,11 +631,11 @@ function llamaSftSource(config: SftConfig, progress: boolean): SftSource {
   if (config.precision === "bfloat16") throw new TypeError('precision: the Llama family trains in float32 on the CPU in this build; use "precision": "float32" or "auto"');
   const source = openLlamaSource(initPath, typeof config.init === "object" && config.init.context !== undefined ? { context: config.init.context } : {});
   const tok = source.folder.tokenizer;
+  const lossSoftcap = checkSoftcap(source, config.loss.softcap, "loss.softcap");
+  const evalSoftcap = checkSoftcap(source, config.eval.softcap, "eval.softcap");
   const template = requireTemplate(source, "data (chat SFT)");
   const train = chatExamples(data.jsonl, template, tok, config.maxExamples);
   const validation = data.validation ? chatExamples(data.validation, template, tok) : null;
-  const lossSoftcap = checkSoftcap(source, config.loss.softcap, "loss.softcap");
-  const evalSoftcap = checkSoftcap(source, config.eval.softcap, "eval.softcap");
   const items: ScoredItem[][] = config.questions ? openQuestions(config.questions).items(llamaView(source, config.questions.chat)) : [];
   const asked = typeof config.init === "object" ? config.init.context : undefined;
   // packed rows fill the whole context: only one conversation per row may shrink it

@@ -68,7 +68,7 @@ export async function run(argv: string[]): Promise<number> {
   if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}' (see calib eval --help)`);
   if (values.model !== undefined || values.questions !== undefined) return runModel(values);
   for (const f of ["shots", "fewshot", "chat", "context"] as const) if (values[f] !== undefined) throw new UsageError(`--${f} applies to --model with --questions`);
-  if (!values.checkpoint) throw new UsageError("--checkpoint (or --model with --questions) is required (see calib eval --help)");
+  if (!values.checkpoint) throw new UsageError("--checkpoint is required, or --model with --questions (see calib eval --help)");
   const int = (x: number) => Number.isInteger(x) && x >= 0;
   const split = oneOf(values.split, "split", ["validation", "test"] as const, "validation");
   const taskNames = ["pos", "cloze", "genre"];
