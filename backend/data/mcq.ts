@@ -19,8 +19,8 @@
 // assistant turn (the answer), the question is the last user turn — the description heads the
 // first user turn (Gemma's template has no system role) — and the continuation follows the
 // generation prompt without the leading space (lm-eval's multi-turn few-shot form).
-import { readFileSync } from "node:fs";
 import type { ChatMessage } from "./chat-template.js";
+import { forEachJsonlObject, readTextFile } from "./chat.js";
 
 export interface McqQuestion {
   /** 1-based line of the file */
@@ -59,20 +59,8 @@ function answerIndex(v: unknown, n: number, where: string): number {
 
 /** Parses multiple-choice JSONL text (see the header); `source` names the file in errors. */
 export function parseMcqJsonl(text: string, source = "<jsonl>"): McqQuestion[] {
-  if (typeof text !== "string") throw new TypeError(`${source}: expected text`);
   const out: McqQuestion[] = [];
-  text.split("\n").forEach((raw, i) => {
-    const line = raw.trim();
-    if (line === "") return;
-    const where = `${source}:${i + 1}`;
-    let obj: unknown;
-    try {
-      obj = JSON.parse(line);
-    } catch (err) {
-      throw new TypeError(`${where}: not valid JSON (${(err as Error).message})`);
-    }
-    if (obj === null || typeof obj !== "object" || Array.isArray(obj)) throw new TypeError(`${where}: each line must be a JSON object {question, choices, answer}`);
-    const o = obj as Record<string, unknown>;
+  forEachJsonlObject(text, source, (o, where, line) => {
     if (typeof o.question !== "string" || o.question.trim() === "") throw new TypeError(`${where}: question must be a non-empty string`);
     const choices = o.choices;
     if (!Array.isArray(choices) || choices.length < 2 || choices.length > MAX_CHOICES) {
@@ -87,10 +75,10 @@ export function parseMcqJsonl(text: string, source = "<jsonl>"): McqQuestion[] {
     if (o.id !== undefined && typeof o.id !== "string" && typeof o.id !== "number") throw new TypeError(`${where}: id must be a string or a number`);
     const index = out.length;
     out.push({
-      line: i + 1, id: o.id === undefined ? String(index) : String(o.id), index, question: o.question, choices: choices as string[], answer,
+      line, id: o.id === undefined ? String(index) : String(o.id), index, question: o.question, choices: choices as string[], answer,
       subject: typeof o.subject === "string" && o.subject.trim() !== "" ? o.subject : null,
     });
-  });
+  }, "{question, choices, answer}");
   if (out.length === 0) throw new TypeError(`${source}: no questions (the file is empty)`);
   const ids = new Set<string>();
   for (const q of out) {
@@ -102,14 +90,7 @@ export function parseMcqJsonl(text: string, source = "<jsonl>"): McqQuestion[] {
 
 /** Reads a multiple-choice JSONL file (see parseMcqJsonl). */
 export function readMcqJsonl(path: string): McqQuestion[] {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw new TypeError(`${path}: ${e.code === "ENOENT" ? "no such file" : e.code === "EISDIR" ? "is a directory" : e.message}`);
-  }
-  return parseMcqJsonl(text, path);
+  return parseMcqJsonl(readTextFile(path), path);
 }
 
 export type McqScoring = "letter" | "option";

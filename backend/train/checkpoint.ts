@@ -306,7 +306,62 @@ function readLlamaConfig(dir: string, raw: unknown): LlamaCheckpointConfig {
   return { ...r.data, model: model as LlamaCheckpointConfig["model"] };
 }
 
-/** A Llama-family checkpoint's flat buffers (one per prefix) from one safetensors file, read by offset and checked against the config. */
+/** The tensors of one safetensors file, as gather() reads them. */
+interface StoredTensors {
+  names: Iterable<string>;
+  get(name: string): { dtype: string; shape: readonly number[]; read(dst: Float32Array): void } | undefined;
+}
+
+/** The flat buffers stored under each prefix of one file, checked against the config: every name, dtype, shape and value. */
+function gather(dir: string, file: string, c: ModelConfig, prefixes: readonly string[], slices: readonly NamedSlice[], stored: StoredTensors, head: string): Float32Array[] {
+  const total = slices.reduce((a, s) => a + s.numel, 0);
+  const expected = new Set<string>();
+  const out = prefixes.map((prefix) => {
+    const flat = new Float32Array(total);
+    for (const s of slices) {
+      const name = prefix + s.name;
+      expected.add(name);
+      const t = stored.get(name);
+      if (!t) throw new CheckpointError(`checkpoint ${dir}: ${file} has no tensor '${name}' (config.json: nLayer ${c.nLayer}, tied ${c.tied})`);
+      if (t.dtype !== "F32") throw new CheckpointError(`checkpoint ${dir}: ${file}: tensor '${name}' is ${t.dtype}, expected F32`);
+      if (t.shape.length !== s.shape.length || t.shape.some((d, i) => d !== s.shape[i])) {
+        throw new CheckpointError(
+          `checkpoint ${dir}: ${file}: tensor '${name}' has shape [${t.shape.join(", ")}], expected [${s.shape.join(", ")}] ` +
+            `for config.json (nLayer ${c.nLayer}, dModel ${c.dModel}, context ${c.context}, vocab ${c.vocab})`,
+        );
+      }
+      const data = flat.subarray(s.offset, s.offset + s.numel);
+      t.read(data);
+      for (let i = 0; i < data.length; i++) {
+        if (!Number.isFinite(data[i]!)) throw new CheckpointError(`checkpoint ${dir}: ${file}: tensor '${name}' contains ${data[i]} at element ${i}`);
+      }
+    }
+    return flat;
+  });
+  for (const name of stored.names) {
+    if (!expected.has(name)) {
+      throw new CheckpointError(`checkpoint ${dir}: ${file} has an unexpected tensor '${name}'${name === head ? " (config.json says the head is tied)" : ""}`);
+    }
+  }
+  return out;
+}
+
+/** A GPT checkpoint's file (small: read whole) under nanoGPT's names. */
+function gatherGpt(dir: string, file: string, c: ModelConfig, prefixes: readonly string[]): Float32Array[] {
+  const path = join(dir, file);
+  if (!existsSync(path)) throw new CheckpointError(`checkpoint ${dir}: ${file} is missing`);
+  const f = readSafetensors(path);
+  const stored: StoredTensors = {
+    names: f.tensors.keys(),
+    get: (name) => {
+      const t = f.tensors.get(name);
+      return t && { dtype: t.dtype, shape: t.shape, read: (dst) => dst.set(t.data as Float32Array) };
+    },
+  };
+  return gather(dir, file, c, prefixes, namedSlices(tensorTable(c)), stored, "lm_head.weight");
+}
+
+/** A Llama-family checkpoint's file (large: each tensor read by offset) under the engine's names. */
 function gatherLlama(dir: string, file: string, c: ModelConfig, prefixes: readonly string[]): Float32Array[] {
   const path = join(dir, file);
   if (!existsSync(path)) throw new CheckpointError(`checkpoint ${dir}: ${file} is missing`);
@@ -317,81 +372,32 @@ function gatherLlama(dir: string, file: string, c: ModelConfig, prefixes: readon
     throw new CheckpointError(`checkpoint ${dir}: ${(err as Error).message}`);
   }
   try {
-    const table = tensorTable(c);
-    const total = table.reduce((a, t) => a + t.numel, 0);
-    const expected = new Set<string>();
-    const out = prefixes.map((prefix) => {
-      const flat = new Float32Array(total);
-      for (const t of table) {
-        const name = prefix + t.name;
-        expected.add(name);
+    const stored: StoredTensors = {
+      names: reader.header.entries.keys(),
+      get: (name) => {
         const e = reader.entry(name);
-        if (!e) throw new CheckpointError(`checkpoint ${dir}: ${file} has no tensor '${name}' (config.json: nLayer ${c.nLayer}, tied ${c.tied})`);
-        if (e.dtype !== "F32") throw new CheckpointError(`checkpoint ${dir}: ${file}: tensor '${name}' is ${e.dtype}, expected F32`);
-        if (e.shape.length !== t.shape.length || e.shape.some((d, i) => d !== t.shape[i])) {
-          throw new CheckpointError(`checkpoint ${dir}: ${file}: tensor '${name}' has shape [${e.shape.join(", ")}], expected [${t.shape.join(", ")}] for config.json`);
-        }
-        try {
-          reader.readFloat32(name, flat.subarray(t.offset, t.offset + t.numel), { finite: true });
-        } catch (err) {
-          throw new CheckpointError(`checkpoint ${dir}: ${(err as Error).message}`);
-        }
-      }
-      return flat;
-    });
-    for (const name of reader.header.entries.keys()) {
-      if (!expected.has(name)) {
-        throw new CheckpointError(`checkpoint ${dir}: ${file} has an unexpected tensor '${name}'${name === "lm_head" ? " (config.json says the head is tied)" : ""}`);
-      }
-    }
-    return out;
+        return e && {
+          dtype: e.dtype, shape: e.shape,
+          read: (dst) => {
+            try {
+              reader.readFloat32(name, dst);
+            } catch (err) {
+              throw new CheckpointError(`checkpoint ${dir}: ${(err as Error).message}`);
+            }
+          },
+        };
+      },
+    };
+    return gather(dir, file, c, prefixes, tensorTable(c), stored, "lm_head");
   } finally {
     reader.close();
   }
 }
 
-/** The flat buffers stored under each prefix of one safetensors file, checked against the config. */
-function gather(dir: string, file: string, c: ModelConfig, prefixes: readonly string[]): Float32Array[] {
-  const path = join(dir, file);
-  if (!existsSync(path)) throw new CheckpointError(`checkpoint ${dir}: ${file} is missing`);
-  const f = readSafetensors(path);
-  const slices = namedSlices(tensorTable(c));
-  const total = slices.reduce((a, s) => a + s.numel, 0);
-  const expected = new Set<string>();
-  const out = prefixes.map((prefix) => {
-    const flat = new Float32Array(total);
-    for (const s of slices) {
-      const name = prefix + s.name;
-      expected.add(name);
-      const t = f.tensors.get(name);
-      if (!t) throw new CheckpointError(`checkpoint ${dir}: ${file} has no tensor '${name}' (config.json: nLayer ${c.nLayer}, tied ${c.tied})`);
-      if (t.dtype !== "F32") throw new CheckpointError(`checkpoint ${dir}: ${file}: tensor '${name}' is ${t.dtype}, expected F32`);
-      if (t.shape.length !== s.shape.length || t.shape.some((d, i) => d !== s.shape[i])) {
-        throw new CheckpointError(
-          `checkpoint ${dir}: ${file}: tensor '${name}' has shape [${t.shape.join(", ")}], expected [${s.shape.join(", ")}] ` +
-            `for config.json (nLayer ${c.nLayer}, dModel ${c.dModel}, context ${c.context}, vocab ${c.vocab})`,
-        );
-      }
-      const data = t.data as Float32Array;
-      for (let i = 0; i < data.length; i++) {
-        if (!Number.isFinite(data[i]!)) throw new CheckpointError(`checkpoint ${dir}: ${file}: tensor '${name}' contains ${data[i]} at element ${i}`);
-      }
-      flat.set(data, s.offset);
-    }
-    return flat;
-  });
-  for (const name of f.tensors.keys()) {
-    if (!expected.has(name)) {
-      throw new CheckpointError(`checkpoint ${dir}: ${file} has an unexpected tensor '${name}'${name === "lm_head.weight" ? " (config.json says the head is tied)" : ""}`);
-    }
-  }
-  return out;
-}
-
 /** Reads and checks a checkpoint; optimizer and trainer state when present and asked for. */
 export function loadCheckpoint(dir: string, opts: { optimizer?: boolean } = {}): LoadedCheckpoint {
   const config = readCheckpointConfig(dir);
-  const read = isLlamaCheckpoint(config) ? gatherLlama : gather;
+  const read = isLlamaCheckpoint(config) ? gatherLlama : gatherGpt;
   const [params] = read(dir, "model.safetensors", config.model, [""]) as [Float32Array];
   const out: LoadedCheckpoint = { dir, config, params };
   if (opts.optimizer) {

@@ -20,7 +20,7 @@ import { loadCheckpoint, saveCheckpoint, train, type TrainConfigInput } from "..
 import { llamaReference, type Tensors } from "../engine/llama-reference.js";
 import { gemmaTokenizerFiles, llama3TokenizerFiles, tinyConfig, writeTinyModel } from "../hf/fixtures.js";
 import { referenceConfig, referenceLogLik, referenceTensors } from "../hf/reference.js";
-import { tempDir } from "./helpers.js";
+import { assertBadInput, tempDir } from "./helpers.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const CALIB = join(ROOT, "bin", "calib.js");
@@ -334,11 +334,7 @@ test("bad input: missing folder, unknown model_type, bad JSONL lines, an answer 
       [["export", "--checkpoint", join(dir, "gpt")], /--hf OUT .* is required/],
     ];
     for (const [args, pattern] of cases) {
-      const r = calib(args);
-      assert.equal(r.code, 2, `${args.join(" ")}: exit ${r.code}, ${r.stderr}`);
-      const lines = r.stderr.trim().split("\n");
-      assert.equal(lines.length, 1, `${args.join(" ")}: ${r.stderr}`);
-      assert.match(lines[0]!, pattern);
+      assertBadInput(calib(args), args.join(" "), pattern);
       const out = args[args.indexOf("--out") + 1];
       if (args.includes("--out")) assert.ok(!existsSync(join(out!, "questions.arrow")), "no records from a failed run");
     }
