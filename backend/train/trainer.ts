@@ -28,7 +28,7 @@ import { basename, join } from "node:path";
 import { countParams, GptModel, type Batch, type ModelConfig } from "../engine/index.js";
 import {
   chatSftBatches, encodeConversation, encodeQuestions, generateQuestions, lmBatches, lmWindowCount, prepareSplits, sftBatches, sftConversations,
-  tokenizer, worldStream, worldStreamLength, type EncodedQuestion, type LmEpoch, type SftBatch, type SftEpoch, type TaskName, type TextTokenizer,
+  tokenizer, worldStream, worldStreamLength, type EncodedQuestion, type LmEpoch, type SftEpoch, type TaskName, type TextTokenizer,
   type TokenStream, type Tokenizer, type TokenizerName,
 } from "../data/index.js";
 import {
@@ -37,7 +37,7 @@ import {
 } from "../records/index.js";
 import { configHash, engineOptions, parseTrainConfig, type EvalConfig, type PretrainConfig, type SftConfig, type TrainConfig } from "./config.js";
 import {
-  CheckpointError, isLlamaCheckpoint, loadCheckpoint, loadIntoModel, saveCheckpoint, type LoadedCheckpoint, type SaveOptions, type TrainerState, TRAINER_STATE_FORMAT,
+  CheckpointError, isLlamaCheckpoint, loadCheckpoint, loadIntoModel, readCheckpointConfig, saveCheckpoint, type LoadedCheckpoint, type SaveOptions, type TrainerState, TRAINER_STATE_FORMAT,
 } from "./checkpoint.js";
 import {
   chatExamples, checkSoftcap, conversationLoss, fitContext, llamaView, longestItem, openLlamaSource, openQuestions, requireTemplate, type ModelInfo,
@@ -45,11 +45,11 @@ import {
 import { evaluateItems, type ScoredItem } from "./scoring.js";
 import { learningRate } from "./schedule.js";
 import { trimSftBatch } from "./sft-batches.js";
-
-export { trimSftBatch } from "./sft-batches.js";
 import { evaluateQuestions, evaluateTokens, validationLoss, type QuestionEval } from "./evaluate.js";
 import { progressBar, type Progress } from "../term/progress.js";
 import { evaluateWorldQuestions, openWorldRun, type WorldRun } from "./world-run.js";
+
+export { trimSftBatch } from "./sft-batches.js";
 
 export interface TrainOptions {
   /** output directory (created) */
@@ -619,8 +619,7 @@ function llamaSftSource(config: SftConfig, progress: boolean): SftSource {
   const data = config.data;
   const initPath = typeof config.init === "string" ? config.init : config.init.hf;
   if (typeof config.init === "string") {
-    const ck = loadCheckpoint(config.init);
-    if (!isLlamaCheckpoint(ck.config)) {
+    if (!isLlamaCheckpoint(readCheckpointConfig(config.init))) {
       if (data) throw new TypeError(`data: chat SFT from a JSONL file needs a Llama-family model (init.hf, or a calib-llama/1 checkpoint); ${config.init} is a GPT checkpoint`);
       throw new Error("unreachable: a GPT checkpoint without data takes the GPT path");
     }
@@ -663,9 +662,8 @@ function llamaSftSource(config: SftConfig, progress: boolean): SftSource {
 
 /** The source of an SFT run: a GPT checkpoint (Brown questions or a knowledge world) or a Llama-family model (chat JSONL). */
 function sftSource(config: SftConfig, progress: boolean): SftSource {
-  if (typeof config.init === "object" || config.data !== undefined) return llamaSftSource(config, progress);
+  if (typeof config.init === "object" || config.data !== undefined || isLlamaCheckpoint(readCheckpointConfig(config.init))) return llamaSftSource(config, progress);
   const init = loadCheckpoint(config.init);
-  if (isLlamaCheckpoint(init.config)) return llamaSftSource(config, progress);
   const tokName = init.config.tokenizer;
   if (!tokName) throw new CheckpointError(`checkpoint ${config.init}: config.json names no tokenizer, so questions cannot be encoded`);
   return config.world ? worldSftSource(config, init, tokName, progress) : brownSftSource(config, init, tokName, progress);

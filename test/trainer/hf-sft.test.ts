@@ -16,7 +16,7 @@ import { GptModel, tensorTable } from "../../backend/engine/index.js";
 import { loadHfModel, loadHfTokenizer } from "../../backend/hf/index.js";
 import { readArrowStream, readTrainLog } from "../../backend/records/index.js";
 import { precheckRunConfig } from "../../backend/runs/submit.js";
-import { loadCheckpoint, saveCheckpoint, train, type TrainConfigInput } from "../../backend/train/index.js";
+import { chatExamples, loadCheckpoint, openLlamaSource, saveCheckpoint, train, type TrainConfigInput } from "../../backend/train/index.js";
 import { llamaReference, type Tensors } from "../engine/llama-reference.js";
 import { gemmaTokenizerFiles, llama3TokenizerFiles, tinyConfig, writeTinyModel } from "../hf/fixtures.js";
 import { referenceConfig, referenceLogLik, referenceTensors } from "../hf/reference.js";
@@ -150,7 +150,8 @@ test("chat SFT of a Hugging Face folder through calib train: assistant-only loss
     const ref = referenceConfig("llama", llama.config, 64);
     const w0 = referenceTensors(llama);
     let lossSum = 0, count = 0;
-    for (const conv of CONVERSATIONS) {
+    const encoded = chatExamples(join(dir, "chat.jsonl"), openLlamaSource(llama.dir).folder.chatTemplate!, tok);
+    for (const [c, conv] of CONVERSATIONS.entries()) {
       const segments: Array<[string, boolean]> = [["<|begin_of_text|>", false]];
       for (const [role, content] of conv) segments.push([H(role), false], [`${content}<|eot_id|>`, role === "assistant"]);
       const ids = tok.encode(segments.map(([s]) => s).join(""));
@@ -159,6 +160,9 @@ test("chat SFT of a Hugging Face folder through calib train: assistant-only loss
       const supervised = pieces.flatMap((p) => Array.from(p.ids, () => p.sup));
       const L = ids.length;
       const targets = Int32Array.from({ length: L - 1 }, (_, i) => (supervised[i + 1] ? ids[i + 1]! : -100));
+      // the trainer's examples (chat.ts's prefix rule through the model's template) have exactly these targets
+      assert.deepEqual(encoded[c]!.inputs, ids.subarray(0, L - 1), `conversation ${c}: inputs`);
+      assert.deepEqual(encoded[c]!.targets, targets, `conversation ${c}: only the assistant replies and their <|eot_id|> are supervised`);
       const rr = llamaReference({ ...ref.cfg, context: L }, w0, ids.subarray(0, L - 1), targets, 1, L - 1, { labelSmoothing: Math.fround(0.1) });
       lossSum += rr.lossSum;
       count += rr.valid;
