@@ -1,8 +1,10 @@
 // Multiple-choice scoring by continuation log-likelihood, written against a small scorer
 // interface so that our GPTs and Hugging Face models share it (docs/records.md, "scoring"):
 //
-//   TokenScorer   token ids in → log p(target) at chosen positions (float64). GptModel implements
-//                 it through its eval (calib_model_eval: nll at chosen rows), see gptScorer().
+//   TokenScorer   token ids in → log p(target) at chosen positions (float64). The engine's models —
+//                 our GPTs and the Llama family of Hugging Face folders alike — implement it through
+//                 their eval (calib_model_eval: nll at chosen rows), see gptScorer(); Gemma 2's
+//                 final soft-cap is the transform's softcap.
 //   ScoredItem    a question as a context (token ids) and one continuation per option.
 //   scoreItems    ll_i = Σ log p(continuation_i tokens | context, earlier tokens); probs =
 //                 softmax(ll) (renormalized over the options); probs_norm = softmax(ll_i / len_i)
@@ -16,6 +18,8 @@
 //            the continuation the reply's text after the template's generation prompt
 //   letter   the prompt lists the options A–D and the continuation is the letter (one token);
 //            softmax(ll) then equals today's softmax over the four letter logits
+// Multiple-choice JSONL files (mcqItems) use lm-evaluation-harness's prompts instead
+// (backend/data/mcq.ts: MMLU's letter prompt, ARC's option prompt, k-shot, chat turns).
 // Base models are scored without a chat template; SFT models with the template they were
 // trained with (the `template` argument).
 //
