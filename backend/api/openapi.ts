@@ -82,7 +82,7 @@ export function openApiDocument(o: { version: string; authRequired: boolean }): 
         },
         post: mutating({
           summary: "Submit a run (queued; one run per device at a time)",
-          description: "The body is a run configuration, the same JSON that `calib train --config` reads. sft.init and eval.checkpoint take run:<id>.",
+          description: "The body is a run configuration, the same JSON that `calib train --config` reads. sft.init, eval.checkpoint and eval.model take run:<id>; local paths (Hugging Face folders, JSONL files) are accepted from the CLI only.",
           requestBody: { required: true, content: json(ref("RunConfig")) },
           responses: {
             201: { description: "queued", headers: { Location: { schema: { type: "string" } } }, content: json(ref("Run")) },

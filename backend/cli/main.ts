@@ -17,6 +17,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   import: () => import("./commands/import.js"),
   train: () => import("./commands/train.js"),
   eval: () => import("./commands/eval.js"),
+  export: () => import("./commands/export.js"),
   sweep: () => import("./commands/sweep.js"),
 };
 

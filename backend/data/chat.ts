@@ -137,14 +137,13 @@ function promptCompletion(obj: Record<string, unknown>, where: string): ChatMess
 }
 
 /**
- * Parses SFT JSONL text (any of the three line formats of the header). `source` names the file
- * in errors: "<source>:<line>: messages[1].role must be one of …".
+ * Calls `fn` with every JSON object of JSONL text, its place ("<source>:<line>") and 1-based line;
+ * blank lines are skipped, a line that is not valid JSON or not an object is a TypeError naming it
+ * (`shape` describes the expected object in that message).
  */
-export function parseChatJsonl(text: string, source = "<jsonl>"): ChatRecord[] {
+export function forEachJsonlObject(text: string, source: string, fn: (o: Record<string, unknown>, where: string, line: number) => void, shape = ""): void {
   if (typeof text !== "string") throw new TypeError(`${source}: expected text`);
-  const out: ChatRecord[] = [];
-  const lines = text.split("\n");
-  lines.forEach((raw, i) => {
+  text.split("\n").forEach((raw, i) => {
     const line = raw.trim();
     if (line === "") return;
     const where = `${source}:${i + 1}`;
@@ -154,8 +153,28 @@ export function parseChatJsonl(text: string, source = "<jsonl>"): ChatRecord[] {
     } catch (err) {
       throw new TypeError(`${where}: not valid JSON (${(err as Error).message})`);
     }
-    if (obj === null || typeof obj !== "object" || Array.isArray(obj)) throw new TypeError(`${where}: each line must be a JSON object`);
-    const o = obj as Record<string, unknown>;
+    if (obj === null || typeof obj !== "object" || Array.isArray(obj)) throw new TypeError(`${where}: each line must be a JSON object${shape ? ` ${shape}` : ""}`);
+    fn(obj as Record<string, unknown>, where, i + 1);
+  });
+}
+
+/** The text of a data file; TypeError naming it when it cannot be read. */
+export function readTextFile(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new TypeError(`${path}: ${e.code === "ENOENT" ? "no such file" : e.code === "EISDIR" ? "is a directory" : e.message}`);
+  }
+}
+
+/**
+ * Parses SFT JSONL text (any of the three line formats of the header). `source` names the file
+ * in errors: "<source>:<line>: messages[1].role must be one of …".
+ */
+export function parseChatJsonl(text: string, source = "<jsonl>"): ChatRecord[] {
+  const out: ChatRecord[] = [];
+  forEachJsonlObject(text, source, (o, where, line) => {
     let messages: ChatMessage[];
     if ("messages" in o) messages = checkMessages(o.messages, `${where}: messages`);
     else if ("conversations" in o) messages = fromShareGpt(o.conversations, where);
@@ -166,19 +185,12 @@ export function parseChatJsonl(text: string, source = "<jsonl>"): ChatRecord[] {
     } else throw new TypeError(`${where}: needs "messages" (a list of {role, content}), "conversations" (ShareGPT) or "prompt" and "completion"`);
     if (messages.length === 0) throw new TypeError(`${where}: the conversation is empty`);
     if (!messages.some((m) => m.role === "assistant")) throw new TypeError(`${where}: the conversation has no assistant message (nothing to train on)`);
-    out.push({ line: i + 1, messages });
+    out.push({ line, messages });
   });
   return out;
 }
 
 /** Reads an SFT JSONL file (see parseChatJsonl); errors name the file and line. */
 export function readChatJsonl(path: string): ChatRecord[] {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw new TypeError(`${path}: ${e.code === "ENOENT" ? "no such file" : e.message}`);
-  }
-  return parseChatJsonl(text, path);
+  return parseChatJsonl(readTextFile(path), path);
 }

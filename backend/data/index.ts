@@ -70,6 +70,10 @@ export type { ChatMessage, ChatRole, ChatTemplate, RenderOptions } from "./chat-
 export { CALIB_CHAT, CHAT_MARKERS, CHAT_ROLES, chatSftBatches, checkMessages, encodeConversation, parseChatJsonl, readChatJsonl } from "./chat.js";
 export type { ChatExample, ChatRecord } from "./chat.js";
 
+// Multiple-choice JSONL files ({question, choices, answer}: MMLU's shape) and lm-eval's prompts
+export { parseMcqJsonl, readMcqJsonl, fewShotExamples, mcqPrompt, mcqMessages, mcqContinuations, choiceLetter, MAX_CHOICES } from "./mcq.js";
+export type { McqQuestion, McqScoring } from "./mcq.js";
+
 // Knowledge world
 export * from "./world/index.js";
 

@@ -17,6 +17,8 @@ export interface RunJson {
   metrics: Record<string, number | string | null>;
   artifacts: string[];
   error?: string;
+  /** the model trained or evaluated: family (gpt2, or a Hugging Face model_type), parameters, where it came from */
+  model?: { family: string; params: number; source: string };
 }
 
 export function writeRunJson(path: string, run: RunJson): void {

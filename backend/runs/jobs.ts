@@ -1,11 +1,13 @@
 // What a run does, whoever executes it (the server's child worker or the CLI in-process):
 //   pretrain / sft  backend/train's train() into data/runs/<id>/, then calibration.arrow
-//   eval            a checkpoint evaluated into tokens.arrow + questions.arrow, then calibration.arrow
+//   eval            a checkpoint evaluated into tokens.arrow + questions.arrow, or a model (Hugging
+//                   Face folder or checkpoint) scored on a questions file into questions.arrow;
+//                   then calibration.arrow
 //   import          lm-eval-harness samples (uploaded into .upload/) → questions.arrow (backend/imports), then calibration.arrow
 // calibration.arrow is written by backend/records with the run config's calibration settings.
 // Progress goes out through ctx.emit (train_log rows, progress with ETA, log lines); the
 // records are written atomically by their writers; run.json is written by finishRecords().
-import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { runLmEvalImport, UPLOAD_DIR, type ImportConfig } from "../imports/index.js";
 import type { TrainLogRow } from "../records/train-log.js";
@@ -54,11 +56,11 @@ function eta(elapsed: number, fraction: number): number | null {
 
 async function trainJob(ctx: JobContext): Promise<JobResult> {
   const { train } = await import("../train/index.js");
-  const cfg = ctx.run.config as Record<string, unknown> & { kind: "pretrain" | "sft"; steps?: number; epochs?: number; init?: string };
+  const cfg = ctx.run.config as Record<string, unknown> & { kind: "pretrain" | "sft"; steps?: number; epochs?: number; init?: unknown };
   // the trainer's config: the run config without the calibration settings (used after training)
   const { calibration: _calibration, ...trainer } = cfg;
   const config: Record<string, unknown> = { ...trainer, name: ctx.run.name, device: ctx.run.device };
-  if (cfg.kind === "sft") config.init = checkpointDir(cfg.init!, ctx.dataDir);
+  if (cfg.kind === "sft" && typeof cfg.init === "string") config.init = checkpointDir(cfg.init, ctx.dataDir);
   const started = performance.now();
   ctx.emit({ type: "log", message: `${cfg.kind} started on ${ctx.run.device}` });
   const result = await train(config, {
@@ -83,8 +85,18 @@ async function trainJob(ctx: JobContext): Promise<JobResult> {
 
 async function evalJob(ctx: JobContext): Promise<JobResult> {
   const cfg = ctx.run.config as EvalRunConfig;
-  const { evaluateCheckpointDir } = await import("../train/index.js");
-  const checkpoint = checkpointDir(cfg.checkpoint, ctx.dataDir);
+  const { evaluateCheckpointDir, evaluateModelQuestions } = await import("../train/index.js");
+  if (cfg.model !== undefined) {
+    const model = checkpointDir(cfg.model, ctx.dataDir);
+    ctx.emit({ type: "log", message: `scoring ${cfg.questions!.jsonl} with ${cfg.model}` });
+    ctx.emit({ type: "progress", progress: { phase: "eval", fraction: 0, message: "evaluating" } });
+    const r = evaluateModelQuestions({
+      model, questions: cfg.questions!, outDir: ctx.dir, runId: ctx.run.id, eval: cfg.eval, threads: cfg.threads, progress: ctx.progress,
+      device: ctx.run.device === "cuda" ? "cuda" : "cpu", ...(cfg.context !== undefined ? { context: cfg.context } : {}), ...(cfg.epoch !== undefined ? { epoch: cfg.epoch } : {}),
+    });
+    return { status: ctx.signal.aborted ? "cancelled" : "succeeded", metrics: finite(r.metrics) };
+  }
+  const checkpoint = checkpointDir(cfg.checkpoint!, ctx.dataDir);
   ctx.emit({ type: "log", message: `evaluating checkpoint ${cfg.checkpoint} on ${ctx.run.device}` });
   ctx.emit({ type: "progress", progress: { phase: "eval", fraction: 0, message: "evaluating" } });
   // synchronous inside the worker: a cancel ends it by SIGKILL after the grace period
@@ -156,12 +168,23 @@ export function removeTemporaries(dir: string): string[] {
   return removed;
 }
 
-/** Writes run.json from the registry's view of a finished (or running) run. */
+/** The model description the job wrote into run.json (the registry does not hold it), if any. */
+function modelOfRunJson(dir: string): RunJson["model"] | undefined {
+  try {
+    const m = (JSON.parse(readFileSync(join(dir, "run.json"), "utf8")) as RunJson).model;
+    return m && typeof m === "object" && typeof m.family === "string" ? m : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes run.json from the registry's view of a finished (or running) run (keeping the job's model description). */
 export function writeRunRecord(dir: string, run: RunRecord, artifacts: string[]): void {
   ensureDir(dir);
+  const model = modelOfRunJson(dir);
   const json: RunJson = {
     id: run.id, name: run.name, kind: run.kind, status: run.status, created_at: run.created_at, started_at: run.started_at,
-    finished_at: run.finished_at, config: run.config, metrics: run.metrics, artifacts,
+    finished_at: run.finished_at, config: run.config, metrics: run.metrics, artifacts, ...(model ? { model } : {}),
   };
   if (run.error) json.error = run.error;
   writeRunJson(join(dir, "run.json"), json);

@@ -5,12 +5,14 @@
 // kind has `calibration` ({resamples, seed}: the settings of its calibration.arrow), recorded
 // with the rest of the config in run.json.
 //
-// References between runs: sft.init and eval.checkpoint take "run:<id>" (that run's
+// References between runs: sft.init, eval.checkpoint and eval.model take "run:<id>" (that run's
 // checkpoint/ directory; the new run waits until it succeeded, and fails if it did not) or, from
-// the CLI only, a directory path. Unknown fields are errors everywhere.
+// the CLI only, a directory path. Local files and folders — a Hugging Face model (sft.init.hf,
+// eval.model), JSONL data (sft.data, sft.questions, eval.questions) — are accepted from the CLI
+// only too. Unknown fields are errors everywhere.
 import { z } from "zod";
 import { CALIBRATION_DEFAULTS } from "../records/calibration.js";
-import { EvalSchema, PretrainSchema, SftSchema } from "../train/config.js";
+import { EvalSchema, PretrainSchema, QuestionsSchema, SftSchema } from "../train/config.js";
 import { FieldError, fromZod } from "../errors.js";
 import { GridSchema } from "./grid.js";
 import { RUN_ID_RE } from "./paths.js";
@@ -30,8 +32,13 @@ export const SftRunSchema = SftSchema.extend({ calibration: CalibrationSchema.pr
 export const EvalRunSchema = z.strictObject({
   kind: z.literal("eval"),
   name: z.string().min(1).max(200).optional(),
-  /** "run:<id>" (that run's checkpoint) or, from the CLI, a checkpoint directory */
-  checkpoint: z.string().min(1).max(4096),
+  /** "run:<id>" (that run's checkpoint) or, from the CLI, a checkpoint directory: tokens and Brown / world questions */
+  checkpoint: z.string().min(1).max(4096).optional(),
+  /** "run:<id>" or, from the CLI, a Hugging Face model folder or checkpoint directory: the `questions` file scored by it */
+  model: z.string().min(1).max(4096).optional(),
+  questions: QuestionsSchema.optional(),
+  /** model (Llama family): the sequence length to allocate for */
+  context: int(1).max(65536).optional(),
   device: z.enum(["cpu", "cuda", "auto"]).default("cpu"),
   threads: int(0).max(1024).default(0),
   splitSeed: int(0).default(0),
@@ -39,6 +46,11 @@ export const EvalRunSchema = z.strictObject({
   epoch: int(0).max(1_000_000).optional(),
   eval: EvalSchema.prefault({}),
   calibration: CalibrationSchema.prefault({}),
+}).superRefine((c, ctx) => {
+  if ((c.checkpoint === undefined) === (c.model === undefined)) ctx.addIssue({ code: "custom", path: ["checkpoint"], message: "give either checkpoint or model (with questions)" });
+  if (c.model !== undefined && c.questions === undefined) ctx.addIssue({ code: "custom", path: ["questions"], message: 'is required with model: {"jsonl": "questions.jsonl"}' });
+  if (c.model === undefined && c.questions !== undefined) ctx.addIssue({ code: "custom", path: ["questions"], message: "applies to model (a checkpoint is evaluated on its own tasks)" });
+  if (c.model === undefined && c.context !== undefined) ctx.addIssue({ code: "custom", path: ["context"], message: "applies to model" });
 });
 
 export const SweepSchema = z.strictObject({

@@ -3,8 +3,8 @@
 // resolves the device to a lane, checks run references, and inserts the registry entries (a
 // sweep inserts itself and all its child runs in one transaction). Imports (POST
 // /api/imports/lm-eval, `calib import`) are registered here too: submitLmEvalImport.
-import { copyFileSync, renameSync, statSync } from "node:fs";
-import { isAbsolute, join, resolve } from "node:path";
+import { copyFileSync, existsSync, renameSync, statSync } from "node:fs";
+import { basename, isAbsolute, join, resolve } from "node:path";
 import { FieldError, fromZod } from "../errors.js";
 import { checkDistinctTasks, parseSamplesPath, UPLOAD_DIR, type ImportConfig, type ParsedSamples } from "../imports/index.js";
 import { CALIBRATION_DEFAULTS, type CalibrationSettings } from "../records/calibration.js";
@@ -13,6 +13,9 @@ import { TERMINAL, type Lane, type Registry, type RunRecord, type RunSource } fr
 import { describePoint, expandGrid } from "./grid.js";
 import { MAX_SWEEP_RUNS, parseRunConfig, PretrainRunSchema, SftRunSchema, runReference, type EvalRunConfig, type RunConfig, type SweepConfig } from "./schema.js";
 import { readCheckpointConfig } from "../train/checkpoint.js";
+import { isCheckpointDir } from "../train/hf-run.js";
+import { openHfFolder } from "../hf/index.js";
+import { readChatJsonl, readMcqJsonl } from "../data/index.js";
 
 export interface SubmitOptions {
   source: RunSource;
@@ -40,6 +43,56 @@ export async function resolveLane(device: "cpu" | "cuda" | "auto"): Promise<Lane
     return engine.resolveDevice(device);
   } catch (err) {
     throw new FieldError("device", (err as Error).message);
+  }
+}
+
+/** A local file or folder a run config names: a checkpoint, a model (a checkpoint or a Hugging Face folder), a Hugging Face folder, chat or multiple-choice JSONL. */
+interface LocalPath {
+  field: string;
+  value: string;
+  kind: "checkpoint" | "model" | "hf" | "chat" | "mcq";
+  /** hf / model: the context to open it with */
+  context?: number;
+}
+
+/** The run references and local paths of a config (run references only for checkpoint / model). */
+function localPaths(config: RunConfig): LocalPath[] {
+  const out: LocalPath[] = [];
+  const questions = (q: { jsonl: string; fewshot?: string | undefined } | undefined, prefix: string) => {
+    if (!q) return;
+    out.push({ field: `${prefix}.jsonl`, value: q.jsonl, kind: "mcq" });
+    if (q.fewshot !== undefined) out.push({ field: `${prefix}.fewshot`, value: q.fewshot, kind: "mcq" });
+  };
+  if (config.kind === "sft") {
+    if (typeof config.init === "string") out.push({ field: "init", value: config.init, kind: "checkpoint" });
+    else out.push({ field: "init.hf", value: config.init.hf, kind: "hf", ...(config.init.context !== undefined ? { context: config.init.context } : {}) });
+    if (config.data) {
+      out.push({ field: "data.jsonl", value: config.data.jsonl, kind: "chat" });
+      if (config.data.validation !== undefined) out.push({ field: "data.validation", value: config.data.validation, kind: "chat" });
+    }
+    questions(config.questions, "questions");
+  }
+  if (config.kind === "eval") {
+    if (config.checkpoint !== undefined) out.push({ field: "checkpoint", value: config.checkpoint, kind: "checkpoint" });
+    if (config.model !== undefined) out.push({ field: "model", value: config.model, kind: "model", ...(config.context !== undefined ? { context: config.context } : {}) });
+    questions(config.questions, "questions");
+  }
+  return out;
+}
+
+/** Checks a local path with the loaders' own checks and messages (`parse`: read JSONL files whole too). */
+function checkLocal(p: LocalPath, parse: boolean): void {
+  const path = resolve(p.value);
+  try {
+    if (p.kind === "checkpoint") readCheckpointConfig(path);
+    else if (p.kind === "model" && isCheckpointDir(path)) readCheckpointConfig(path);
+    else if (p.kind === "model" || p.kind === "hf") {
+      if (!existsSync(path)) throw new TypeError(`${path}: no such folder`);
+      openHfFolder(path, p.context !== undefined ? { context: p.context } : {});
+    } else if (!existsSync(path) || !statSync(path).isFile()) throw new TypeError(`${path}: no such file`);
+    else if (parse) (p.kind === "chat" ? readChatJsonl : readMcqJsonl)(path);
+  } catch (err) {
+    throw new FieldError(p.field, (err as Error).message);
   }
 }
 
@@ -74,11 +127,24 @@ export function checkpointDir(value: string, dataDir: string): string {
   return isAbsolute(value) ? value : resolve(value);
 }
 
-function normalizePaths(config: RunConfig, o: SubmitOptions): RunConfig {
+function normalizePaths(config: RunConfig): RunConfig {
   // store absolute paths so that the worker (another cwd) finds them
-  if (config.kind === "sft" && runReference(config.init) === null) return { ...config, init: resolve(config.init) };
-  if (config.kind === "eval" && runReference(config.checkpoint) === null) return { ...config, checkpoint: resolve(config.checkpoint) };
-  void o;
+  const abs = (v: string) => (runReference(v) === null ? resolve(v) : v);
+  const questions = <Q extends { jsonl: string; fewshot?: string | undefined }>(q: Q | undefined) =>
+    q && { ...q, jsonl: resolve(q.jsonl), ...(q.fewshot !== undefined ? { fewshot: resolve(q.fewshot) } : {}) };
+  if (config.kind === "sft") {
+    return {
+      ...config, init: typeof config.init === "string" ? abs(config.init) : { ...config.init, hf: resolve(config.init.hf) },
+      ...(config.data ? { data: { ...config.data, jsonl: resolve(config.data.jsonl), ...(config.data.validation !== undefined ? { validation: resolve(config.data.validation) } : {}) } } : {}),
+      ...(config.questions ? { questions: questions(config.questions) } : {}),
+    };
+  }
+  if (config.kind === "eval") {
+    return {
+      ...config, ...(config.checkpoint !== undefined ? { checkpoint: abs(config.checkpoint) } : {}), ...(config.model !== undefined ? { model: abs(config.model) } : {}),
+      ...(config.questions ? { questions: questions(config.questions) } : {}),
+    };
+  }
   return config;
 }
 
@@ -88,26 +154,29 @@ function normalizePaths(config: RunConfig, o: SubmitOptions): RunConfig {
  */
 export function precheckRunConfig(input: unknown, o: { allowPaths?: boolean } = {}): RunConfig {
   const config = parseRunConfig(input);
-  const paths: Array<[string, string]> = [];
-  if (config.kind === "sft") paths.push(["init", config.init]);
-  if (config.kind === "eval") paths.push(["checkpoint", config.checkpoint]);
-  for (const [field, value] of paths) {
-    let ref: string | null;
-    try {
-      ref = runReference(value);
-    } catch (err) {
-      throw new FieldError(field, (err as Error).message);
+  for (const p of localPaths(config)) {
+    if (p.kind === "checkpoint" || p.kind === "model") {
+      let ref: string | null;
+      try {
+        ref = runReference(p.value);
+      } catch (err) {
+        throw new FieldError(p.field, (err as Error).message);
+      }
+      if (ref !== null) continue;
     }
-    if (ref !== null) continue;
-    if (!o.allowPaths) throw new FieldError(field, "must be 'run:<id>' (checkpoint directories are accepted from the CLI only)");
-    try {
-      readCheckpointConfig(resolve(value));
-    } catch (err) {
-      throw new FieldError(field, (err as Error).message);
-    }
+    if (!o.allowPaths) throw new FieldError(p.field, PATHS_CLI_ONLY[p.kind]);
+    checkLocal(p, true);
   }
   return config;
 }
+
+const PATHS_CLI_ONLY: Record<LocalPath["kind"], string> = {
+  checkpoint: "must be 'run:<id>' (checkpoint directories are accepted from the CLI only)",
+  model: "must be 'run:<id>' (model folders and checkpoint directories are accepted from the CLI only)",
+  hf: "Hugging Face model folders are accepted from the CLI only",
+  chat: "local files are accepted from the CLI only",
+  mcq: "local files are accepted from the CLI only",
+};
 
 /** Validates and registers a run (or a sweep and its children). Returns the new run. */
 export async function submitRun(registry: Registry, input: unknown, o: SubmitOptions): Promise<RunRecord> {
@@ -116,14 +185,14 @@ export async function submitRun(registry: Registry, input: unknown, o: SubmitOpt
   if (config.kind === "sweep") return submitSweep(registry, config, o, laneOf);
   const lane = await laneOf(config.device);
   const deps: string[] = [];
-  if (config.kind === "sft") {
-    const d = checkReference(registry, config.init, "init", o);
-    if (d) deps.push(d);
-  } else if (config.kind === "eval") {
-    const d = checkReference(registry, config.checkpoint, "checkpoint", o);
-    if (d) deps.push(d);
+  for (const p of localPaths(config)) {
+    if (p.kind === "checkpoint" || (p.kind === "model" && runReference(p.value) !== null)) {
+      const d = checkReference(registry, p.value, p.field, o);
+      if (d) deps.push(d);
+    } else if (!o.allowPaths) throw new FieldError(p.field, PATHS_CLI_ONLY[p.kind]);
+    else checkLocal(p, false);
   }
-  const stored = normalizePaths(config, o);
+  const stored = normalizePaths(config);
   const name = config.name ?? defaultName(config);
   return registry.create({ name, kind: config.kind, device: lane, config: stored, source: o.source, dependsOn: deps, owner: o.owner ?? null });
 }
@@ -133,9 +202,10 @@ function defaultName(config: Exclude<RunConfig, SweepConfig> | EvalRunConfig): s
     case "pretrain":
       return `pretrain ${config.tokenizer} d${config.model.dModel} L${config.model.nLayer}`;
     case "sft":
+      if (config.data) return `sft ${typeof config.init === "string" ? config.init : basename(config.init.hf)} on ${basename(config.data.jsonl)} ε=${config.loss.labelSmoothing}`;
       return `sft ${config.tasks.join("+")} ε=${config.loss.labelSmoothing}`;
     case "eval":
-      return `eval ${config.checkpoint}`;
+      return config.model !== undefined ? `eval ${config.model} on ${basename(config.questions!.jsonl)}` : `eval ${config.checkpoint}`;
   }
 }
 

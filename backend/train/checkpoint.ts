@@ -13,20 +13,36 @@
 //                          (a tied nanoGPT module loads it with strict=False: lm_head shares wte)
 //   optimizer.safetensors  AdamW moments: exp_avg.<name>, exp_avg_sq.<name> (same shapes)
 //   trainer_state.json     step, data position, seed, config hash, … (what resume needs)
+// Llama-family models (arch 'llama': models fine-tuned from a Hugging Face folder) are stored as
+// format calib-llama/1 in the same directory layout:
+//   config.json            {format: "calib-llama/1", model (the engine config with every llama
+//                          field), tokenizer ("hf:<model>"), naming: "engine", hf: {family,
+//                          finalSoftcap, source}, training, created_at}
+//   model.safetensors      the weights, float32, under the engine's tensor names and shapes
+//                          (backend/engine/layout.ts tensorTable: embed [V, d], attn_norm [L, d],
+//                          q [L, H·hd, d], …, per-layer tensors stacked over the layers)
+//   optimizer.safetensors  exp_avg.<name>, exp_avg_sq.<name>; trainer_state.json as above
+//   hf/                    the source folder's config.json and tokenizer / chat template /
+//                          generation files: the checkpoint alone can be tokenized, evaluated
+//                          and exported (`calib export`) after the source folder is gone
 // Writes are atomic per file and config.json is written last, so a directory with a
 // config.json is complete. Reading checks names, shapes, dtypes and finiteness, and every
 // problem is a CheckpointError that names the directory and what is wrong.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { writeDirAtomic, writeFileAtomic } from "../io/atomic.js";
 import type { GptModel, ModelConfig, TensorInfo } from "../engine/index.js";
-import { tensorTable } from "../engine/index.js";
-import { CheckpointError, readSafetensors, writeSafetensors, type SafeTensor } from "../io/safetensors.js";
+import { tensorTable, validateModelConfig } from "../engine/index.js";
+import { CheckpointError, readSafetensors, SafetensorsReader, writeSafetensors, writeSafetensorsStream, type SafeTensor } from "../io/safetensors.js";
+import { HF_MODEL_TYPES, type HfFamily } from "../hf/config.js";
 
 export { CheckpointError } from "../io/safetensors.js";
 
 export const CHECKPOINT_FORMAT = "calib-gpt/1";
+export const LLAMA_CHECKPOINT_FORMAT = "calib-llama/1";
+/** The folder of a Llama-family checkpoint that holds the source's config.json and tokenizer files. */
+export const HF_SUBDIR = "hf";
 export const TRAINER_STATE_FORMAT = "calib-trainer-state/1";
 
 const NANO: Record<string, string> = {
@@ -100,7 +116,36 @@ const CheckpointConfigSchema = z.object({
   created_at: z.string(),
 });
 
-export type CheckpointConfig = z.infer<typeof CheckpointConfigSchema>;
+/** What a Llama-family checkpoint keeps of its Hugging Face origin. */
+const HfInfoSchema = z.strictObject({
+  family: z.enum(HF_MODEL_TYPES as unknown as [HfFamily, ...HfFamily[]]),
+  /** Gemma 2's final soft-cap: applied to every logit (the loss's softcap); null = none */
+  finalSoftcap: z.number().positive().finite().nullable(),
+  /** the folder the weights first came from (informational: hf/ holds what is needed) */
+  source: z.string(),
+});
+export type HfCheckpointInfo = z.infer<typeof HfInfoSchema>;
+
+const LlamaCheckpointConfigSchema = z.object({
+  format: z.literal(LLAMA_CHECKPOINT_FORMAT),
+  /** the engine's configuration, every llama field filled in (validateModelConfig) */
+  model: z.object({ arch: z.literal("llama") }).passthrough(),
+  tokenizer: z.string(),
+  naming: z.literal("engine"),
+  dtype: z.literal("float32"),
+  hf: HfInfoSchema,
+  training: z.record(z.string(), z.unknown()).default({}),
+  created_at: z.string(),
+});
+
+export type GptCheckpointConfig = z.infer<typeof CheckpointConfigSchema>;
+export type LlamaCheckpointConfig = Omit<z.infer<typeof LlamaCheckpointConfigSchema>, "model"> & { model: ModelConfig & { arch: "llama" } };
+export type CheckpointConfig = GptCheckpointConfig | LlamaCheckpointConfig;
+
+/** A checkpoint of the Llama family (calib-llama/1). */
+export function isLlamaCheckpoint(c: CheckpointConfig): c is LlamaCheckpointConfig {
+  return c.format === LLAMA_CHECKPOINT_FORMAT;
+}
 
 const TrainerStateSchema = z.strictObject({
   format: z.literal(TRAINER_STATE_FORMAT),
@@ -130,6 +175,8 @@ export interface SaveOptions {
   /** also save the AdamW moments (optimizer.safetensors) */
   optimizer?: boolean;
   state?: TrainerState;
+  /** Llama-family models (required for them): the Hugging Face origin and the files of hf/ (name → bytes) */
+  hf?: { info: HfCheckpointInfo; files: ReadonlyMap<string, Uint8Array> };
 }
 
 /**
@@ -143,6 +190,8 @@ export function saveCheckpoint(dir: string, model: GptModel, options: SaveOption
 }
 
 function writeCheckpointFiles(dir: string, model: GptModel, options: SaveOptions): void {
+  if (model.config.arch === "llama") return writeLlamaFiles(dir, model, options);
+  if (options.hf) throw new TypeError("hf info belongs to Llama-family checkpoints");
   const tensors = model.tensors();
   const config: CheckpointConfig = {
     format: CHECKPOINT_FORMAT,
@@ -162,6 +211,43 @@ function writeCheckpointFiles(dir: string, model: GptModel, options: SaveOptions
       format: CHECKPOINT_FORMAT,
       step: String(options.state?.step ?? 0),
     });
+  }
+  if (options.state) writeFileAtomic(join(dir, "trainer_state.json"), JSON.stringify(TrainerStateSchema.parse(options.state), null, 2) + "\n");
+  writeFileAtomic(join(dir, "config.json"), JSON.stringify(config, null, 2) + "\n");
+}
+
+/** The engine-named tensors of a flat buffer (views, no copy), under a name prefix. */
+function engineTensors(tensors: readonly TensorInfo[], flat: Float32Array, prefix = ""): Array<{ name: string; shape: number[]; dtype: "F32"; data: Float32Array }> {
+  return tensors.map((t) => ({ name: prefix + t.name, shape: t.shape.slice(), dtype: "F32" as const, data: flat.subarray(t.offset, t.offset + t.numel) }));
+}
+
+function writeLlamaFiles(dir: string, model: GptModel, options: SaveOptions): void {
+  if (!options.hf) throw new TypeError("a Llama-family checkpoint needs options.hf (its Hugging Face origin and tokenizer files)");
+  if (!options.tokenizer) throw new TypeError("a Llama-family checkpoint needs its tokenizer's name");
+  if (!options.hf.files.has("config.json")) throw new TypeError("options.hf.files must hold the source's config.json");
+  const tensors = model.tensors();
+  const config: LlamaCheckpointConfig = {
+    format: LLAMA_CHECKPOINT_FORMAT,
+    model: { ...(model.config as LlamaCheckpointConfig["model"]) },
+    tokenizer: options.tokenizer,
+    naming: "engine",
+    dtype: "float32",
+    hf: HfInfoSchema.parse(options.hf.info),
+    training: options.training ?? {},
+    created_at: new Date().toISOString(),
+  };
+  const meta = { format: LLAMA_CHECKPOINT_FORMAT };
+  writeSafetensorsStream(join(dir, "model.safetensors"), engineTensors(tensors, model.read("params") as Float32Array), meta);
+  if (options.optimizer) {
+    const m = model.read("m") as Float32Array, v = model.read("v") as Float32Array;
+    writeSafetensorsStream(join(dir, "optimizer.safetensors"), [...engineTensors(tensors, m, "exp_avg."), ...engineTensors(tensors, v, "exp_avg_sq.")], {
+      ...meta, step: String(options.state?.step ?? 0),
+    });
+  }
+  mkdirSync(join(dir, HF_SUBDIR));
+  for (const [name, bytes] of options.hf.files) {
+    if (!/^[\w.-]+$/.test(name) || name.startsWith(".")) throw new TypeError(`hf file name '${name}' is not a plain file name`);
+    writeFileSync(join(dir, HF_SUBDIR, name), bytes);
   }
   if (options.state) writeFileAtomic(join(dir, "trainer_state.json"), JSON.stringify(TrainerStateSchema.parse(options.state), null, 2) + "\n");
   writeFileAtomic(join(dir, "config.json"), JSON.stringify(config, null, 2) + "\n");
@@ -197,19 +283,37 @@ function issues(e: z.ZodError): string {
 export function readCheckpointConfig(dir: string): CheckpointConfig {
   if (!existsSync(dir)) throw new CheckpointError(`checkpoint ${dir}: no such directory`);
   const raw = parseJson(join(dir, "config.json"), dir);
+  if ((raw as { format?: unknown } | null)?.format === LLAMA_CHECKPOINT_FORMAT) return readLlamaConfig(dir, raw);
   const r = CheckpointConfigSchema.safeParse(raw);
-  if (!r.success) throw new CheckpointError(`checkpoint ${dir}: config.json is not a ${CHECKPOINT_FORMAT} config (${issues(r.error)})`);
+  if (!r.success) {
+    const hf = raw !== null && typeof raw === "object" && "model_type" in raw ? "; it is a Hugging Face model folder: train from it with \"init\": {\"hf\": …}, evaluate it with --model" : "";
+    throw new CheckpointError(`checkpoint ${dir}: config.json is not a ${CHECKPOINT_FORMAT} config (${issues(r.error)})${hf}`);
+  }
   const m = r.data.model;
   if (m.dModel % m.nHead !== 0) throw new CheckpointError(`checkpoint ${dir}: config.json has nHead ${m.nHead} that does not divide dModel ${m.dModel}`);
   return r.data;
 }
 
-/** The flat buffers stored under each prefix of one safetensors file, checked against the config. */
-function gather(dir: string, file: string, c: ModelConfig, prefixes: readonly string[]): Float32Array[] {
-  const path = join(dir, file);
-  if (!existsSync(path)) throw new CheckpointError(`checkpoint ${dir}: ${file} is missing`);
-  const f = readSafetensors(path);
-  const slices = namedSlices(tensorTable(c));
+function readLlamaConfig(dir: string, raw: unknown): LlamaCheckpointConfig {
+  const r = LlamaCheckpointConfigSchema.safeParse(raw);
+  if (!r.success) throw new CheckpointError(`checkpoint ${dir}: config.json is not a ${LLAMA_CHECKPOINT_FORMAT} config (${issues(r.error)})`);
+  let model: ModelConfig;
+  try {
+    model = validateModelConfig(r.data.model as unknown as ModelConfig);
+  } catch (err) {
+    throw new CheckpointError(`checkpoint ${dir}: config.json: model.${(err as Error).message}`);
+  }
+  return { ...r.data, model: model as LlamaCheckpointConfig["model"] };
+}
+
+/** The tensors of one safetensors file, as gather() reads them. */
+interface StoredTensors {
+  names: Iterable<string>;
+  get(name: string): { dtype: string; shape: readonly number[]; read(dst: Float32Array): void } | undefined;
+}
+
+/** The flat buffers stored under each prefix of one file, checked against the config: every name, dtype, shape and value. */
+function gather(dir: string, file: string, c: ModelConfig, prefixes: readonly string[], slices: readonly NamedSlice[], stored: StoredTensors, head: string): Float32Array[] {
   const total = slices.reduce((a, s) => a + s.numel, 0);
   const expected = new Set<string>();
   const out = prefixes.map((prefix) => {
@@ -217,7 +321,7 @@ function gather(dir: string, file: string, c: ModelConfig, prefixes: readonly st
     for (const s of slices) {
       const name = prefix + s.name;
       expected.add(name);
-      const t = f.tensors.get(name);
+      const t = stored.get(name);
       if (!t) throw new CheckpointError(`checkpoint ${dir}: ${file} has no tensor '${name}' (config.json: nLayer ${c.nLayer}, tied ${c.tied})`);
       if (t.dtype !== "F32") throw new CheckpointError(`checkpoint ${dir}: ${file}: tensor '${name}' is ${t.dtype}, expected F32`);
       if (t.shape.length !== s.shape.length || t.shape.some((d, i) => d !== s.shape[i])) {
@@ -226,29 +330,78 @@ function gather(dir: string, file: string, c: ModelConfig, prefixes: readonly st
             `for config.json (nLayer ${c.nLayer}, dModel ${c.dModel}, context ${c.context}, vocab ${c.vocab})`,
         );
       }
-      const data = t.data as Float32Array;
+      const data = flat.subarray(s.offset, s.offset + s.numel);
+      t.read(data);
       for (let i = 0; i < data.length; i++) {
         if (!Number.isFinite(data[i]!)) throw new CheckpointError(`checkpoint ${dir}: ${file}: tensor '${name}' contains ${data[i]} at element ${i}`);
       }
-      flat.set(data, s.offset);
     }
     return flat;
   });
-  for (const name of f.tensors.keys()) {
+  for (const name of stored.names) {
     if (!expected.has(name)) {
-      throw new CheckpointError(`checkpoint ${dir}: ${file} has an unexpected tensor '${name}'${name === "lm_head.weight" ? " (config.json says the head is tied)" : ""}`);
+      throw new CheckpointError(`checkpoint ${dir}: ${file} has an unexpected tensor '${name}'${name === head ? " (config.json says the head is tied)" : ""}`);
     }
   }
   return out;
 }
 
+/** A GPT checkpoint's file (small: read whole) under nanoGPT's names. */
+function gatherGpt(dir: string, file: string, c: ModelConfig, prefixes: readonly string[]): Float32Array[] {
+  const path = join(dir, file);
+  if (!existsSync(path)) throw new CheckpointError(`checkpoint ${dir}: ${file} is missing`);
+  const f = readSafetensors(path);
+  const stored: StoredTensors = {
+    names: f.tensors.keys(),
+    get: (name) => {
+      const t = f.tensors.get(name);
+      return t && { dtype: t.dtype, shape: t.shape, read: (dst) => dst.set(t.data as Float32Array) };
+    },
+  };
+  return gather(dir, file, c, prefixes, namedSlices(tensorTable(c)), stored, "lm_head.weight");
+}
+
+/** A Llama-family checkpoint's file (large: each tensor read by offset) under the engine's names. */
+function gatherLlama(dir: string, file: string, c: ModelConfig, prefixes: readonly string[]): Float32Array[] {
+  const path = join(dir, file);
+  if (!existsSync(path)) throw new CheckpointError(`checkpoint ${dir}: ${file} is missing`);
+  let reader: SafetensorsReader;
+  try {
+    reader = SafetensorsReader.open(path);
+  } catch (err) {
+    throw new CheckpointError(`checkpoint ${dir}: ${(err as Error).message}`);
+  }
+  try {
+    const stored: StoredTensors = {
+      names: reader.header.entries.keys(),
+      get: (name) => {
+        const e = reader.entry(name);
+        return e && {
+          dtype: e.dtype, shape: e.shape,
+          read: (dst) => {
+            try {
+              reader.readFloat32(name, dst);
+            } catch (err) {
+              throw new CheckpointError(`checkpoint ${dir}: ${(err as Error).message}`);
+            }
+          },
+        };
+      },
+    };
+    return gather(dir, file, c, prefixes, tensorTable(c), stored, "lm_head");
+  } finally {
+    reader.close();
+  }
+}
+
 /** Reads and checks a checkpoint; optimizer and trainer state when present and asked for. */
 export function loadCheckpoint(dir: string, opts: { optimizer?: boolean } = {}): LoadedCheckpoint {
   const config = readCheckpointConfig(dir);
-  const [params] = gather(dir, "model.safetensors", config.model, [""]) as [Float32Array];
+  const read = isLlamaCheckpoint(config) ? gatherLlama : gatherGpt;
+  const [params] = read(dir, "model.safetensors", config.model, [""]) as [Float32Array];
   const out: LoadedCheckpoint = { dir, config, params };
   if (opts.optimizer) {
-    const [m, v] = gather(dir, "optimizer.safetensors", config.model, ["exp_avg.", "exp_avg_sq."]) as [Float32Array, Float32Array];
+    const [m, v] = read(dir, "optimizer.safetensors", config.model, ["exp_avg.", "exp_avg_sq."]) as [Float32Array, Float32Array];
     out.optimizer = { m, v };
     const statePath = join(dir, "trainer_state.json");
     if (!existsSync(statePath)) throw new CheckpointError(`checkpoint ${dir}: trainer_state.json is missing (cannot resume)`);
@@ -261,11 +414,17 @@ export function loadCheckpoint(dir: string, opts: { optimizer?: boolean } = {}):
 
 /** Copies a loaded checkpoint into a model of the same configuration. */
 export function loadIntoModel(model: GptModel, ckpt: LoadedCheckpoint): void {
-  const a = model.config, b = ckpt.config.model;
+  const a = model.config, b: ModelConfig = ckpt.config.model;
   const keys = ["nLayer", "nHead", "dModel", "context", "vocab", "tied"] as const;
-  const diff = keys.filter((k) => a[k] !== b[k]);
+  const diff: string[] = keys.filter((k) => a[k] !== b[k]);
+  if ((a.arch ?? "gpt2") !== (b.arch ?? "gpt2")) diff.push("arch");
+  else if (a.arch === "llama") {
+    const la = a.llama as Record<string, unknown>, lb = b.llama as Record<string, unknown>;
+    for (const k of Object.keys(la)) if (la[k] !== lb[k]) diff.push(`llama.${k}`);
+  }
   if (diff.length > 0) {
-    throw new CheckpointError(`checkpoint ${ckpt.dir} does not match the model: ${diff.map((k) => `${k} ${String(b[k])} ≠ ${String(a[k])}`).join(", ")}`);
+    const show = (c: ModelConfig, k: string) => String(k === "arch" ? c.arch ?? "gpt2" : k.startsWith("llama.") ? (c.llama as Record<string, unknown>)[k.slice(6)] : c[k as keyof ModelConfig]);
+    throw new CheckpointError(`checkpoint ${ckpt.dir} does not match the model: ${diff.map((k) => `${k} ${show(b, k)} ≠ ${show(a, k)}`).join(", ")}`);
   }
   const toModel = (x: Float32Array) => (model.precision === "float64" ? Float64Array.from(x) : x);
   model.write("params", toModel(ckpt.params));

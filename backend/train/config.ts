@@ -2,6 +2,9 @@
 //   pretrain  a GPT on the Brown text of one tokenizer (every token supervised)
 //   sft       fine-tuning of a pretrained checkpoint on the multiple-choice tasks (only the
 //             answer letter supervised), evaluated after every epoch
+// SFT of a Hugging Face model (`"init": {"hf": PATH}`, or a Llama-family checkpoint of ours) reads
+// chat conversations from a JSONL file (`data`) and may score a multiple-choice JSONL file
+// (`questions`) before SFT and after every epoch (backend/train/hf-run.ts).
 // Every field has a default except sft.init; unknown fields are errors (a typo must not
 // silently fall back to a default). docs/trainer.md lists the fields.
 // With a `world` block both kinds run on a knowledge world instead (backend/data/world): pretraining
@@ -77,6 +80,44 @@ export const WorldRunSchema = z.strictObject({
 export type WorldRunConfig = z.infer<typeof WorldRunSchema>;
 // ----------------------------------------------------------------------------------------------
 
+// ---- Hugging Face models (issue 19) ---------------------------------------------------------
+const path = z.string().min(1).max(4096);
+
+/** sft.init of a Hugging Face model folder (config.json, safetensors, tokenizer.json: docs/hf.md). */
+export const HfInitSchema = z.strictObject({
+  hf: path,
+  /** the longest sequence the engine allocates for (tokens); default min(max_position_embeddings, 4096) */
+  context: int(1).max(65536).optional(),
+});
+export type HfInit = z.infer<typeof HfInitSchema>;
+
+/** The conversations of chat SFT: JSONL lines {"messages": [...]}, {"conversations": [...]} or {"prompt", "completion"}. */
+export const SftDataSchema = z.strictObject({
+  /** training conversations */
+  jsonl: path,
+  /** held-out conversations: a validation row (NLL of the assistant tokens) after every epoch */
+  validation: path.optional(),
+  /** several conversations per row (they attend to earlier ones in the row); default one per row */
+  pack: z.boolean().default(false),
+});
+export type SftDataConfig = z.infer<typeof SftDataSchema>;
+
+/** Multiple-choice questions in the common JSONL shape ({question, choices, answer}: MMLU's), scored as lm-evaluation-harness does. */
+export const QuestionsSchema = z.strictObject({
+  jsonl: path,
+  /** letter: " A".." D" after a prompt listing the options; option: each option's text (acc and acc_norm); the first is the headline */
+  scoring: z.array(z.enum(["letter", "option"])).min(1).default(["letter", "option"]),
+  /** examples before each question: the first k other questions of `fewshot` (default: of the same file) */
+  shots: int(0).max(64).default(0),
+  fewshot: path.optional(),
+  /** render the prompts with the model's chat template (few-shot examples as earlier turns) */
+  chat: z.boolean().default(false),
+  /** the first N questions of the file (0 = all) */
+  maxQuestions: int(0).default(0),
+});
+export type QuestionsConfig = z.infer<typeof QuestionsSchema>;
+// ----------------------------------------------------------------------------------------------
+
 const common = {
   name: z.string().min(1).max(200).optional(),
   seed: int(0).max(2 ** 32 - 1).default(0),
@@ -125,8 +166,12 @@ export const PretrainSchema = z.strictObject({
 export const SftSchema = z.strictObject({
   kind: z.literal("sft"),
   ...common,
-  /** the pretrained checkpoint directory (its model and tokenizer are used) */
-  init: z.string().min(1),
+  /** the pretrained checkpoint directory (its model and tokenizer are used), or {hf: FOLDER} */
+  init: z.union([z.string().min(1), HfInitSchema]),
+  /** chat SFT of a Llama-family model (init.hf or a calib-llama/1 checkpoint) on a JSONL file */
+  data: SftDataSchema.optional(),
+  /** Llama-family models: multiple-choice questions scored before SFT and after every epoch (questions.arrow) */
+  questions: QuestionsSchema.optional(),
   tasks: z.array(z.enum(TASK_NAMES as unknown as [string, ...string[]])).min(1).default([...TASK_NAMES]),
   /** training questions per task (0 = all) */
   maxExamples: int(0).default(0),
@@ -137,6 +182,16 @@ export const SftSchema = z.strictObject({
   optim: OptimSchema.extend({ lr: positive.default(3e-4), warmupSteps: int(0).default(20), weightDecay: z.number().min(0).finite().default(0) }).prefault({}),
   /** SFT on a knowledge world's conversations (tasks, questionSeed and mode are then not used) */
   world: WorldRunSchema.optional(),
+}).superRefine((c, ctx) => {
+  if (typeof c.init === "object" && c.data === undefined) {
+    ctx.addIssue({ code: "custom", path: ["data"], message: 'is required to fine-tune a Hugging Face model (init.hf): {"jsonl": "conversations.jsonl"}' });
+  }
+  if (c.world !== undefined && (c.data !== undefined || typeof c.init === "object")) {
+    ctx.addIssue({ code: "custom", path: ["world"], message: "a knowledge world run cannot take data or a Hugging Face init" });
+  }
+  if (c.questions !== undefined && c.data === undefined) {
+    ctx.addIssue({ code: "custom", path: ["questions"], message: "applies to chat SFT of Llama-family models (with data)" });
+  }
 });
 
 export const TrainConfigSchema = z.discriminatedUnion("kind", [PretrainSchema, SftSchema]);
@@ -167,7 +222,9 @@ export function parseTrainConfig(input: unknown): TrainConfig {
 
 /** Hash of everything that determines the numbers of a run (resume refuses another config). */
 export function configHash(config: TrainConfig): string {
-  const { name: _n, threads: _t, logEvery: _l, checkpointEvery: _c, eval: ev, precision, headWorkspaceBytes, ...rest } = config;
+  const { name: _n, threads: _t, logEvery: _l, checkpointEvery: _c, eval: ev, precision, headWorkspaceBytes, ...all } = config;
+  // multiple-choice evaluation does not change training either
+  const { questions: _q, ...rest } = all as typeof all & { questions?: unknown };
   // the engine settings count only where they differ from their defaults (configs written before they existed keep their hash)
   const engine = {
     ...(precision === "auto" ? {} : { precision }),

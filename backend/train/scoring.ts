@@ -1,8 +1,10 @@
 // Multiple-choice scoring by continuation log-likelihood, written against a small scorer
 // interface so that our GPTs and Hugging Face models share it (docs/records.md, "scoring"):
 //
-//   TokenScorer   token ids in → log p(target) at chosen positions (float64). GptModel implements
-//                 it through its eval (calib_model_eval: nll at chosen rows), see gptScorer().
+//   TokenScorer   token ids in → log p(target) at chosen positions (float64). The engine's models —
+//                 our GPTs and the Llama family of Hugging Face folders alike — implement it through
+//                 their eval (calib_model_eval: nll at chosen rows), see gptScorer(); Gemma 2's
+//                 final soft-cap is the transform's softcap.
 //   ScoredItem    a question as a context (token ids) and one continuation per option.
 //   scoreItems    ll_i = Σ log p(continuation_i tokens | context, earlier tokens); probs =
 //                 softmax(ll) (renormalized over the options); probs_norm = softmax(ll_i / len_i)
@@ -16,6 +18,8 @@
 //            the continuation the reply's text after the template's generation prompt
 //   letter   the prompt lists the options A–D and the continuation is the letter (one token);
 //            softmax(ll) then equals today's softmax over the four letter logits
+// Multiple-choice JSONL files (mcqItems) use lm-evaluation-harness's prompts instead
+// (backend/data/mcq.ts: MMLU's letter prompt, ARC's option prompt, k-shot, chat turns).
 // Base models are scored without a chat template; SFT models with the template they were
 // trained with (the `template` argument).
 //
@@ -24,7 +28,8 @@
 // encode(continuation) appended to encode(context).
 import type { GptModel } from "../engine/index.js";
 import {
-  IGNORE_INDEX, LETTERS, formatPrompt, mcqUserText, openPrompt, type ChatTemplate, type TextTokenizer, type WorldQuestion,
+  IGNORE_INDEX, LETTERS, fewShotExamples, formatPrompt, mcqContinuations, mcqMessages, mcqPrompt, mcqUserText, openPrompt,
+  type ChatTemplate, type McqQuestion, type TextTokenizer, type WorldQuestion,
 } from "../data/index.js";
 import type { QuestionRow, Scoring } from "../records/index.js";
 
@@ -130,6 +135,47 @@ export function worldItems(qs: readonly WorldQuestion[], scoring: Scoring, tok: 
   });
 }
 
+/** `tok` with `prefix` (a BOS) put before every encoding: the plain prompts of a model whose tokenizer adds it (docs/hf.md). */
+export function withPrefix(tok: TextTokenizer, prefix: readonly number[]): TextTokenizer {
+  if (prefix.length === 0) return tok;
+  return {
+    name: tok.name, encoding: tok.encoding, vocabSize: tok.vocabSize, eotId: tok.eotId, padId: tok.padId, fingerprint: tok.fingerprint,
+    decode: (ids) => tok.decode(ids),
+    encode(text: string): Int32Array {
+      const ids = tok.encode(text);
+      const out = new Int32Array(prefix.length + ids.length);
+      out.set(prefix);
+      out.set(ids, prefix.length);
+      return out;
+    },
+  };
+}
+
+export interface McqItemOptions {
+  /** the records' task (the file's name) */
+  task: string;
+  scoring: "letter" | "option";
+  /** the plain prompts' tokenizer (withPrefix for a model that reads a BOS first) */
+  tok: TextTokenizer;
+  /** render the prompts with this chat template (null: plain text) */
+  template: ChatTemplate | null;
+  shots: number;
+  /** where the few-shot examples come from, and whether it is the evaluated file itself */
+  pool: readonly McqQuestion[];
+  samePool: boolean;
+}
+
+/** Scored items of multiple-choice questions with lm-eval's prompts (backend/data/mcq.ts); ids `<task>:<id>`, doc the question's index. */
+export function mcqItems(qs: readonly McqQuestion[], o: McqItemOptions): ScoredItem[] {
+  return qs.map((q) => {
+    const meta = { id: `${o.task}:${q.id}`, task: o.task, doc: q.index, gold: q.answer, exposures: null };
+    const shots = fewShotExamples(q, o.pool, o.shots, o.samePool);
+    const prompt = o.template ? o.template.render(mcqMessages(q, shots, o.scoring), { addGenerationPrompt: true }) : mcqPrompt(q, shots, o.scoring);
+    const { continuations, lengths } = mcqContinuations(q, o.scoring, o.template !== null);
+    return item(meta, o.scoring, o.tok, prompt, continuations, lengths);
+  });
+}
+
 export interface ScoreOptions {
   epoch: number;
   split: string;
@@ -218,4 +264,42 @@ export function scoreItems(scorer: TokenScorer, items: readonly ScoredItem[], o:
   return {
     rows, skipped, accuracy: n ? correct / n : NaN, accuracyNorm: n && !letter ? correctNorm / n : NaN, nll: n ? nll / n : NaN, entropy: n ? ent / n : NaN,
   };
+}
+
+export interface ItemsEval {
+  rows: QuestionRow[];
+  /** accuracy_<task>_<scoring>, accuracy_norm_<task> (option); the first list's also as accuracy_<task>, question_accuracy, question_nll, question_entropy, questions_skipped */
+  metrics: Record<string, number>;
+  /** the first list's mean −ll(gold) and mean entropy of its option distribution */
+  validation: { nll: number; entropy: number } | null;
+  /** items of the first list longer than the context */
+  skipped: number;
+}
+
+/** Scores lists of items (one per scoring, the first the headline) with the model: records and metrics (onBatch counts the items of all lists). */
+export function evaluateItems(
+  model: GptModel, items: ScoredItem[][], o: { epoch: number; split: string; padId: number; temperature: number; softcap: number | null; onBatch?: ScoreOptions["onBatch"] },
+): ItemsEval {
+  const scorer = gptScorer(model, { temperature: o.temperature, softcap: o.softcap });
+  const rows: QuestionRow[] = [];
+  const metrics: Record<string, number> = {};
+  let validation: ItemsEval["validation"] = null;
+  let skipped = 0, before = 0;
+  const total = items.reduce((a, l) => a + l.length, 0);
+  items.forEach((list, k) => {
+    if (list.length === 0) return;
+    const onBatch = o.onBatch;
+    const r = scoreItems(scorer, list, { epoch: o.epoch, split: o.split, padId: o.padId, ...(onBatch ? { onBatch: (done: number) => onBatch(before + done, total) } : {}) });
+    before += list.length;
+    rows.push(...r.rows);
+    const scoring = list[0]!.scoring, task = list[0]!.task;
+    metrics[`accuracy_${task}_${scoring}`] = r.accuracy;
+    if (scoring === "option") metrics[`accuracy_norm_${task}`] = r.accuracyNorm;
+    if (k === 0) {
+      Object.assign(metrics, { [`accuracy_${task}`]: r.accuracy, question_accuracy: r.accuracy, question_nll: r.nll, question_entropy: r.entropy, questions_skipped: r.skipped.length });
+      validation = { nll: r.nll, entropy: r.entropy };
+      skipped = r.skipped.length;
+    }
+  });
+  return { rows, metrics, validation, skipped };
 }

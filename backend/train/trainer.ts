@@ -3,6 +3,9 @@
 // With a `world` block: pretraining on a knowledge world's documents (epoch e reads the stream
 // rendered for epoch e), SFT on its chat conversations (assistant-only loss), evaluation by
 // scoring its held-out questions (world-run.ts).
+// SFT of a Llama-family model (`init: {hf: FOLDER}` or a calib-llama/1 checkpoint) reads chat
+// conversations from `data.jsonl` (assistant-only loss) and scores `questions` (a multiple-choice
+// JSONL file) before SFT and after every epoch (hf-run.ts); its checkpoints are calib-llama/1.
 //
 // One optimizer step = gradAccum micro-batches. Every micro-batch adds the gradient of
 // (Σ per-token loss)/(supervised tokens of the whole step), so the step's gradient is that of
@@ -22,10 +25,10 @@
 //   evals/epoch-<e>.{tokens,questions}.arrow                     per evaluated checkpoint
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { basename, join } from "node:path";
-import { GptModel, type Batch } from "../engine/index.js";
+import { countParams, GptModel, type Batch, type ModelConfig } from "../engine/index.js";
 import {
   chatSftBatches, encodeConversation, encodeQuestions, generateQuestions, lmBatches, lmWindowCount, prepareSplits, sftBatches, sftConversations,
-  tokenizer, worldStream, worldStreamLength, type EncodedQuestion, type LmEpoch, type SftBatch, type SftEpoch, type TaskName, type TextTokenizer,
+  tokenizer, worldStream, worldStreamLength, type EncodedQuestion, type LmEpoch, type SftEpoch, type TaskName, type TextTokenizer,
   type TokenStream, type Tokenizer, type TokenizerName,
 } from "../data/index.js";
 import {
@@ -33,11 +36,20 @@ import {
   type TrainLogRow,
 } from "../records/index.js";
 import { configHash, engineOptions, parseTrainConfig, type EvalConfig, type PretrainConfig, type SftConfig, type TrainConfig } from "./config.js";
-import { CheckpointError, loadCheckpoint, loadIntoModel, saveCheckpoint, type LoadedCheckpoint, type TrainerState, TRAINER_STATE_FORMAT } from "./checkpoint.js";
+import {
+  CheckpointError, isLlamaCheckpoint, loadCheckpoint, loadIntoModel, readCheckpointConfig, saveCheckpoint, type LoadedCheckpoint, type SaveOptions, type TrainerState, TRAINER_STATE_FORMAT,
+} from "./checkpoint.js";
+import {
+  chatExamples, checkSoftcap, conversationLoss, fitContext, llamaView, longestItem, openLlamaSource, openQuestions, requireTemplate, type ModelInfo,
+} from "./hf-run.js";
+import { evaluateItems, type ScoredItem } from "./scoring.js";
 import { learningRate } from "./schedule.js";
+import { trimSftBatch } from "./sft-batches.js";
 import { evaluateQuestions, evaluateTokens, validationLoss, type QuestionEval } from "./evaluate.js";
 import { progressBar, type Progress } from "../term/progress.js";
 import { evaluateWorldQuestions, openWorldRun, type WorldRun } from "./world-run.js";
+
+export { trimSftBatch } from "./sft-batches.js";
 
 export interface TrainOptions {
   /** output directory (created) */
@@ -80,27 +92,6 @@ function supervised(targets: Int32Array, ignore = -100): number {
   return n;
 }
 
-/** Rows of an SFT batch cut to its longest example (right padding never reaches a supervised position). */
-export function trimSftBatch(b: SftBatch): Batch {
-  const T = b.contextLength;
-  let len = 1;
-  for (let r = 0; r < b.rows; r++) {
-    for (let t = T - 1; t >= len; t--) {
-      if (b.segments[r * T + t] !== -1) {
-        len = t + 1;
-        break;
-      }
-    }
-  }
-  if (len === T) return { inputs: b.inputs, targets: b.targets, b: b.rows, t: T };
-  const inputs = new Int32Array(b.rows * len), targets = new Int32Array(b.rows * len);
-  for (let r = 0; r < b.rows; r++) {
-    inputs.set(b.inputs.subarray(r * T, r * T + len), r * len);
-    targets.set(b.targets.subarray(r * T, r * T + len), r * len);
-  }
-  return { inputs, targets, b: b.rows, t: len };
-}
-
 // ------------------------------------------------------------------------------------------
 
 /** The progress bar's status after the step count: "loss 2.3456 5120 tok/s [epoch 1/3]". */
@@ -122,6 +113,12 @@ class Run {
   segmentStart = performance.now();
   /** input id that left-pads right-aligned question prompts (the tokenizer's padId) */
   padId = 0;
+  /** the loss's soft-cap (Gemma 2: its final soft-cap); default the config's */
+  softcap: number | null;
+  /** Llama-family models: their origin and tokenizer files, kept in every checkpoint */
+  hf: SaveOptions["hf"];
+  /** run.json's description of the model */
+  modelInfo: ModelInfo | null = null;
   private created: string;
   private lastRowTime = performance.now();
   private tokensSinceRow = 0;
@@ -133,6 +130,7 @@ class Run {
     this.evalDir = join(this.out, "evals");
     mkdirSync(this.evalDir, { recursive: true });
     this.hash = configHash(config);
+    this.softcap = config.loss.softcap;
     this.created = new Date().toISOString();
     this.state = {
       format: TRAINER_STATE_FORMAT, phase: config.kind, step: 0, microBatches: 0, epoch: 0, batchInEpoch: 0,
@@ -183,6 +181,7 @@ class Run {
     const run: RunJson = {
       id: this.runId, name: this.config.name ?? this.runId, kind: this.config.kind, status, created_at: this.created,
       started_at: this.created, finished_at: status === "running" ? null : new Date().toISOString(), config: this.config, metrics, artifacts,
+      ...(this.modelInfo ? { model: this.modelInfo } : {}),
     };
     if (error) run.error = error;
     writeRunJson(join(this.out, "run.json"), run);
@@ -192,7 +191,7 @@ class Run {
   step(micro: Batch[], epochFrac: number, wantRow: boolean, epochAfter?: () => number): { loss: number; norm: number; lr: number } {
     const c = this.config;
     const step = this.state.step + 1;
-    const loss = { labelSmoothing: c.loss.labelSmoothing, temperature: c.loss.temperature, softcap: c.loss.softcap ?? 0 };
+    const loss = { labelSmoothing: c.loss.labelSmoothing, temperature: c.loss.temperature, softcap: this.softcap ?? 0 };
     const total = micro.reduce((a, b) => a + supervised(b.targets), 0);
     const model = this.model;
     model.zeroGrad();
@@ -267,7 +266,7 @@ class Run {
     this.state.logRows = this.log.length;
     this.writeLog();
     saveCheckpoint(this.ckptDir, this.model, {
-      tokenizer: tokenizerName, optimizer: true, state: { ...this.state },
+      tokenizer: tokenizerName, optimizer: true, state: { ...this.state }, ...(this.hf ? { hf: this.hf } : {}),
       training: { kind: this.config.kind, run_id: this.runId, step: this.state.step, loss: this.config.loss, seed: this.config.seed, ...extra },
     });
   }
@@ -296,7 +295,10 @@ class Run {
 }
 
 /** The questions a checkpoint is evaluated on: Brown letter questions, or a world's scored items per scoring. */
-type QuestionSet = { kind: "brown"; questions: EncodedQuestion[] } | { kind: "world"; run: WorldRun; chat: boolean };
+type QuestionSet =
+  | { kind: "brown"; questions: EncodedQuestion[] }
+  | { kind: "world"; run: WorldRun; chat: boolean }
+  | { kind: "items"; items: ScoredItem[][]; split: string };
 
 interface CheckpointEval {
   metrics: Record<string, number>;
@@ -326,6 +328,12 @@ function evaluateCheckpoint(
     worldValidation = w.validation;
     if (w.skipped > 0) run.progress.message(`${label}: ${w.skipped} questions are longer than the context (${run.model.config.context}) and were not evaluated`);
   }
+  if (qs.kind === "items" && qs.items.some((l) => l.length > 0)) {
+    const w = evaluateItems(run.model, qs.items, { epoch, split: qs.split, padId: run.padId, ...transform });
+    writeQuestions(join(run.evalDir, `epoch-${epoch}.questions.arrow`), run.runId, w.rows);
+    Object.assign(metrics, w.metrics);
+    if (w.skipped > 0) run.progress.message(`${label}: ${w.skipped} questions are longer than the context (${run.model.config.context}) and were not evaluated`);
+  }
   if (qs.kind === "brown" && qs.questions.length > 0) {
     const questions = qs.questions;
     const q = evaluateQuestions(run.model, questions, { split: ev.split, epoch, batchSize: ev.batchSize, align: ev.promptAlign, padId: run.padId, ...transform });
@@ -347,7 +355,7 @@ function evaluateCheckpoint(
     if (q.skipped.length > 0) run.progress.message(`${label}: ${q.skipped.length} questions are longer than the context (${run.model.config.context}) and were not evaluated`);
   }
   const parts = Object.entries(metrics).filter(([k]) => k.startsWith("accuracy_") || k === "token_nll").map(([k, v]) => `${k} ${v.toFixed(4)}`);
-  run.progress.message(`${label}: ${parts.join(", ")}`);
+  if (parts.length > 0) run.progress.message(`${label}: ${parts.join(", ")}`);
   return { metrics, questions: qe, worldValidation };
 }
 
@@ -532,8 +540,23 @@ interface SftSource {
   /** the questions of the evaluation after SFT epoch e (0: the pretrained model) */
   questions(e: number): QuestionSet;
   /** the validation row of train_log after an epoch's evaluation */
-  validationRow(ev: CheckpointEval): { nll: number; entropy: number } | null;
+  validationRow(ev: CheckpointEval, model: GptModel): { nll: number; entropy: number } | null;
   checkpointInfo: Record<string, unknown>;
+  /** the model to create, and what fills it at the start of a fresh run */
+  model: ModelConfig;
+  initialize(model: GptModel): void;
+  info: ModelInfo;
+  /** Llama-family models: the origin their checkpoints keep, the loss and evaluation soft-caps */
+  hf?: SaveOptions["hf"];
+  softcap?: { loss: number | null; eval: number | null };
+}
+
+/** What every source of a GPT checkpoint shares: the model, its weights, its description. */
+function gptInit(init: LoadedCheckpoint): Pick<SftSource, "model" | "initialize" | "info"> {
+  return {
+    model: init.config.model, initialize: (m) => loadIntoModel(m, init),
+    info: { family: "gpt2", params: countParams(init.config.model), source: init.dir },
+  };
 }
 
 function checkVocab(tok: TextTokenizer, init: LoadedCheckpoint, dir: string): void {
@@ -544,7 +567,7 @@ function checkVocab(tok: TextTokenizer, init: LoadedCheckpoint, dir: string): vo
 
 function brownSftSource(config: SftConfig, init: LoadedCheckpoint, tokName: string, progress: boolean): SftSource {
   const tok = tokenizer(tokName as TokenizerName);
-  checkVocab(tok, init, config.init);
+  checkVocab(tok, init, init.dir);
   const context = init.config.model.context;
   const train = config.tasks.flatMap((task) =>
     encodeQuestions(generateQuestions({ task: task as TaskName, split: "train", seed: config.questionSeed, splitSeed: config.splitSeed, limit: config.maxExamples || undefined }), tok));
@@ -564,13 +587,14 @@ function brownSftSource(config: SftConfig, init: LoadedCheckpoint, tokName: stri
       return { nll: own.reduce((a, { r }) => a - Math.log(r.vocabProbs![r.gold]!), 0) / own.length, entropy: own.reduce((a, { h }) => a + h, 0) / own.length };
     },
     checkpointInfo: {},
+    ...gptInit(init),
   };
 }
 
 function worldSftSource(config: SftConfig, init: LoadedCheckpoint, tokName: string, progress: boolean): SftSource {
-  const wr = openWorldRun(config.world!, tokName, config.eval, init, config.init);
+  const wr = openWorldRun(config.world!, tokName, config.eval, init, init.dir);
   const tok = wr.tokenizer;
-  checkVocab(tok, init, config.init);
+  checkVocab(tok, init, init.dir);
   const convs = sftConversations(wr.world);
   const train = (config.maxExamples > 0 ? convs.slice(0, config.maxExamples) : convs).map((c) => encodeConversation(c.messages, wr.template, tok, c.id));
   const mode = config.world!.pack ? "pack" : "pad";
@@ -582,34 +606,96 @@ function worldSftSource(config: SftConfig, init: LoadedCheckpoint, tokName: stri
     questions: (e: number) => ({ kind: "world", run: wr, chat: e > 0 }),
     validationRow: (ev) => ev.worldValidation,
     checkpointInfo: wr.checkpointInfo(),
+    ...gptInit(init),
   };
+}
+
+/**
+ * Chat SFT of a Llama-family model: a Hugging Face folder (init.hf) or a calib-llama/1 checkpoint,
+ * on the conversations of data.jsonl rendered with the model's chat template; questions scored
+ * with lm-eval's prompts before SFT and after every epoch; float32 on the CPU.
+ */
+function llamaSftSource(config: SftConfig, progress: boolean): SftSource {
+  const data = config.data;
+  const initPath = typeof config.init === "string" ? config.init : config.init.hf;
+  if (typeof config.init === "string") {
+    if (!isLlamaCheckpoint(readCheckpointConfig(config.init))) {
+      if (data) throw new TypeError(`data: chat SFT from a JSONL file needs a Llama-family model (init.hf, or a calib-llama/1 checkpoint); ${config.init} is a GPT checkpoint`);
+      throw new Error("unreachable: a GPT checkpoint without data takes the GPT path");
+    }
+    if (!data) throw new TypeError(`data is required to fine-tune the Llama-family checkpoint ${config.init}: {"jsonl": "conversations.jsonl"}`);
+  }
+  if (!data) throw new TypeError('data is required to fine-tune a Hugging Face model (init.hf): {"jsonl": "conversations.jsonl"}');
+  if (config.device === "cuda") throw new TypeError('device: the Llama family runs on the CPU in this build (its CUDA path is not implemented yet); use "device": "cpu"');
+  if (config.precision === "bfloat16") throw new TypeError('precision: the Llama family trains in float32 on the CPU in this build; use "precision": "float32" or "auto"');
+  const source = openLlamaSource(initPath, typeof config.init === "object" && config.init.context !== undefined ? { context: config.init.context } : {});
+  const tok = source.folder.tokenizer;
+  const lossSoftcap = checkSoftcap(source, config.loss.softcap, "loss.softcap");
+  const evalSoftcap = checkSoftcap(source, config.eval.softcap, "eval.softcap");
+  const template = requireTemplate(source, "data (chat SFT)");
+  const train = chatExamples(data.jsonl, template, tok, config.maxExamples);
+  const validation = data.validation ? chatExamples(data.validation, template, tok) : null;
+  const items: ScoredItem[][] = config.questions ? openQuestions(config.questions).items(llamaView(source, config.questions.chat)) : [];
+  const asked = typeof config.init === "object" ? config.init.context : undefined;
+  // packed rows fill the whole context: only one conversation per row may shrink it
+  const longest = [...train, ...(validation ?? [])].reduce((a, e) => Math.max(a, e.inputs.length), longestItem(items));
+  const modelConfig = data.pack ? source.config : fitContext(source, asked, longest);
+  const context = modelConfig.context;
+  return {
+    tok, label: `sft ${basename(source.path)} (${source.info.family})`, count: train.length,
+    epochOf: (e: number) => chatSftBatches(train, { contextLength: context, batchSize: config.batchSize, padId: tok.padId, mode: data.pack ? "pack" : "pad", seed: config.seed, epoch: e }),
+    evalTokens: null,
+    questions: () => ({ kind: "items", items, split: "test" }),
+    validationRow: (_ev, model) => {
+      if (!validation) return null;
+      const v = conversationLoss(model, validation, { batchSize: config.eval.batchSize, padId: tok.padId, temperature: 1, softcap: source.finalSoftcap });
+      return { nll: v.nll, entropy: v.entropy };
+    },
+    checkpointInfo: { template: template.name, data: data.jsonl },
+    model: modelConfig,
+    initialize: (m) => m.write("params", source.params(progress)),
+    info: source.info,
+    hf: source.hf,
+    softcap: { loss: lossSoftcap, eval: evalSoftcap },
+  };
+}
+
+/** The source of an SFT run: a GPT checkpoint (Brown questions or a knowledge world) or a Llama-family model (chat JSONL). */
+function sftSource(config: SftConfig, progress: boolean): SftSource {
+  if (typeof config.init === "object" || config.data !== undefined || isLlamaCheckpoint(readCheckpointConfig(config.init))) return llamaSftSource(config, progress);
+  const init = loadCheckpoint(config.init);
+  const tokName = init.config.tokenizer;
+  if (!tokName) throw new CheckpointError(`checkpoint ${config.init}: config.json names no tokenizer, so questions cannot be encoded`);
+  return config.world ? worldSftSource(config, init, tokName, progress) : brownSftSource(config, init, tokName, progress);
 }
 
 async function sft(config: SftConfig, options: TrainOptions): Promise<TrainResult> {
   const progress = options.progress ?? true;
-  const init = loadCheckpoint(config.init);
-  const tokName = init.config.tokenizer;
-  if (!tokName) throw new CheckpointError(`checkpoint ${config.init}: config.json names no tokenizer, so questions cannot be encoded`);
-  const src = config.world ? worldSftSource(config, init, tokName, progress) : brownSftSource(config, init, tokName, progress);
+  const src = sftSource(config, progress);
   const tok = src.tok;
-  const context = init.config.model.context;
+  const context = src.model.context;
   const first = src.epochOf(0);
   if (first.numBatches < 1) throw new RangeError(`no SFT example fits the context of ${context} tokens`);
   const perEpoch = first.numBatches;
   const stepsPerEpoch = Math.ceil(perEpoch / config.gradAccum);
   const totalSteps = config.epochs * stepsPerEpoch;
-  const model = GptModel.create(init.config.model, {
-    maxBatch: Math.max(config.batchSize, config.eval.batchSize), device: config.device, threads: config.threads, ...engineOptions(config),
+  const llama = src.model.arch === "llama";
+  const model = GptModel.create(src.model, {
+    maxBatch: Math.max(config.batchSize, config.eval.batchSize), device: llama ? "cpu" : config.device, threads: config.threads, ...engineOptions(config),
   });
   try {
     const run = new Run(config, model, options, totalSteps, src.label);
     run.padId = tok.padId;
-    if (!run.resume()) loadIntoModel(model, init);
+    run.modelInfo = src.info;
+    if (src.hf) run.hf = src.hf;
+    if (src.softcap) run.softcap = src.softcap.loss;
+    const evalConfig: EvalConfig = src.softcap ? { ...config.eval, softcap: src.softcap.eval } : config.eval;
+    if (!run.resume()) src.initialize(model);
     if (first.skipped.length > 0) run.progress.message(`sft: ${first.skipped.length} of ${src.count} training examples are longer than the context (${context}) and are left out`);
     run.writeRun("running", {});
     let metrics: Record<string, number> = {};
     if (!existsSync(join(run.evalDir, "epoch-0.questions.arrow")) && !existsSync(join(run.evalDir, "epoch-0.tokens.arrow"))) {
-      metrics = evaluateCheckpoint(run, config.eval, 0, src.evalTokens, src.questions(0), "epoch 0 (pretrained)").metrics;
+      metrics = evaluateCheckpoint(run, evalConfig, 0, src.evalTokens, src.questions(0), "epoch 0 (pretrained)").metrics;
     }
     const info = { tokenizer: tok.name, init: config.init, ...src.checkpointInfo };
     let ep: SftEpoch = first;
@@ -632,9 +718,9 @@ async function sft(config: SftConfig, options: TrainOptions): Promise<TrainResul
       const epochEnd = run.state.batchInEpoch === 0;
       last = run.step(micro, run.state.microBatches / perEpoch, step % config.logEvery === 0 || epochEnd);
       if (epochEnd) {
-        const ce = evaluateCheckpoint(run, config.eval, run.state.epoch, src.evalTokens, src.questions(run.state.epoch), `epoch ${run.state.epoch}`);
+        const ce = evaluateCheckpoint(run, evalConfig, run.state.epoch, src.evalTokens, src.questions(run.state.epoch), `epoch ${run.state.epoch}`);
         metrics = { ...metrics, ...ce.metrics };
-        const v = src.validationRow(ce);
+        const v = src.validationRow(ce, model);
         if (v) run.row({ split: "validation", step, epoch: run.state.epoch, loss: v.nll, lr: last.lr, grad_norm: NaN, entropy: v.entropy });
         if (config.checkpointEvery === 0 || step === totalSteps) run.checkpoint(tok.name, { ...info, sft_epoch: run.state.epoch });
       }

@@ -6,10 +6,10 @@ import type { GptModel } from "../engine/index.js";
 import {
   CALIB_CHAT, buildWorld, worldQuestions, worldTokenizer, type ChatTemplate, type TextTokenizer, type World, type WorldConfig, type WorldQuestion,
 } from "../data/index.js";
-import type { QuestionRow, Scoring } from "../records/index.js";
+import type { Scoring } from "../records/index.js";
 import { CheckpointError, type LoadedCheckpoint } from "./checkpoint.js";
 import type { EvalConfig, WorldRunConfig } from "./config.js";
-import { gptScorer, scoreItems, worldItems, type ScoredItem } from "./scoring.js";
+import { evaluateItems, worldItems, type ItemsEval, type ScoredItem } from "./scoring.js";
 
 export const CHAT_TEMPLATES: Readonly<Record<WorldRunConfig["chatTemplate"], ChatTemplate>> = Object.freeze({ "calib-chat/1": CALIB_CHAT });
 
@@ -58,35 +58,11 @@ export function openWorldRun(cfg: WorldRunConfig, tokName: string, ev: Pick<Eval
   };
 }
 
-export interface WorldQuestionEval {
-  rows: QuestionRow[];
-  metrics: Record<string, number>;
-  /** the headline scoring's mean −ll(gold) and mean entropy of its option distribution */
-  validation: { nll: number; entropy: number } | null;
-  skipped: number;
-}
+export type WorldQuestionEval = ItemsEval;
 
 /** Scores the items of every scoring with the model; metrics as documented in docs/trainer.md. */
 export function evaluateWorldQuestions(
   model: GptModel, items: ScoredItem[][], o: { epoch: number; padId: number; temperature: number; softcap: number | null },
 ): WorldQuestionEval {
-  const scorer = gptScorer(model, { temperature: o.temperature, softcap: o.softcap });
-  const rows: QuestionRow[] = [];
-  const metrics: Record<string, number> = {};
-  let validation: WorldQuestionEval["validation"] = null;
-  let skipped = 0;
-  items.forEach((list, k) => {
-    if (list.length === 0) return;
-    const r = scoreItems(scorer, list, { epoch: o.epoch, split: WORLD_QUESTION_SPLIT, padId: o.padId });
-    rows.push(...r.rows);
-    const scoring = list[0]!.scoring, task = list[0]!.task;
-    metrics[`accuracy_${task}_${scoring}`] = r.accuracy;
-    if (scoring === "option") metrics[`accuracy_norm_${task}`] = r.accuracyNorm;
-    if (k === 0) {
-      Object.assign(metrics, { [`accuracy_${task}`]: r.accuracy, question_accuracy: r.accuracy, question_nll: r.nll, question_entropy: r.entropy, questions_skipped: r.skipped.length });
-      validation = { nll: r.nll, entropy: r.entropy };
-      skipped = r.skipped.length;
-    }
-  });
-  return { rows, metrics, validation, skipped };
+  return evaluateItems(model, items, { ...o, split: WORLD_QUESTION_SPLIT });
 }

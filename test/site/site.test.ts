@@ -132,6 +132,10 @@ describe("site loaders (src/data/lib)", () => {
     assert.equal(sft.tokenizer, "byte");
     assert.equal(sft.vocab_size, 256);
     assert.equal(sft.d_model, 32);
+    // fx-pt's GPT (1 layer, d 32, context 256, tied, V 256): wte + wpe + one block (12C² + 13C) + ln_f
+    assert.equal(sft.family, "gpt2");
+    assert.equal(sft.n_params, 256 * 32 + 256 * 32 + (12 * 32 * 32 + 13 * 32) + 2 * 32);
+    assert.equal(rows.find((r) => r.run_id === "fx-pt")!.n_params, sft.n_params, "the pretrain run (no run.json model description): from its config");
     assert.ok(Math.abs((sft.label_smoothing as number) - 0.1) < 1e-12);
     assert.equal(sft.n_questions, raw("fx-sft-0.1", "questions.arrow").numRows);
   });

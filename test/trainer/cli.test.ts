@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { tempDir } from "./helpers.js";
+import { assertBadInput, tempDir } from "./helpers.js";
 
 const CALIB = join(import.meta.dirname, "..", "..", "bin", "calib.js");
 
@@ -66,13 +66,7 @@ test("bad input: exit code 2 and one line naming the problem", () => {
       [["eval", "--checkpoint", dir], /config\.json \(ENOENT\)/],
       [["eval", "--checkpoint", dir, "--tasks", "poetry"], /unknown task 'poetry'/],
     ];
-    for (const [args, pattern] of cases) {
-      const r = calib(args);
-      assert.equal(r.code, 2, `${args.join(" ")}: exit ${r.code}, ${r.stderr}`);
-      const lines = r.stderr.trim().split("\n");
-      assert.equal(lines.length, 1, `${args.join(" ")}: ${r.stderr}`);
-      assert.match(lines[0]!, pattern);
-    }
+    for (const [args, pattern] of cases) assertBadInput(calib(args), args.join(" "), pattern);
   } finally {
     cleanup();
   }

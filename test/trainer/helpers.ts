@@ -1,4 +1,5 @@
 // Shared helpers of the trainer tests: a seeded generator and small numeric utilities.
+import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -30,4 +31,12 @@ export function norm(a: ArrayLike<number>): number {
   let s = 0;
   for (let i = 0; i < a.length; i++) s += a[i]! * a[i]!;
   return Math.sqrt(s);
+}
+
+/** A CLI run given bad input: exit code 2 and exactly one line on stderr, matching `pattern`. */
+export function assertBadInput(r: { code: number | null; stderr: string }, what: string, pattern: RegExp): void {
+  assert.equal(r.code, 2, `${what}: exit ${r.code}, ${r.stderr}`);
+  const lines = r.stderr.trim().split("\n");
+  assert.equal(lines.length, 1, `${what}: ${r.stderr}`);
+  assert.match(lines[0]!, pattern);
 }

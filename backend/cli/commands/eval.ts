@@ -1,11 +1,14 @@
 // calib eval --checkpoint DIR: per-token and per-question evaluation records of a checkpoint.
+// calib eval --model PATH --questions FILE.jsonl: a multiple-choice file scored by a Hugging Face
+// model folder or one of our checkpoints, as lm-evaluation-harness scores it (letter and option).
 import { join } from "node:path";
 import { num, oneOf, parse } from "../args.js";
 import { UsageError } from "../errors.js";
 
-export const summary = "evaluate a checkpoint: tokens.arrow (Brown text) and questions.arrow (multiple-choice tasks)";
+export const summary = "evaluate a checkpoint (tokens.arrow, questions.arrow) or score a multiple-choice JSONL file with a Hugging Face model";
 
 const HELP = `usage: calib eval --checkpoint DIR [options]
+       calib eval --model PATH --questions FILE.jsonl [options]
 
   --checkpoint DIR     a checkpoint directory (config.json + model.safetensors)
   --out DIR            output directory (default: a run registered in data/runs/<id>, see calib runs)
@@ -24,8 +27,22 @@ const HELP = `usage: calib eval --checkpoint DIR [options]
   --quiet              no progress bars
   --json               print the metrics as JSON on stdout
 
-example:
-  calib eval --checkpoint data/runs/pt-byte/checkpoint --out data/runs/pt-byte-eval --tasks pos`;
+multiple-choice JSONL (one {"question", "choices": [...], "answer": index or letter, "subject"?} per line):
+  --model PATH         a Hugging Face model folder (llama, qwen2, mistral, gemma2; CPU, float32) or a checkpoint
+  --questions FILE     the questions; records: questions.arrow (task = the file's name, split test)
+  --scoring LIST       letter,option (default both; the first gives question_accuracy): letter = " A".." D"
+                       after the listed options and "Answer:"; option = each option's text (acc, acc_norm)
+  --shots K            K examples before each question (default 0): the first K other questions of the file
+                       (of the same subject first), or of --fewshot FILE
+  --chat               render the prompts with the model's chat template (examples as earlier turns)
+  --context N          tokens to allocate for (default: the model's, at most 4096)
+  --max-questions N    the first N questions (default 0 = all)
+  --temperature T, --softcap C, --batch-size N, --threads N, --epoch N, --out DIR, --bootstrap R as above
+                       (Gemma 2 applies its final soft-cap always: --softcap must then be absent or equal)
+
+examples:
+  calib eval --checkpoint data/runs/pt-byte/checkpoint --out data/runs/pt-byte-eval --tasks pos
+  calib eval --model models/SmolLM2-135M-Instruct --questions mmlu.jsonl --shots 5 --out out/mmlu-base`;
 
 function defaultOut(): string {
   const d = new Date();
@@ -41,13 +58,17 @@ export async function run(argv: string[]): Promise<number> {
     "batch-size": { type: "string" }, threads: { type: "string" }, quiet: { type: "boolean" }, json: { type: "boolean" },
     bootstrap: { type: "string" }, "bootstrap-seed": { type: "string" },
     help: { type: "boolean", short: "h" }, scoring: { type: "string" },
+    model: { type: "string" }, questions: { type: "string" }, shots: { type: "string" }, fewshot: { type: "string" }, chat: { type: "boolean" },
+    context: { type: "string" },
   });
   if (values.help) {
     console.log(HELP);
     return 0;
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}' (see calib eval --help)`);
-  if (!values.checkpoint) throw new UsageError("--checkpoint is required (see calib eval --help)");
+  if (values.model !== undefined || values.questions !== undefined) return runModel(values);
+  for (const f of ["shots", "fewshot", "chat", "context"] as const) if (values[f] !== undefined) throw new UsageError(`--${f} applies to --model with --questions`);
+  if (!values.checkpoint) throw new UsageError("--checkpoint is required, or --model with --questions (see calib eval --help)");
   const int = (x: number) => Number.isInteger(x) && x >= 0;
   const split = oneOf(values.split, "split", ["validation", "test"] as const, "validation");
   const taskNames = ["pos", "cloze", "genre"];
@@ -88,14 +109,70 @@ export async function run(argv: string[]): Promise<number> {
       threads: num(values.threads, "threads", 0, int, "an integer ≥ 0"),
       ...(scoring && { scoring: scoring as ("option" | "letter")[] }),
     });
-    if (values.json) console.log(JSON.stringify({ runId: r.runId, outDir: r.outDir, metrics: r.metrics, artifacts: r.artifacts }, null, 2));
-    else {
-      console.log(`eval ${r.runId} → ${r.outDir} (${r.artifacts.join(", ")})`);
-      for (const [k, v] of Object.entries(r.metrics)) console.log(`  ${k.padEnd(20)} ${Number.isInteger(v) ? v : v.toFixed(4)}`);
-    }
+    printResult(r, values.json === true);
     return 0;
   } catch (err) {
     if (err instanceof CheckpointError) throw new UsageError(err.message);
     throw err;
+  }
+}
+
+type Values = ReturnType<typeof parse<Record<string, { type: "string" | "boolean"; short?: string }>>>["values"];
+
+/** calib eval --model PATH --questions FILE (see the help). */
+async function runModel(values: Values): Promise<number> {
+  const str = (k: string) => values[k] as string | undefined;
+  if (str("checkpoint") !== undefined) throw new UsageError("give either --checkpoint or --model, not both");
+  if (!str("model")) throw new UsageError("--questions needs --model PATH (a Hugging Face folder or a checkpoint)");
+  if (!str("questions")) throw new UsageError("--model needs --questions FILE.jsonl (multiple-choice questions)");
+  for (const f of ["split", "tasks", "max-tokens", "question-seed", "split-seed"]) if (values[f] !== undefined) throw new UsageError(`--${f} applies to --checkpoint (the Brown tasks), not to --model`);
+  const int = (x: number) => Number.isInteger(x) && x >= 0;
+  const scoring = (str("scoring") ?? "letter,option").split(",");
+  for (const x of scoring) if (x !== "option" && x !== "letter") throw new UsageError(`--scoring: unknown scoring '${x}' (letter, option)`);
+  if (new Set(scoring).size !== scoring.length) throw new UsageError("--scoring: a scoring is listed twice");
+  const softcap = num(values.softcap, "softcap", 0, (x) => x > 0, "a number > 0");
+  const questions = {
+    jsonl: str("questions")!, scoring: scoring as ("letter" | "option")[], shots: num(values.shots, "shots", 0, (x) => int(x) && x <= 64, "an integer in [0, 64]"),
+    ...(str("fewshot") !== undefined ? { fewshot: str("fewshot")! } : {}), chat: values.chat === true,
+    maxQuestions: num(values["max-questions"], "max-questions", 0, int, "an integer ≥ 0"),
+  };
+  if (questions.fewshot !== undefined && questions.shots === 0) throw new UsageError("--fewshot needs --shots K (K > 0)");
+  const context = values.context === undefined ? undefined : num(values.context, "context", 0, (x) => Number.isInteger(x) && x >= 1 && x <= 65536, "an integer in [1, 65536]");
+  const evalOpts = {
+    temperature: num(values.temperature, "temperature", 1, (x) => x > 0, "a number > 0"), softcap: softcap > 0 ? softcap : null,
+    batchSize: num(values["batch-size"], "batch-size", 16, (x) => Number.isInteger(x) && x >= 1, "an integer ≥ 1"),
+  };
+  const threads = num(values.threads, "threads", 0, int, "an integer ≥ 0");
+  const epoch = values.epoch === undefined ? undefined : num(values.epoch, "epoch", 0, int, "an integer ≥ 0");
+  const { evaluateModelQuestions, CheckpointError } = await import("../../train/index.js");
+  if (values.out === undefined) {
+    const calibration = {
+      resamples: num(values.bootstrap, "bootstrap", 1000, (x) => int(x) && x <= 1_000_000, "an integer in [0, 1000000]"),
+      seed: num(values["bootstrap-seed"], "bootstrap-seed", 0, (x) => int(x) && x <= 2 ** 32 - 1, "an integer ≥ 0"),
+    };
+    return (await import("../../runs/local.js")).runFromCli({
+      kind: "eval", model: str("model")!, questions, eval: evalOpts, calibration, threads,
+      ...(context !== undefined ? { context } : {}), ...(epoch !== undefined ? { epoch } : {}),
+    }, { quiet: values.quiet === true, json: values.json === true });
+  }
+  if (values.bootstrap !== undefined || values["bootstrap-seed"] !== undefined) throw new UsageError("--bootstrap applies to registered runs (without --out: an --out directory gets no calibration.arrow)");
+  try {
+    const r = evaluateModelQuestions({
+      model: str("model")!, questions, outDir: str("out")!, eval: evalOpts, threads, progress: values.quiet !== true,
+      ...(context !== undefined ? { context } : {}), ...(epoch !== undefined ? { epoch } : {}),
+    });
+    printResult(r, values.json === true);
+    return 0;
+  } catch (err) {
+    if (err instanceof CheckpointError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
+function printResult(r: { runId: string; outDir: string; metrics: Record<string, number>; artifacts: string[] }, json: boolean): void {
+  if (json) console.log(JSON.stringify({ runId: r.runId, outDir: r.outDir, metrics: r.metrics, artifacts: r.artifacts }, null, 2));
+  else {
+    console.log(`eval ${r.runId} → ${r.outDir} (${r.artifacts.join(", ")})`);
+    for (const [k, v] of Object.entries(r.metrics)) console.log(`  ${k.padEnd(20)} ${Number.isInteger(v) ? v : v.toFixed(4)}`);
   }
 }

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { num, parse } from "../args.js";
 import { UsageError } from "../errors.js";
 
-export const summary = "train a GPT (pretrain on Brown text or a knowledge world, or SFT on the multiple-choice tasks or the world's conversations) from a JSON config";
+export const summary = "train from a JSON config: a GPT (pretrain on Brown text or a knowledge world; SFT on the multiple-choice tasks or the world's conversations), or chat SFT of a Hugging Face model";
 
 const HELP = `usage: calib train --config FILE [options]
 
@@ -18,7 +18,15 @@ const HELP = `usage: calib train --config FILE [options]
   --json            print the result as JSON on stdout
 
 writes DIR/run.json, train_log.arrow, tokens.arrow, questions.arrow and DIR/checkpoint/
-(model.safetensors with nanoGPT names, optimizer.safetensors, config.json, trainer_state.json)
+(model.safetensors with nanoGPT names, optimizer.safetensors, config.json, trainer_state.json; a Llama-family
+model's checkpoint: calib-llama/1 with the engine's tensor names and the source's tokenizer files in hf/)
+
+fine-tuning a Hugging Face model folder (llama, qwen2, mistral, gemma2; CPU, float32) on chat JSONL:
+  {"kind": "sft", "init": {"hf": "models/SmolLM2-135M-Instruct", "context": 1024},
+   "data": {"jsonl": "chat.jsonl", "validation": "chat-val.jsonl", "pack": false},
+   "questions": {"jsonl": "mmlu.jsonl", "shots": 5}, "loss": {"labelSmoothing": 0.1}, "epochs": 2}
+  lines {"messages": [{"role", "content"}, …]}, {"conversations": [{"from", "value"}, …]} or {"prompt", "completion"};
+  loss on the assistant tokens only; export the result with calib export --checkpoint DIR/checkpoint --hf OUT
 
 examples:
   calib train --config runs/pretrain-byte.json --out data/runs/pt-byte

@@ -283,7 +283,8 @@ function modelOf(run: RunInfo, byDir: Map<string, RunInfo>): { tokenizer: string
 export const RUNS_COLUMNS: ColumnSpec[] = [
   { name: "run_id", type: "utf8" }, { name: "name", type: "utf8" }, { name: "kind", type: "utf8" }, { name: "status", type: "utf8" },
   { name: "created_at", type: "utf8" }, { name: "started_at", type: "utf8" }, { name: "finished_at", type: "utf8" },
-  { name: "seconds", type: "float64" }, { name: "parent", type: "utf8" }, { name: "tokenizer", type: "utf8" }, { name: "vocab_size", type: "int32" },
+  { name: "seconds", type: "float64" }, { name: "parent", type: "utf8" }, { name: "family", type: "utf8" }, { name: "n_params", type: "float64" },
+  { name: "tokenizer", type: "utf8" }, { name: "vocab_size", type: "int32" },
   { name: "d_model", type: "int32" }, { name: "n_layer", type: "int32" }, { name: "n_head", type: "int32" }, { name: "context", type: "int32" },
   { name: "label_smoothing", type: "float64" }, { name: "temperature", type: "float64" }, { name: "softcap", type: "float64" },
   { name: "seed", type: "int32" }, { name: "steps", type: "int32" }, { name: "epochs", type: "int32" }, { name: "tasks", type: "utf8" },
@@ -302,13 +303,26 @@ function rowCount(run: RunInfo, name: string): number {
 export interface RunRow {
   run_id: string; name: string; kind: string | null; status: string | null;
   created_at: string | null; started_at: string | null; finished_at: string | null; seconds: number | null;
-  parent: string | null; tokenizer: string | null; vocab_size: number | null;
+  parent: string | null; family: string | null; n_params: number | null; tokenizer: string | null; vocab_size: number | null;
   d_model: number | null; n_layer: number | null; n_head: number | null; context: number | null;
   label_smoothing: number | null; temperature: number | null; softcap: number | null;
   seed: number | null; steps: number | null; epochs: number | null; tasks: string;
   eval_split: string | null; eval_temperature: number | null; eval_softcap: number | null;
   n_tokens: number; n_questions: number; n_train_log: number; has_calibration: boolean;
   artifacts: string; error: string | null; config_json: string; metrics_json: string; source: string; device: string | null;
+}
+
+/**
+ * The model family (gpt2, or a Hugging Face model_type: llama, qwen2, mistral, gemma2) and its parameters: run.json's
+ * `model` where the run wrote one, else those of a GPT-2 configuration (V·C + T·C + L·(12C² + 13C) + 2C, + V·C untied).
+ */
+function familyOf(j: Record<string, unknown>, model: Record<string, unknown>, vocab: number | null): { family: string | null; n_params: number | null } {
+  const m = obj(j.model);
+  if (str(m.family)) return { family: str(m.family), n_params: num(m.params) };
+  if (model.arch === "llama") return { family: "llama", n_params: null };
+  const C = num(model.dModel), L = num(model.nLayer), T = num(model.context);
+  if (C === null || L === null || T === null || vocab === null) return { family: C === null ? null : "gpt2", n_params: null };
+  return { family: "gpt2", n_params: vocab * C + T * C + L * (12 * C * C + 13 * C) + 2 * C + (model.tied === false ? vocab * C : 0) };
 }
 
 /** One row per run: identity, status, model and loss settings (flattened from the config), record sizes. */
@@ -324,11 +338,12 @@ export function runRows(runs = listRuns()): RunRow[] {
     const finished = Date.parse(String(j.finished_at ?? ""));
     const metrics = obj(j.metrics);
     const tasks = Array.isArray(config.tasks) ? config.tasks : Array.isArray(evalc.tasks) ? evalc.tasks : [];
+    const vocab = num(model.vocab) ?? (tokenizer ? VOCAB_SIZES[tokenizer] ?? null : null);
     return {
       run_id: run.id, name: str(j.name) ?? run.id, kind: str(j.kind), status: str(j.status),
       created_at: str(j.created_at), started_at: str(j.started_at), finished_at: str(j.finished_at),
       seconds: num(metrics.seconds) ?? (Number.isFinite(started) && Number.isFinite(finished) ? (finished - started) / 1000 : null),
-      parent, tokenizer, vocab_size: num(model.vocab) ?? (tokenizer ? VOCAB_SIZES[tokenizer] ?? null : null),
+      parent, ...familyOf(j, model, vocab), tokenizer, vocab_size: vocab,
       d_model: num(model.dModel), n_layer: num(model.nLayer), n_head: num(model.nHead), context: num(model.context),
       label_smoothing: num(loss.labelSmoothing), temperature: num(loss.temperature), softcap: num(loss.softcap),
       seed: num(config.seed), steps: num(metrics.steps) ?? num(config.steps), epochs: num(config.epochs), tasks: tasks.join(","),
