@@ -2,7 +2,8 @@
 // run × checkpoint epoch × multiple-choice question; ids are stable across runs for pairing),
 // plus two columns for the per-class views: `answer` (the text of the correct option) and
 // `answer_class` (its coarse part of speech for pos / cloze, its genre for genre), regenerated
-// with backend/data (./lib/answers.ts); null where a question does not regenerate.
+// with backend/data (./lib/answers.ts); null where a question does not regenerate. `scoring` is
+// "letter" for files written before the column existed.
 import { Utf8, vectorFromArray, type Vector } from "apache-arrow";
 import { answersFor } from "./lib/answers.js";
 import { concatTables, conform, listRuns, QUESTIONS_COLUMNS, readRecord, writeStream, type ColumnSpec } from "./lib/records.js";
@@ -13,6 +14,8 @@ for (const run of listRuns()) {
   const t = readRecord(run, "questions.arrow");
   if (!t || t.numRows === 0) continue;
   const c = conform(t, QUESTIONS_COLUMNS, run.id);
+  // files written before `scoring` existed are letter scoring (docs/records.md)
+  if (!t.getChild("scoring")) c.scoring = vectorFromArray(new Array<string>(t.numRows).fill("letter"), new Utf8());
   const config = (run.json.config ?? {}) as { splitSeed?: unknown };
   const splitSeed = typeof config.splitSeed === "number" ? config.splitSeed : 0;
   const rows = Array.from({ length: t.numRows }, (_, i) => ({ id: String(c.id!.get(i)), task: String(c.task!.get(i)), split: String(c.split!.get(i)), splitSeed }));

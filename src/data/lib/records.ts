@@ -142,6 +142,7 @@ export const QUESTIONS_COLUMNS: ColumnSpec[] = [
   { name: "pred", type: "int32" }, { name: "correct", type: "bool" }, { name: "confidence", type: "float32" }, { name: "entropy", type: "float32" },
   { name: "logits", type: "list<float32>" }, { name: "probs", type: "list<float32>" }, { name: "vocab_probs", type: "list<float32>" },
   { name: "probs_norm", type: "list<float32>" }, { name: "confidence_norm", type: "float32" }, { name: "correct_norm", type: "bool" },
+  { name: "scoring", type: "utf8" }, { name: "exposures", type: "int32" },
 ];
 
 export const TRAIN_LOG_COLUMNS: ColumnSpec[] = [
