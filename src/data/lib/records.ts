@@ -315,6 +315,9 @@ export interface RunRow {
 /** One row per run: identity, status, model and loss settings (flattened from the config), record sizes. */
 export function runRows(runs = listRuns()): RunRow[] {
   const byDir = new Map(runs.map((r) => [r.dir, r]));
+  const byId = new Map(runs.map((r) => [r.id, r]));
+  // V recorded by the study worker (metrics.vocab_size): a knowledge world's word vocabulary has no fixed size
+  const recordedVocab = (id: string | null | undefined) => (id ? num(obj(byId.get(id)?.json.metrics).vocab_size) : null);
   return runs.map((run) => {
     const j = run.json;
     const config = obj(j.config);
@@ -329,7 +332,7 @@ export function runRows(runs = listRuns()): RunRow[] {
       run_id: run.id, name: str(j.name) ?? run.id, kind: str(j.kind), status: str(j.status),
       created_at: str(j.created_at), started_at: str(j.started_at), finished_at: str(j.finished_at),
       seconds: num(metrics.seconds) ?? (Number.isFinite(started) && Number.isFinite(finished) ? (finished - started) / 1000 : null),
-      parent, tokenizer, vocab_size: num(model.vocab) ?? (tokenizer ? VOCAB_SIZES[tokenizer] ?? null : null),
+      parent, tokenizer, vocab_size: num(model.vocab) ?? recordedVocab(run.id) ?? recordedVocab(parent) ?? (tokenizer ? VOCAB_SIZES[tokenizer] ?? null : null),
       d_model: num(model.dModel), n_layer: num(model.nLayer), n_head: num(model.nHead), context: num(model.context),
       label_smoothing: num(loss.labelSmoothing), temperature: num(loss.temperature), softcap: num(loss.softcap),
       seed: num(config.seed), steps: num(metrics.steps) ?? num(config.steps), epochs: num(config.epochs), tasks: tasks.join(","),
