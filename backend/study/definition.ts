@@ -69,6 +69,8 @@ export const StudySchema = z.strictObject({
     pretrainTokens: z.number().int().min(0).optional(),
     /** question records of SFT runs: every epoch, or only the last (intermediate epochs stay in calibration.arrow) */
     questionEpochs: z.enum(["all", "last"]).default("all"),
+    /** publish each run's job.log (the trainer's progress lines) */
+    logs: z.boolean().default(true),
   }).prefault({}),
 });
 

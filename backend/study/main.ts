@@ -6,6 +6,7 @@ import { writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import type { PretrainConfig } from "../train/config.js";
 import type { PlannedRun, StudyPlan } from "./definition.js";
+import { estimatePublication } from "./estimate.js";
 import { executePlan, type ExecuteResult } from "./execute.js";
 import { manifestPath, publishStudy, type Manifest } from "./publish.js";
 
@@ -22,12 +23,16 @@ export function restrictPlan(plan: StudyPlan, re: RegExp): StudyPlan {
 export function describePlan(plan: StudyPlan): string {
   const pt = plan.runs.filter((r) => r.kind === "pretrain");
   const sft = plan.runs.filter((r) => r.kind === "sft");
-  const lines = [`study ${plan.study.name}: ${pt.length} pretrained model(s), ${sft.length} SFT run(s) (device ${plan.study.device})`];
+  const est = estimatePublication(plan);
+  const lines = [
+    `study ${plan.study.name}: ${pt.length} pretrained model(s), ${sft.length} SFT run(s) (device ${plan.study.device})${plan.study.evidence ? "" : "; not evidence (a CPU / CI form)"}`,
+    `  published size ≈ ${(est.bytes / 1e6).toFixed(1)} MB (${est.questionRows.toLocaleString("en-US")} question rows, ${est.calibrationRows.toLocaleString("en-US")} calibration rows, ${est.tokenRows.toLocaleString("en-US")} token rows, ${est.files} files)`,
+  ];
   for (const p of pt) {
     const c = p.config as PlannedRun["config"] & { tokenizer: string; steps: number; model: { dModel: number; nLayer: number; context: number } };
     const kids = sft.filter((s) => s.parent === p.id);
     const arms = [...new Set(kids.map((k) => k.arm))].map((a) => `${a} ×${kids.filter((k) => k.arm === a).length}`).join(", ");
-    lines.push(`  ${p.id.padEnd(28)} ${c.tokenizer} d${c.model.dModel} L${c.model.nLayer} T${c.model.context} ${c.steps} steps; sft: ${arms || "none"}`);
+    lines.push(`  ${p.id.padEnd(28)} ${c.tokenizer} d${c.model.dModel} L${c.model.nLayer} T${c.model.context} ${c.steps} steps${p.world ? " (world)" : ""}; sft: ${arms || "none"}`);
   }
   return lines.join("\n");
 }

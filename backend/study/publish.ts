@@ -1,7 +1,7 @@
 // Publishing a study: its run directories (as the workers wrote them) → <data>/runs/<id>/, in
 // the form that is committed and read by the site (docs/study.md, "Publishing"):
 //   - run.json, train_log.arrow, calibration.arrow, job.log: as written (calibration.arrow was
-//     computed from the full records, before any subsampling);
+//     computed from the full records, before any subsampling); job.log not with `publish.logs: false`;
 //   - questions.arrow: every question record, except that an SFT run's epoch-0 rows (the
 //     pretrained model, evaluated on the same questions) are dropped when they equal the parent
 //     pretrain run's own records bit for bit — the parent publishes them once, and the claims
@@ -194,7 +194,7 @@ export function publishStudy(plan: StudyPlan, exec: ExecuteResult | null, o: Pub
       rmSync(dst, { recursive: true, force: true });
       mkdirSync(dst, { recursive: true });
     }
-    for (const f of ["train_log.arrow", "calibration.arrow", "job.log"]) if (existsSync(join(src, f)) && src !== dst) copyFileSync(join(src, f), join(dst, f));
+    for (const f of ["train_log.arrow", "calibration.arrow", ...(study.publish.logs ? ["job.log"] : [])]) if (existsSync(join(src, f)) && src !== dst) copyFileSync(join(src, f), join(dst, f));
     if (existsSync(join(src, "tokens.arrow"))) {
       const keep = run.kind === "pretrain" ? study.publish.pretrainTokens ?? k : k;
       writeArrowStream(join(dst, "tokens.arrow"), firstRowsPerEpoch(readArrowStream(join(src, "tokens.arrow")), keep));
