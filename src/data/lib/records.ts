@@ -317,7 +317,11 @@ export function runRows(runs = listRuns()): RunRow[] {
   const byDir = new Map(runs.map((r) => [r.dir, r]));
   const byId = new Map(runs.map((r) => [r.id, r]));
   // V recorded by the study worker (metrics.vocab_size): a knowledge world's word vocabulary has no fixed size
-  const recordedVocab = (id: string | null | undefined) => (id ? num(obj(byId.get(id)?.json.metrics).vocab_size) : null);
+  // (or the run's checkpoint, where it is still there)
+  const recordedVocab = (id: string | null | undefined) => {
+    const r = id ? byId.get(id) : undefined;
+    return r ? num(obj(r.json.metrics).vocab_size) ?? num(obj(readJson(join(r.dir, "checkpoint", "config.json"))?.model).vocab) : null;
+  };
   return runs.map((run) => {
     const j = run.json;
     const config = obj(j.config);
