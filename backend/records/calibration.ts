@@ -24,16 +24,21 @@ import { questionScorings } from "./questions.js";
 /** `renormalized` softmax over options, `vocab` full-vocabulary letter probability, `norm` length-normalized, `token` next-token. */
 export type ConfidenceDef = "renormalized" | "vocab" | "norm" | "token";
 
-export interface CalibrationRow extends CalibrationRecord {
-  run_id: string;
+/** What a calibration row summarizes: its metadata columns. */
+export interface GroupKeys {
   epoch: number;
   split: string;
   task: string;
-  /** `letter` / `option`; `none` for next-token rows */
+  /** `letter` / `option` for questions, `none` for next-token rows */
   scoring: string;
-  /** `all`, or a knowledge world's exposure bucket */
+  /** `all`, or the exposure bucket of a knowledge world's people (`1`, `2-3`, `4-7`, …) */
   exposure_bucket: string;
   confidence_def: ConfidenceDef;
+}
+
+/** One row of calibration.arrow: its run, its group's keys and the metric fields. */
+export interface CalibrationRow extends CalibrationRecord, GroupKeys {
+  run_id: string;
 }
 
 const listOf = (rows: readonly (readonly number[])[], item: Float64 | Int32): Vector =>
@@ -83,18 +88,6 @@ export interface CalibrationSettings {
 }
 
 export const CALIBRATION_DEFAULTS: Readonly<CalibrationSettings> = { resamples: 1000, seed: 0 };
-
-/** What a calibration row summarizes: its metadata columns. */
-export interface GroupKeys {
-  epoch: number;
-  split: string;
-  task: string;
-  /** `letter` / `option` for questions, `none` for next-token rows */
-  scoring: string;
-  /** `all`, or the exposure bucket of a knowledge world's people (`1`, `2-3`, `4-7`, …) */
-  exposure_bucket: string;
-  confidence_def: ConfidenceDef;
-}
 
 /** One row group: its keys, the per-example inputs of backend/metrics, and its binnings (default: 15 equal-width and 10 equal-mass). */
 export interface CalibrationGroup {

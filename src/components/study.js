@@ -25,7 +25,7 @@ export function regimeNote(s, all) {
   if (s.regime === "world") {
     return html`<strong>Regime: base models that know the answers.</strong> Small GPTs pretrained on a synthetic world of fictional people answer questions about people they only read about, before any fine-tuning — the premise of the paper's claims.${other.length ? html` The Brown-corpus study (${other.map((x) => x.name).join(", ")}), whose base models cannot answer, is the second regime: choose it above.` : ""}`;
   }
-  return html`<strong>Regime: base models that cannot answer.</strong> GPTs pretrained on the Brown corpus are at chance on its questions before fine-tuning (they put the mass on one letter), so the paper's premise — a capable, calibrated base model — does not hold here; this regime is kept as documented evidence of what happens then.${other.length ? html` The knowledge-world study (${other.map((x) => x.name).join(", ")}) tests the claims on base models that know the answers: choose it above.` : ""}`;
+  return html`<strong>Regime: base models that cannot answer.</strong> GPTs pretrained on the Brown corpus are at chance on its questions before fine-tuning (they put the mass on one letter), so the paper's premise — a capable, calibrated base model — does not hold here; this regime is kept as documented evidence of what happens then.${other.length ? html` The knowledge-world study (${other.map((x) => x.name).join(", ")}) tests the claims on base models that know the answers: choose it above.` : html` The knowledge-world study, which tests the claims on base models that know the answers, is not published yet (docs/study.md says how to run it).`}`;
 }
 
 /** The banner of a study whose numbers are not evidence (CPU / CI forms). */
