@@ -148,3 +148,22 @@ test("the knowledge-world study files: 3 vocabularies × 3 widths, ε grid, reme
   assert.equal(planStudy(read("world-cpu.json")).study.evidence, false);
   assert.equal(planStudy(read("world-ci.json")).study.evidence, false);
 });
+
+test("world-gpu.json's estimated publication fits data/'s 60 MB beside everything else committed there", async () => {
+  const { spawnSync } = await import("node:child_process");
+  const { statSync, existsSync } = await import("node:fs");
+  const { estimatePublication } = await import("../../backend/study/estimate.js");
+  const root = join(import.meta.dirname, "..", "..");
+  const ls = spawnSync("git", ["ls-files", "data"], { cwd: root, encoding: "utf8" });
+  assert.equal(ls.status, 0, ls.stderr);
+  // what `du` counts (4 KiB blocks), without the world study's own runs when it is already published
+  const manifest = join(root, "data", "study", "world.json");
+  const own = existsSync(manifest) ? new Set((JSON.parse(readFileSync(manifest, "utf8")) as { runs: { id: string }[] }).runs.map((r) => `data/runs/${r.id}/`)) : new Set<string>();
+  let others = 0;
+  for (const f of ls.stdout.split("\n").filter(Boolean)) {
+    if ([...own].some((p) => f.startsWith(p)) || !existsSync(join(root, f))) continue;
+    others += Math.ceil(statSync(join(root, f)).size / 4096) * 4096;
+  }
+  const est = estimatePublication(planStudy(JSON.parse(readFileSync(join(root, "data", "sweeps", "world-gpu.json"), "utf8")))).bytes;
+  assert.ok(others + est < 60e6, `committed ${(others / 1e6).toFixed(1)} MB + world study ${(est / 1e6).toFixed(1)} MB ≥ 60 MB`);
+});
