@@ -1,6 +1,6 @@
 // calibrationSummary: the metric fields of one row of `calibration.arrow` (docs/records.md), so the
 // backend (which writes the records) and the site loaders (which display or recompute them) use
-// the same numbers. The caller adds run_id, epoch, split, task and confidence_def.
+// the same numbers. The caller adds run_id, epoch, split, task, scoring, exposure_bucket and confidence_def.
 //
 // Field definitions: accuracy = mean correct; nll = −mean log p(true label) (needs pTarget or
 // probability rows, else null); brier = top-label Brier (c − a)² (available for every confidence
@@ -84,7 +84,8 @@ export interface CalibrationRecord {
 /** Every column of calibration.arrow with its Arrow type (metadata columns first). */
 export const CALIBRATION_COLUMNS: ReadonlyArray<{ name: string; type: "utf8" | "int32" | "float64" | "list<float64>" | "list<int32>" }> = [
   { name: "run_id", type: "utf8" }, { name: "epoch", type: "int32" }, { name: "split", type: "utf8" }, { name: "task", type: "utf8" },
-  { name: "confidence_def", type: "utf8" }, { name: "scheme", type: "utf8" }, { name: "n_bins", type: "int32" }, { name: "n", type: "int32" },
+  { name: "scoring", type: "utf8" }, { name: "exposure_bucket", type: "utf8" }, { name: "confidence_def", type: "utf8" },
+  { name: "scheme", type: "utf8" }, { name: "n_bins", type: "int32" }, { name: "n", type: "int32" },
   ...["accuracy", "nll", "brier", "ece", "rmsce", "mce", "ace", "smece", "debiased_l2", "mean_confidence", "mean_entropy",
     "ece_lo", "ece_hi", "rmsce_lo", "rmsce_hi", "brier_lo", "brier_hi", "nll_lo", "nll_hi"].map((name) => ({ name, type: "float64" as const })),
   ...["bin_lo", "bin_hi", "bin_confidence", "bin_accuracy", "bin_wilson_lo", "bin_wilson_hi"].map((name) => ({ name, type: "list<float64>" as const })),

@@ -6,6 +6,7 @@ export { writeTokens, tokensTable, TOP_K, type TokenRecords } from "./tokens.js"
 export { writeQuestions, questionsTable, questionScorings, SCORINGS, type QuestionRow, type Scoring } from "./questions.js";
 export { writeRunJson, type RunJson, type RunKind, type RunStatus } from "./run.js";
 export {
-  writeCalibration, writeRunCalibration, calibrationTable, questionCalibration, tokenCalibration, CALIBRATION_DEFAULTS, TOKEN_TASK,
-  type CalibrationRow, type CalibrationSettings, type ConfidenceDef,
+  writeCalibration, writeRunCalibration, calibrationTable, questionCalibration, tokenCalibration, questionGroups, tokenGroups, groupRows, bucketOrder,
+  CALIBRATION_DEFAULTS, TOKEN_TASK, TOKEN_SCORING, TASK_ALL, ALL_EXPOSURES,
+  type CalibrationGroup, type CalibrationRow, type CalibrationSettings, type ConfidenceDef, type GroupKeys,
 } from "./calibration.js";

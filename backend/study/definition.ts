@@ -9,14 +9,21 @@
 //                     {"name": "remedy", "where": {"tokenizer": "o200k", "model.dModel": 64},
 //                      "grid": {"loss.labelSmoothing": [0, 0.1], "loss.temperature": [0.5], "seed": [0, 1, 2]}}]}}
 //
+// Knowledge-world studies put a `world` block (docs/trainer.md) in the pretrain base (and may vary
+// pretraining seeds: `"seed": [0, 1, 2]` in the pretrain grid); `"sft": {"inheritSeed": true}` then
+// gives every SFT run its pretrained model's seed, so that a seed varies pretraining and SFT together.
+// `"evidence": false` marks a study whose numbers only show that the pipeline works (CPU / CI forms):
+// the manifest and every page that shows them say so.
+//
 // A generic `{"kind": "sweep", …}` run config (docs/api.md) is accepted too: its pretrain grid and
 // one SFT arm. `where` matches the values of the pretrain grid point (and of its overrides), a
 // value or a list of values per dotted path. Every expanded run config is validated with the
 // trainer's own schema before anything runs; runs that expand to the same id must be identical.
 //
-// Run ids are readable and stable: <name>-<tokenizer>-d<dModel>[-<other varied keys>] for the
-// pretrained models, <pretrain id>-e<ε>[-t<T>][-c<cap>]-s<seed>[-<other keys>] for SFT
-// (decimal points written as "p": e0p1 = ε 0.1), so that reruns of a study overwrite their own runs.
+// Run ids are readable and stable: <name>-<tokenizer>-d<dModel>[-s<seed>][-<other varied keys>] for
+// the pretrained models, <pretrain id>-e<ε>[-t<T>][-c<cap>][-s<seed>][-<other keys>] for SFT
+// (decimal points written as "p": e0p1 = ε 0.1; an inherited seed is not repeated), so that reruns
+// of a study overwrite their own runs.
 import { z } from "zod";
 import { parseTrainConfig, type PretrainConfig, type SftConfig } from "../train/config.js";
 import { describePoint, expandGrid, getPath, GridPath, GridSchema, GridValue, setPath, type GridPoint } from "../runs/grid.js";
@@ -34,6 +41,8 @@ export const StudySchema = z.strictObject({
   description: z.string().max(4000).optional(),
   /** device of every run (a run config's own device is overridden); auto = cuda when present */
   device: z.enum(["cpu", "cuda", "auto"]).default("auto"),
+  /** false: the numbers only show that the pipeline works (CPU / CI forms); pages flag them "not evidence" */
+  evidence: z.boolean().default(true),
   /** settings of every run's calibration.arrow (bootstrap resamples and seed), recorded in its run.json config */
   calibration: CalibrationSchema.prefault({}),
   pretrain: z.strictObject({
@@ -43,6 +52,8 @@ export const StudySchema = z.strictObject({
   }),
   sft: z.strictObject({
     base: Obj,
+    /** every SFT run takes its pretrained model's seed (arms must then not vary `seed`) */
+    inheritSeed: z.boolean().default(false),
     arms: z.array(z.strictObject({
       name: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/),
       where: Where,
@@ -56,6 +67,10 @@ export const StudySchema = z.strictObject({
     tokensPerCheckpoint: z.number().int().min(0).default(1024),
     /** tokens kept of a pretrained model's (single) evaluation; default: tokensPerCheckpoint */
     pretrainTokens: z.number().int().min(0).optional(),
+    /** question records of SFT runs: every epoch, or only the last (intermediate epochs stay in calibration.arrow) */
+    questionEpochs: z.enum(["all", "last"]).default("all"),
+    /** publish each run's job.log (the trainer's progress lines) */
+    logs: z.boolean().default(true),
   }).prefault({}),
 });
 
@@ -76,6 +91,8 @@ export interface PlannedRun {
   calibration: CalibrationSettings;
   /** rough relative cost (tokens processed), for scheduling */
   cost: number;
+  /** a knowledge-world run (its pretrained model has a world block) */
+  world: boolean;
 }
 
 export interface StudyPlan {
@@ -152,12 +169,13 @@ function pretrainRun(study: Study, p: GridPoint, index: number): PlannedRun {
   }
   const keys = Object.keys(study.pretrain.grid);
   const parts = [study.name, config.tokenizer, `d${config.model.dModel}`];
-  for (const k of keys) if (k !== "tokenizer" && k !== "model.dModel") parts.push(otherKey(k, p.point[k]));
+  for (const k of keys) if (k !== "tokenizer" && k !== "model.dModel") parts.push(k === "seed" ? `s${idNumber(p.point[k])}` : otherKey(k, p.point[k]));
   config.name = `${study.name} pretrain ${config.tokenizer} d${config.model.dModel}${keys.length > 2 ? ` ${describePoint(p.point)}` : ""}`;
   const tokensPerStep = config.batchSize * config.model.context * config.gradAccum;
   return {
     id: parts.join("-"), kind: "pretrain", name: config.name, config, parent: null, point: p.point, arm: null, calibration: study.calibration,
     cost: config.steps * tokensPerStep * (config.model.dModel * config.model.nLayer * 12 + 0.02 * vocabGuess(config.tokenizer)),
+    world: config.world !== undefined,
   };
 }
 
@@ -167,6 +185,9 @@ function sftRuns(study: Study, arm: NonNullable<Study["sft"]>["arms"][number], p
   const base = structuredClone(study.sft!.base) as Record<string, unknown>;
   base.kind = "sft";
   for (const [path, v] of Object.entries(arm.set)) setPath(base, path, v, `sft.arms.${arm.name}.set.${path}`);
+  const inherit = study.sft!.inheritSeed;
+  if (inherit && ("seed" in arm.grid || "seed" in arm.set)) throw new TypeError(`sft.arms.${arm.name}: varies seed, but sft.inheritSeed gives every SFT run its pretrained model's seed`);
+  if (inherit) base.seed = parent.seed;
   return expandGrid(base, arm.grid, { max: MAX_POINTS, field: `sft.arms.${arm.name}.grid` }).map(({ point: sp, config: s }) => {
     s.init = `${pt.id}/checkpoint`;
     s.device = study.device;
@@ -178,15 +199,16 @@ function sftRuns(study: Study, arm: NonNullable<Study["sft"]>["arms"][number], p
     }
     const tags = [
       SFT_KEYS["loss.labelSmoothing"]!(sc.loss.labelSmoothing), SFT_KEYS["loss.temperature"]!(sc.loss.temperature),
-      SFT_KEYS["loss.softcap"]!(sc.loss.softcap), SFT_KEYS.seed!(sc.seed),
+      SFT_KEYS["loss.softcap"]!(sc.loss.softcap), inherit ? "" : SFT_KEYS.seed!(sc.seed),
     ];
     for (const k of Object.keys(sp)) if (!(k in SFT_KEYS)) tags.push(otherKey(k, sp[k]));
     sc.name = `${study.name} sft ${parent.tokenizer} d${parent.model.dModel} ε=${sc.loss.labelSmoothing}`
       + `${sc.loss.temperature !== 1 ? ` T=${sc.loss.temperature}` : ""}${sc.loss.softcap !== null ? ` cap=${sc.loss.softcap}` : ""} seed=${sc.seed}`;
-    const ex = (sc.maxExamples || 20000) * sc.tasks.length;
+    // world SFT: conversations (about one per training person and as many instruction tasks); Brown: questions per task
+    const ex = sc.world ? sc.maxExamples || 4000 : (sc.maxExamples || 20000) * sc.tasks.length;
     return {
       id: [pt.id, ...tags.filter((t) => t !== "")].join("-"), kind: "sft", name: sc.name, config: sc, parent: pt.id, point: { ...pt.point, ...sp },
-      arm: arm.name, calibration: study.calibration,
+      arm: arm.name, calibration: study.calibration, world: parent.world !== undefined,
       cost: sc.epochs * ex * parent.model.context * 0.6 * (parent.model.dModel * parent.model.nLayer * 12),
     };
   });
@@ -218,5 +240,10 @@ export function planStudy(input: unknown): StudyPlan {
 }
 
 function vocabGuess(tok: string): number {
-  return tok === "byte" ? 256 : tok === "r50k" ? 50257 : tok === "cl100k" ? 100277 : 200019;
+  return tok === "byte" ? 256 : tok === "word" ? 2000 : tok === "r50k" ? 50257 : tok === "cl100k" ? 100277 : 200019;
+}
+
+/** "world" when the study pretrains on a knowledge world, else "brown" (the manifest's `regime`). */
+export function studyRegime(plan: StudyPlan): "world" | "brown" {
+  return plan.runs.some((r) => r.world) ? "world" : "brown";
 }

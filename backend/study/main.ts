@@ -4,7 +4,9 @@
 // goes through that command too.
 import { writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
+import type { PretrainConfig } from "../train/config.js";
 import type { PlannedRun, StudyPlan } from "./definition.js";
+import { estimatePublication } from "./estimate.js";
 import { executePlan, type ExecuteResult } from "./execute.js";
 import { manifestPath, publishStudy, type Manifest } from "./publish.js";
 
@@ -21,23 +23,52 @@ export function restrictPlan(plan: StudyPlan, re: RegExp): StudyPlan {
 export function describePlan(plan: StudyPlan): string {
   const pt = plan.runs.filter((r) => r.kind === "pretrain");
   const sft = plan.runs.filter((r) => r.kind === "sft");
-  const lines = [`study ${plan.study.name}: ${pt.length} pretrained model(s), ${sft.length} SFT run(s) (device ${plan.study.device})`];
+  const est = estimatePublication(plan);
+  const lines = [
+    `study ${plan.study.name}: ${pt.length} pretrained model(s), ${sft.length} SFT run(s) (device ${plan.study.device})${plan.study.evidence ? "" : "; not evidence (a CPU / CI form)"}`,
+    `  published size ≈ ${(est.bytes / 1e6).toFixed(1)} MB (${est.questionRows.toLocaleString("en-US")} question rows, ${est.calibrationRows.toLocaleString("en-US")} calibration rows, ${est.tokenRows.toLocaleString("en-US")} token rows, ${est.files} files)`,
+  ];
   for (const p of pt) {
     const c = p.config as PlannedRun["config"] & { tokenizer: string; steps: number; model: { dModel: number; nLayer: number; context: number } };
     const kids = sft.filter((s) => s.parent === p.id);
     const arms = [...new Set(kids.map((k) => k.arm))].map((a) => `${a} ×${kids.filter((k) => k.arm === a).length}`).join(", ");
-    lines.push(`  ${p.id.padEnd(28)} ${c.tokenizer} d${c.model.dModel} L${c.model.nLayer} T${c.model.context} ${c.steps} steps; sft: ${arms || "none"}`);
+    lines.push(`  ${p.id.padEnd(28)} ${c.tokenizer} d${c.model.dModel} L${c.model.nLayer} T${c.model.context} ${c.steps} steps${p.world ? " (world)" : ""}; sft: ${arms || "none"}`);
   }
   return lines.join("\n");
 }
 
-/** Tokenized corpus caches for every tokenizer of the plan, built once before the workers start. */
+/**
+ * Token caches built once before the workers start: Brown's splits for every tokenizer of the
+ * plan, and for knowledge-world pretrains the world's validation stream and every epoch their
+ * steps reach (the workers would otherwise encode the same epochs concurrently).
+ */
 async function prepareData(plan: StudyPlan, log: (l: string) => void): Promise<void> {
-  const { prepareSplits, tokenizer } = await import("../data/index.js");
-  const toks = new Set(plan.runs.filter((r) => r.kind === "pretrain").map((r) => (r.config as { tokenizer: string }).tokenizer));
-  for (const t of toks) {
+  const { buildWorld, lmWindowCount, prepareSplits, tokenizer, worldStream } = await import("../data/index.js");
+  const pretrains = plan.runs.filter((r) => r.kind === "pretrain").map((r) => r.config as PretrainConfig);
+  for (const t of new Set(pretrains.filter((c) => !c.world).map((c) => c.tokenizer))) {
     const p = prepareSplits({ tokenizer: tokenizer(t as Parameters<typeof tokenizer>[0]), progress: false });
     log(`data: Brown with ${t}: ${p.splits.train.tokens.length} training tokens (${p.built ? `encoded in ${p.seconds.toFixed(1)} s` : "cached"})`);
+  }
+  // per (world, tokenizer): the most windows any of its pretrains consumes
+  const need = new Map<string, { world: ReturnType<typeof buildWorld>; tok: string; context: number; windows: number }>();
+  for (const c of pretrains.filter((x) => x.world)) {
+    const world = buildWorld(c.world!.config ?? "default");
+    const k = `${world.hash}|${c.tokenizer}|${c.model.context}`;
+    const windows = c.steps * c.batchSize * c.gradAccum;
+    const have = need.get(k);
+    if (!have || have.windows < windows) need.set(k, { world, tok: c.tokenizer, context: c.model.context, windows });
+  }
+  for (const { world, tok, context, windows } of need.values()) {
+    const t0 = performance.now();
+    worldStream({ world, tokenizer: tok, stream: "validation", progress: false });
+    let got = 0, epochs = 0, tokens = 0;
+    while (got < windows) {
+      const s = worldStream({ world, tokenizer: tok, stream: epochs, progress: false });
+      got += lmWindowCount(s.tokens.length, context);
+      tokens += s.tokens.length;
+      epochs++;
+    }
+    log(`data: world ${world.hash.slice(0, 8)} (${world.people.length} people) with ${tok}: ${epochs} epoch(s), ${(tokens / epochs / 1e6).toFixed(2)}M tokens per epoch, ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
 }
 

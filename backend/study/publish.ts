@@ -1,23 +1,28 @@
 // Publishing a study: its run directories (as the workers wrote them) → <data>/runs/<id>/, in
 // the form that is committed and read by the site (docs/study.md, "Publishing"):
 //   - run.json, train_log.arrow, calibration.arrow, job.log: as written (calibration.arrow was
-//     computed from the full records, before any subsampling);
+//     computed from the full records, before any subsampling); job.log not with `publish.logs: false`;
 //   - questions.arrow: every question record, except that an SFT run's epoch-0 rows (the
 //     pretrained model, evaluated on the same questions) are dropped when they equal the parent
 //     pretrain run's own records bit for bit — the parent publishes them once, and the claims
 //     read epoch 0 from it (metrics.epoch0_from_parent = rows dropped);
+//     With `publish.questionEpochs: "last"` an SFT run keeps only its last epoch (and epoch 0 when it
+//     was not dropped): the intermediate epochs are summarized in calibration.arrow, which was
+//     computed from every record (metrics.question_epochs_dropped = rows dropped);
 //   - tokens.arrow: the first `tokensPerCheckpoint` tokens of every evaluated checkpoint (whole
 //     windows from the start of the split, the same tokens for every run);
 //   - sft configs: init = "data/runs/<parent>/checkpoint" (the checkpoint itself is not published).
 // The previous publication of the same study (its manifest, <data>/study/<name>.json) is removed
-// first, so a rerun replaces it; the manifest lists the runs, their outcomes and timings.
+// first, so a rerun replaces it; the manifest lists the runs, their outcomes and timings, the
+// study's regime ("world": a knowledge world, "brown": the Brown corpus) and whether its numbers
+// are evidence (false for the CPU / CI forms).
 import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Table } from "apache-arrow";
 import { readArrowStream, writeArrowStream } from "../records/arrow.js";
 import { writeRunJson, type RunJson } from "../records/run.js";
 import { writeFileAtomic } from "../io/atomic.js";
-import type { StudyPlan } from "./definition.js";
+import { studyRegime, type StudyPlan } from "./definition.js";
 import type { ExecuteResult } from "./execute.js";
 
 export interface PublishOptions {
@@ -38,6 +43,10 @@ export interface Manifest {
   name: string;
   title: string | null;
   description: string | null;
+  /** "world" (a knowledge world) or "brown"; absent in manifests written before it existed (= brown) */
+  regime?: "world" | "brown";
+  /** false: the numbers only show that the pipeline works; absent = true */
+  evidence?: boolean;
   source: string | null;
   device: string | null;
   published_at: string;
@@ -101,20 +110,33 @@ export function firstRowsPerEpoch(t: Table, k: number): Table {
   return parts.slice(1).reduce((a, b) => a.concat(b), parts[0]!);
 }
 
-/** Rows [0, n) of epoch 0 when they equal the parent's epoch-0 rows (same ids, bits of every value); else 0. */
+/** The scoring of every row (a table without the column is letter scoring). */
+function scorings(t: Table): string[] {
+  const c = t.getChild("scoring");
+  return Array.from({ length: t.numRows }, (_, i) => (c ? String(c.get(i)) : "letter"));
+}
+
+/**
+ * Rows [0, n) of epoch 0 when they equal the parent's epoch-0 rows of the same scorings (same ids,
+ * bits of every value, in order; the parent may also have scored the questions another way); else 0.
+ */
 export function epoch0Duplicate(child: Table, parent: Table): number {
   const ce = child.getChild("epoch")!, pe = parent.getChild("epoch")!;
   let n = 0;
   while (n < child.numRows && ce.get(n) === 0) n++;
-  let m = 0;
-  while (m < parent.numRows && pe.get(m) === 0) m++;
-  if (n === 0 || n !== m) return 0;
-  const cols = ["split", "task", "id", "doc", "gold", "pred", "confidence", "entropy", "logits", "probs", "vocab_probs"];
+  const cs = scorings(child), ps = scorings(parent);
+  const wanted = new Set(cs.slice(0, n));
+  const rows: number[] = [];
+  for (let m = 0; m < parent.numRows && pe.get(m) === 0; m++) if (wanted.has(ps[m]!)) rows.push(m);
+  if (n === 0 || n !== rows.length) return 0;
+  if (cs.slice(0, n).some((s, i) => s !== ps[rows[i]!])) return 0;
+  const cols = ["split", "task", "id", "doc", "gold", "pred", "confidence", "entropy", "logits", "probs", "vocab_probs", "probs_norm", "exposures"];
   for (const c of cols) {
     const a = child.getChild(c), b = parent.getChild(c);
+    if (!a && !b) continue;
     if (!a || !b) return 0;
     for (let i = 0; i < n; i++) {
-      const x = a.get(i), y = b.get(i);
+      const x = a.get(i), y = b.get(rows[i]!);
       if (x === y) continue;
       if (x && y && typeof x === "object" && typeof y === "object") {
         const xa = (x as { toArray(): Float32Array }).toArray(), ya = (y as { toArray(): Float32Array }).toArray();
@@ -125,6 +147,27 @@ export function epoch0Duplicate(child: Table, parent: Table): number {
     }
   }
   return n;
+}
+
+/** The rows of the first epoch (when it is 0) and of the last epoch; the rows of the epochs between are dropped. */
+export function keepEndEpochs(t: Table): { table: Table; dropped: number } {
+  const epoch = t.getChild("epoch");
+  if (!epoch || t.numRows === 0) return { table: t, dropped: 0 };
+  const e = Array.from(epoch.toArray() as Int32Array);
+  const last = Math.max(...e);
+  const keep = (x: number) => x === 0 || x === last;
+  if (e.every(keep)) return { table: t, dropped: 0 };
+  // rows of one epoch are contiguous: slice the kept runs
+  const parts: Table[] = [];
+  let start = 0;
+  while (start < e.length) {
+    let end = start;
+    while (end < e.length && e[end] === e[start]) end++;
+    if (keep(e[start]!)) parts.push(t.slice(start, end));
+    start = end;
+  }
+  const table = parts.slice(1).reduce((a, b) => a.concat(b), parts[0]!);
+  return { table, dropped: t.numRows - table.numRows };
 }
 
 export function publishStudy(plan: StudyPlan, exec: ExecuteResult | null, o: PublishOptions): Manifest {
@@ -151,7 +194,7 @@ export function publishStudy(plan: StudyPlan, exec: ExecuteResult | null, o: Pub
       rmSync(dst, { recursive: true, force: true });
       mkdirSync(dst, { recursive: true });
     }
-    for (const f of ["train_log.arrow", "calibration.arrow", "job.log"]) if (existsSync(join(src, f)) && src !== dst) copyFileSync(join(src, f), join(dst, f));
+    for (const f of ["train_log.arrow", "calibration.arrow", ...(study.publish.logs ? ["job.log"] : [])]) if (existsSync(join(src, f)) && src !== dst) copyFileSync(join(src, f), join(dst, f));
     if (existsSync(join(src, "tokens.arrow"))) {
       const keep = run.kind === "pretrain" ? study.publish.pretrainTokens ?? k : k;
       writeArrowStream(join(dst, "tokens.arrow"), firstRowsPerEpoch(readArrowStream(join(src, "tokens.arrow")), keep));
@@ -165,6 +208,11 @@ export function publishStudy(plan: StudyPlan, exec: ExecuteResult | null, o: Pub
           q = q.slice(n);
           json.metrics = { ...json.metrics, epoch0_from_parent: n };
         }
+      }
+      if (run.kind === "sft" && study.publish.questionEpochs === "last") {
+        const kept = keepEndEpochs(q);
+        q = kept.table;
+        if (kept.dropped > 0) json.metrics = { ...json.metrics, question_epochs_dropped: kept.dropped };
       }
       writeArrowStream(join(dst, "questions.arrow"), q);
     }
@@ -181,6 +229,7 @@ export function publishStudy(plan: StudyPlan, exec: ExecuteResult | null, o: Pub
   const { outcomes: _o, ...execution } = exec ?? ({} as ExecuteResult);
   const manifest: Manifest = {
     format: "calib-study/1", name: study.name, title: study.title ?? null, description: study.description ?? null,
+    regime: studyRegime(plan), evidence: study.evidence,
     source: o.source ?? null, device: o.device ?? null, published_at: new Date().toISOString(), execution: exec ? execution : null,
     runs: plan.runs.map((r) => {
       const x = outcome.get(r.id);

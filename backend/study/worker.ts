@@ -25,6 +25,16 @@ export interface StudyJobResult {
   error?: string;
 }
 
+/** model.vocab of a checkpoint's config.json, or null. */
+function checkpointVocab(file: string): number | null {
+  try {
+    const v = (JSON.parse(readFileSync(file, "utf8")) as { model?: { vocab?: unknown } }).model?.vocab;
+    return typeof v === "number" && Number.isInteger(v) ? v : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Runs one planned run into runsRoot/<id>/ (records, calibration.arrow, run.json). */
 export async function runPlanned(run: PlannedRun, runsRoot: string, o: { keepCheckpoint?: boolean; progress?: boolean } = {}): Promise<StudyJobResult> {
   const [{ train }, { writeRunCalibration, writeRunJson }] = await Promise.all([import("../train/index.js"), import("../records/index.js")]);
@@ -50,6 +60,8 @@ export async function runPlanned(run: PlannedRun, runsRoot: string, o: { keepChe
     const seconds = (performance.now() - t0) / 1000;
     if (!res.completed) return { id: run.id, status: "cancelled", seconds, metrics: res.metrics };
     const calibrationRows = writeRunCalibration(dir, run.id, run.calibration);
+    // V of the model (the checkpoint's; a knowledge world's word vocabulary has no fixed size), for the site's V/d
+    const vocab = checkpointVocab(join(dir, "checkpoint", "config.json"));
     // run.json: the config with the calibration settings (as a registered run's), the records
     // actually present (the checkpoint is not a published record), the calibration rows, and the
     // wall time including evaluation and calibration records
@@ -58,7 +70,7 @@ export async function runPlanned(run: PlannedRun, runsRoot: string, o: { keepChe
     if (!(o.keepCheckpoint ?? run.kind === "pretrain")) rmSync(join(dir, "checkpoint"), { recursive: true, force: true });
     rmSync(join(dir, "evals"), { recursive: true, force: true });
     json.artifacts = ["train_log.arrow", "tokens.arrow", "questions.arrow", "calibration.arrow", "job.log"].filter((f) => existsSync(join(dir, f)));
-    json.metrics = { ...json.metrics, calibration_rows: calibrationRows, wall_seconds: (performance.now() - t0) / 1000 };
+    json.metrics = { ...json.metrics, calibration_rows: calibrationRows, wall_seconds: (performance.now() - t0) / 1000, ...(vocab !== null ? { vocab_size: vocab } : {}) };
     writeRunJson(join(dir, "run.json"), json as unknown as Parameters<typeof writeRunJson>[1]);
     return { id: run.id, status: "succeeded", seconds: (performance.now() - t0) / 1000, metrics: res.metrics };
   } catch (err) {

@@ -12,6 +12,13 @@ export const CONFIDENCE_LABELS = {
   token: "token: max next-token probability over the whole vocabulary"
 };
 
+/** The confidence definition in words, for a question scoring (option scoring: the options' continuation log-likelihoods). */
+export function confidenceLabel(def, scoring) {
+  if (scoring === "option" && def === "renormalized") return "renormalized: softmax over the 4 options' summed continuation log-likelihoods (max = confidence)";
+  if (scoring === "option" && def === "vocab") return "vocab: probability of generating the predicted option's whole text";
+  return CONFIDENCE_LABELS[def] ?? def;
+}
+
 /** A number with `digits` decimals; "–" for null / NaN. */
 export function fmt(x, digits = 3) {
   return x == null || !Number.isFinite(+x) ? "–" : (+x).toFixed(digits);

@@ -48,7 +48,8 @@ const SCHEMAS: Record<string, Record<string, string>> = {
     probs_norm: "List<Float32>", confidence_norm: "Float32", correct_norm: "Bool", scoring: "Utf8", exposures: "Int32",
   },
   "calibration.arrow": {
-    run_id: "Utf8", epoch: "Int32", split: "Utf8", task: "Utf8", confidence_def: "Utf8", scheme: "Utf8", n_bins: "Int32", n: "Int32",
+    run_id: "Utf8", epoch: "Int32", split: "Utf8", task: "Utf8", scoring: "Utf8", exposure_bucket: "Utf8", confidence_def: "Utf8", scheme: "Utf8",
+    n_bins: "Int32", n: "Int32",
     ...Object.fromEntries(["accuracy", "nll", "brier", "ece", "rmsce", "mce", "ace", "smece", "debiased_l2", "mean_confidence", "mean_entropy",
       "ece_lo", "ece_hi", "rmsce_lo", "rmsce_hi", "brier_lo", "brier_hi", "nll_lo", "nll_hi"].map((k) => [k, "Float64"])),
     ...Object.fromEntries(["bin_lo", "bin_hi", "bin_confidence", "bin_accuracy", "bin_wilson_lo", "bin_wilson_hi"].map((k) => [k, "List<Float64>"])),

@@ -8,7 +8,7 @@ import {
 } from "../../backend/metrics/index.js";
 import { lcg, randomTopLabel } from "./reference.js";
 
-const META = ["run_id", "epoch", "split", "task", "confidence_def"];
+const META = ["run_id", "epoch", "split", "task", "scoring", "exposure_bucket", "confidence_def"];
 
 test("fields are the calibration.arrow columns (minus run metadata), in schema order", () => {
   const { conf, correct } = randomTopLabel(300, 1, { ties: true });
@@ -16,7 +16,7 @@ test("fields are the calibration.arrow columns (minus run metadata), in schema o
   assert.deepEqual(Object.keys(row), CALIBRATION_COLUMNS.map((c) => c.name).filter((n) => !META.includes(n)));
   // The records.md column list, spelled out independently.
   assert.deepEqual(CALIBRATION_COLUMNS.map((c) => c.name), [
-    "run_id", "epoch", "split", "task", "confidence_def", "scheme", "n_bins", "n",
+    "run_id", "epoch", "split", "task", "scoring", "exposure_bucket", "confidence_def", "scheme", "n_bins", "n",
     "accuracy", "nll", "brier", "ece", "rmsce", "mce", "ace", "smece", "debiased_l2", "mean_confidence", "mean_entropy",
     "ece_lo", "ece_hi", "rmsce_lo", "rmsce_hi", "brier_lo", "brier_hi", "nll_lo", "nll_hi",
     "bin_lo", "bin_hi", "bin_confidence", "bin_accuracy", "bin_wilson_lo", "bin_wilson_hi", "bin_count",

@@ -3,6 +3,10 @@
 //   runs/fx-pt        a 1-layer, d=32 byte-level GPT pretrained for 60 steps (tokens.arrow, train_log.arrow)
 //   runs/fx-sft-0     SFT of fx-pt on pos + cloze for 2 epochs with ε = 0   (questions/tokens at epochs 0, 1, 2)
 //   runs/fx-sft-0.1   the same with ε = 0.1 (same questions, so the runs pair up)
+//   runs/fxw-pt, fxw-sft-0, fxw-sft-0.1   the same on a 48-person knowledge world with the word-level
+//                     vocabulary: held-out questions scored by option and letter, exposures recorded
+//   study/fxb.json, study/fxw.json   the two as published studies: fxb the Brown regime, fxw the
+//                     knowledge-world regime (marked not evidence), so the pages show a study selector
 //   bench/kernels.arrow  wall-clock times of the engine's fused and naive CPU loss at two small shapes,
 //                        in the column layout of bench/loss_cuda.ts (card = "CPU (site test fixture)")
 //   bench/trainer.arrow  the published trainer benchmark (data/bench/trainer.arrow + _meta.json), copied
@@ -15,6 +19,8 @@ import { Float64, Int32, Table, Utf8, tableToIPC, vectorFromArray } from "apache
 import { writeFileSync } from "node:fs";
 
 export const FIXTURE_RUNS = ["fx-pt", "fx-sft-0", "fx-sft-0.1"] as const;
+export const FIXTURE_WORLD_RUNS = ["fxw-pt", "fxw-sft-0", "fxw-sft-0.1"] as const;
+export const FIXTURE_WORLD = { seed: 11, people: 48, attributes: { birth_city: 8, employer: 8, birth_year: 10 }, exposures: { min: 1, max: 6 } };
 
 export async function makeFixture(root: string): Promise<void> {
   const { train } = await import("../../backend/train/index.js");
@@ -33,6 +39,28 @@ export async function makeFixture(root: string): Promise<void> {
       | { writeRunCalibration?: (dir: string, runId: string, o: { resamples: number; seed: number }) => number } | null;
     cal?.writeRunCalibration?.(join(root, "runs", id), id, { resamples: 200, seed: 0 });
   }
+  // the knowledge world: base model and two SFT runs (chat format), option and letter scoring
+  await train({
+    kind: "pretrain", name: "fxw-pretrain", tokenizer: "word", seed: 0, world: { config: FIXTURE_WORLD, scoring: ["option", "letter"] },
+    model: { nLayer: 1, nHead: 2, dModel: 32, context: 64 }, batchSize: 8, steps: 40, optim: { lr: 3e-3, warmupSteps: 5 }, evalEvery: 20, evalWindows: 4,
+    logEvery: 10, eval: { maxTokens: 256, maxQuestions: 24, batchSize: 16 },
+  }, { outDir: join(root, "runs", "fxw-pt"), progress: false });
+  for (const eps of [0, 0.1]) {
+    const id = `fxw-sft-${eps}`;
+    await train({
+      kind: "sft", name: id, init: join(root, "runs", "fxw-pt", "checkpoint"), seed: 0, world: { scoring: ["option", "letter"] }, epochs: 1, batchSize: 8,
+      maxExamples: 40, loss: { labelSmoothing: eps }, optim: { lr: 2e-3, warmupSteps: 2 }, logEvery: 2, eval: { maxTokens: 0, maxQuestions: 24, batchSize: 16 },
+    }, { outDir: join(root, "runs", id), progress: false });
+  }
+  const { writeRunCalibration } = await import("../../backend/records/calibration.js");
+  for (const id of FIXTURE_WORLD_RUNS) writeRunCalibration(join(root, "runs", id), id, { resamples: 200, seed: 0 });
+  mkdirSync(join(root, "study"), { recursive: true });
+  const manifest = (name: string, regime: string, evidence: boolean, ids: readonly string[], title: string) => writeFileSync(join(root, "study", `${name}.json`), JSON.stringify({
+    format: "calib-study/1", name, title, description: null, regime, evidence, source: `${name}.json`, device: "cpu (site test fixture)", published_at: "2026-01-01T00:00:00Z",
+    execution: null, runs: ids.map((id) => ({ id, kind: id.includes("sft") ? "sft" : "pretrain", parent: null, arm: null, point: {}, status: "succeeded", seconds: null, published: true })), bytes: 0,
+  }, null, 1));
+  manifest("fxb", "brown", true, FIXTURE_RUNS, "Site fixture: Brown corpus");
+  manifest("fxw", "world", false, FIXTURE_WORLD_RUNS, "Site fixture: knowledge world");
   await writeKernelBench(join(root, "bench", "kernels.arrow"));
   for (const f of ["trainer.arrow", "trainer_meta.json"]) copyFileSync(join(PUBLISHED_BENCH, f), join(root, "bench", f));
 }

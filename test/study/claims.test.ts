@@ -199,3 +199,72 @@ describe("verdicts", () => {
     assert.deepEqual(c.get("C1")!.runs, ["in0"]);
   });
 });
+
+describe("knowledge worlds: scorings apart, per exposure bucket, the study index", () => {
+  // option rows carry the signal; letter rows of the same questions are noise that must never mix in
+  const worldRun = (root: string, id: string, json: Record<string, unknown>, epochs: number[], gen: (epoch: number, scoring: string) => Gen) => {
+    const dir = join(root, "runs", id);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "run.json"), JSON.stringify({ id, name: id, status: "succeeded", created_at: "2026-01-01T00:00:00Z", metrics: { vocab_size: 1500 }, artifacts: [], ...json }));
+    const rows: Array<{ epoch: number; id: string; confidence: number; correct: boolean; scoring: "option" | "letter"; exposures: number }> = [];
+    for (const epoch of epochs) for (const scoring of ["option", "letter"] as const) {
+      const r = rng(`${id}@${epoch}/${scoring}`);
+      const g = gen(epoch, scoring);
+      const m: Made = { c: [], a: [] };
+      for (let i = 0; i < N; i++) {
+        const x = g(i, r);
+        const c = Math.fround(x.c);
+        rows.push({ epoch, id: `w-${i}`, confidence: c, correct: x.a === 1, scoring, exposures: 1 + (i % 8) });
+        m.c.push(c); m.a.push(x.a);
+      }
+      made.set(`${root}|${id}@${epoch}/${scoring}`, m);
+    }
+    writeQuestions(dir, id, rows);
+  };
+  const wpre = (tok: string, d: number) => ({ kind: "pretrain", config: { kind: "pretrain", tokenizer: tok, model: { dModel: d, nLayer: 2 }, world: { config: { people: 24 } } } });
+
+  test("each scoring has its own table; a bucket's claims are the claims on its questions; the knowledge world comes first", async () => {
+    const root = newRoot();
+    const at = (id: string, e: number, s: string) => made.get(`${root}|${id}@${e}/${s}`)!;
+    worldRun(root, "wp", wpre("word", 64), [0], () => noisy);
+    worldRun(root, "w0", sft("wp", 0, 0), [1, 2], () => noisy);
+    worldRun(root, "w1", sft("wp", 0.1, 0), [1, 2], () => noisy);
+    // a Brown study beside it, with its own manifest
+    writeRun(root, "bp", pretrain("byte", 64), [0], () => noisy);
+    writeRun(root, "b0", sft("bp", 0, 0), [1], () => noisy);
+    mkdirSync(join(root, "study"), { recursive: true });
+    writeFileSync(join(root, "study", "b.json"), JSON.stringify({ format: "calib-study/1", name: "b", runs: ["bp", "b0"].map((id) => ({ id, published: true })) }));
+    writeFileSync(join(root, "study", "w.json"), JSON.stringify({ format: "calib-study/1", name: "w", regime: "world", evidence: false, runs: ["wp", "w0", "w1"].map((id) => ({ id, published: true })) }));
+    const prev = process.env.CALIB_DATA_DIR;
+    process.env.CALIB_DATA_DIR = root;
+    try {
+      const { computeStudyClaims } = await import("../../src/data/lib/claims.js");
+      const index = computeStudyClaims(root);
+      assert.deepEqual(index.studies.map((s) => [s.name, s.regime, s.evidence, s.results.map((r) => r.scoring)]), [["w", "world", false, ["option", "letter"]], ["b", "brown", true, ["letter"]]]);
+      assert.equal(index.primary, "w");
+      const w = index.studies[0]!;
+      const ece = (id: string, e: number, s: string, keep: (i: number) => boolean = () => true) => {
+        const m = at(id, e, s);
+        const idx = m.c.map((_, i) => i).filter(keep);
+        return refEce(idx.map((i) => m.c[i]!), idx.map((i) => m.a[i]!));
+      };
+      for (const scoring of ["option", "letter"]) {
+        const res = w.results.find((r) => r.scoring === scoring)!;
+        const c = new Map(res.claims.map((x) => [x.id, x]));
+        assert.ok(Math.abs(c.get("C1")!.effect!.estimate - (ece("w0", 2, scoring) - ece("wp", 0, scoring))) < 1e-9, `C1 ${scoring}`);
+        assert.ok(Math.abs(c.get("C2")!.effect!.estimate - (ece("w1", 2, scoring) - ece("w0", 2, scoring))) < 1e-9, `C2 ${scoring}`);
+        assert.equal(c.get("C1")!.n_questions, N, "the same questions under each scoring, never both");
+        // buckets 1, 2-3, 4-7, 8-15 of exposures 1 + (i mod 8)
+        assert.deepEqual(res.buckets.map((b) => [b.bucket, b.n_questions]), [["1", N / 8], ["2-3", N / 4], ["4-7", N / 2], ["8-15", N / 8]]);
+        const inBucket = (lo: number, hi: number) => (i: number) => 1 + (i % 8) >= lo && 1 + (i % 8) <= hi;
+        const b47 = res.buckets.find((b) => b.bucket === "4-7")!.claims.find((x) => x.id === "C1")!;
+        assert.ok(Math.abs(b47.effect!.estimate - (ece("w0", 2, scoring, inBucket(4, 7)) - ece("wp", 0, scoring, inBucket(4, 7)))) < 1e-9, `C1 in bucket 4-7 (${scoring})`);
+        assert.ok(b47.effect!.lo <= b47.effect!.hi);
+      }
+      assert.deepEqual(index.studies[1]!.results[0]!.buckets, [], "no exposures: no buckets");
+    } finally {
+      if (prev === undefined) delete process.env.CALIB_DATA_DIR;
+      else process.env.CALIB_DATA_DIR = prev;
+    }
+  });
+});

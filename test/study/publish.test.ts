@@ -115,3 +115,40 @@ test("republishing replaces the study's previous runs; installing two parts merg
   assert.deepEqual(readdirSync(join(data, "runs")).sort(), [...plan.runs.map((r) => r.id), "unrelated.txt"].sort());
   assert.equal(readManifest(data, "p")!.runs.length, 3);
 });
+
+test("knowledge worlds: epoch 0 dropped when it equals the parent's rows of the same scoring; questionEpochs 'last'; regime and evidence in the manifest", () => {
+  const wplan = planStudy({
+    kind: "study", name: "wp", device: "cpu", evidence: false,
+    pretrain: { base: { world: { config: { people: 24, attributes: { birth_city: 6 } }, scoring: ["option", "letter"] }, model: { nLayer: 1, nHead: 2, context: 64 }, steps: 2 }, grid: { tokenizer: ["word"], "model.dModel": [32] } },
+    sft: { base: { epochs: 3, world: { scoring: ["option"] } }, arms: [{ name: "a", grid: { "loss.labelSmoothing": [0] } }] },
+    publish: { questionEpochs: "last" },
+  });
+  const [pt, s0] = wplan.runs as [typeof wplan.runs[0], typeof wplan.runs[0]];
+  const stage = join(tmp, "wstage"), data = join(tmp, "wdata");
+  const scored = (epochs: number[], scoring: "option" | "letter", salt: number) => questions(epochs, salt).map((q) => ({ ...q, split: "held-out", task: "world", scoring, exposures: 1 + q.doc }));
+  const write = (id: string, kind: "pretrain" | "sft", rows: QuestionRow[]) => {
+    const dir = join(stage, id);
+    mkdirSync(dir, { recursive: true });
+    writeRunJson(join(dir, "run.json"), { id, name: id, kind, status: "succeeded", created_at: "2026-01-01T00:00:00Z", started_at: null, finished_at: null, config: { ...(kind === "pretrain" ? pt : s0).config }, metrics: {}, artifacts: [] });
+    writeQuestions(join(dir, "questions.arrow"), id, rows);
+  };
+  // the parent scored both ways (option rows first); the child's epoch 0 is the parent's option rows
+  write(pt.id, "pretrain", [...scored([0], "option", 0), ...scored([0], "letter", 0)]);
+  write(s0.id, "sft", scored([0, 1, 2, 3], "option", 0.5));
+  const m = publishStudy(wplan, null, { runsRoot: stage, dataDir: data });
+  assert.equal(m.regime, "world");
+  assert.equal(m.evidence, false);
+  const q = readArrowStream(join(data, "runs", s0.id, "questions.arrow"));
+  assert.deepEqual([...new Set(q.getChild("epoch")!.toArray())], [3], "epoch 0 from the parent, epochs 1 and 2 only in calibration.arrow");
+  const j = JSON.parse(readFileSync(join(data, "runs", s0.id, "run.json"), "utf8"));
+  assert.equal(j.metrics.epoch0_from_parent, 6);
+  assert.equal(j.metrics.question_epochs_dropped, 12);
+  // the Brown study's manifest: regime brown, evidence by default
+  assert.equal(readManifest(join(tmp, "data"), "p")?.regime ?? "brown", "brown");
+  // a child epoch 0 that differs from the parent's option rows is kept, and then published with the last epoch
+  write(s0.id, "sft", scored([0, 1, 2, 3], "option", 0.5).map((r, i) => (i === 0 ? { ...r, probs: Array.from(r.probs, (p, k) => (k === 0 ? p + 1e-6 : p)) } : r)));
+  publishStudy(wplan, null, { runsRoot: stage, dataDir: data });
+  assert.deepEqual([...new Set(readArrowStream(join(data, "runs", s0.id, "questions.arrow")).getChild("epoch")!.toArray())], [0, 3]);
+  // the letter rows alone equal nothing of the child's
+  assert.equal(epoch0Duplicate(readArrowStream(join(stage, pt.id, "questions.arrow")).slice(6), readArrowStream(join(stage, pt.id, "questions.arrow"))), 6, "a subset of the parent's scorings");
+});

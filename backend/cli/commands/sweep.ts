@@ -23,16 +23,18 @@ records, and publishes the runs into DATA/runs (docs/study.md).
   --hard-deadline S     kill unfinished runs S seconds from now
   --only REGEX          only the runs whose id matches (and the pretrained models they need)
   --no-publish          train into the stage directory only
-  --dry-run             print the plan and exit
+  --dry-run             print the plan (and the estimated size of its publication) and exit
   --install DIR…        install studies published elsewhere (the GPU job's DIR/runs + DIR/study),
                         merging parts of one study, into --data-dir
   --json                print the manifest as JSON on stdout
   -h, --help
 
 examples:
-  calib sweep data/sweeps/study-cpu.json                 # the CPU study (docs/study.md)
-  calib sweep data/sweeps/study-gpu.json --jobs 12       # on the GPU machine
-  calib sweep data/sweeps/study-ci.json --data-dir /tmp/d # CI's reduced study`;
+  calib sweep data/sweeps/world-cpu.json                 # the knowledge-world study's CPU form (docs/study.md)
+  calib sweep data/sweeps/world-gpu.json --dry-run       # its runs and published size, before the GPU job
+  calib sweep data/sweeps/world-gpu.json --jobs 12       # on the GPU machine
+  calib sweep data/sweeps/study-cpu.json                 # the Brown study's CPU form
+  calib sweep data/sweeps/world-ci.json --data-dir /tmp/d # CI's reduced study`;
 
 function readStudyFile(file: string): Record<string, unknown> {
   let raw: unknown;
@@ -86,6 +88,11 @@ export async function run(argv: string[]): Promise<number> {
     if (plan.runs.length === 0) throw new UsageError(`--only ${values.only} matches no run`);
   }
   if (values["dry-run"]) {
+    // `calib sweep FILE --dry-run | head` closes the pipe early: stop quietly instead of a stack trace
+    process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+      if (err.code === "EPIPE") process.exit(0);
+      throw err;
+    });
     console.log(describePlan(plan));
     for (const r of scheduleOrder(plan)) console.log(`  ${r.kind.padEnd(8)} ${r.id}`);
     return 0;

@@ -2,9 +2,11 @@
 // records keep only the option index, so the loader regenerates the questions with backend/data
 // (deterministic from task, split, question seed and split seed; ids like pos-<seed>-ca01-3-7)
 // and joins them by id. answer_class = the coarse part of speech of the answer for `pos` (the
-// option itself) and `cloze` (the blanked word's tag), the genre for `genre`. Questions that do
+// option itself) and `cloze` (the blanked word's tag), the genre for `genre`. A knowledge world's
+// questions (ids w<hash 8>-<person>-<attribute>) regenerate from the world configs of the runs
+// (worldAnswers): answer = the correct value, answer_class = the attribute asked. Questions that do
 // not regenerate (imports, other seeds) keep nulls.
-import { coarsePos, generateQuestions, type TaskName } from "../../../backend/data/index.js";
+import { buildWorld, coarsePos, generateQuestions, worldQuestions, type TaskName, type WorldConfigInput } from "../../../backend/data/index.js";
 
 export interface Answer {
   answer: string;
@@ -34,6 +36,24 @@ export function answersFor(wanted: ReadonlyArray<{ id: string; task: string; spl
       }
     } catch (err) {
       process.stderr.write(`warning: cannot regenerate ${key} questions: ${(err as Error).message}\n`);
+    }
+  }
+  return out;
+}
+
+/** id → answer of every held-out question of the given knowledge worlds (configs as in run.json). */
+export function worldAnswers(configs: Iterable<unknown>): Map<string, Answer> {
+  const out = new Map<string, Answer>();
+  const seen = new Set<string>();
+  for (const c of configs) {
+    const key = JSON.stringify(c);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    try {
+      const world = buildWorld((c ?? "default") as WorldConfigInput | "default");
+      for (const q of worldQuestions(world)) out.set(q.id, { answer: q.options[q.answer]!, answer_class: q.attribute, gold: q.answer });
+    } catch (err) {
+      process.stderr.write(`warning: cannot regenerate a knowledge world's questions: ${(err as Error).message}\n`);
     }
   }
   return out;

@@ -1,6 +1,9 @@
-// The Overview's claim → evidence table, computed from the question records of the runs in data/
-// (never typed in). When data/study/*.json manifests exist (a published study, docs/study.md),
-// only the runs they publish are used; otherwise every run.
+// The claim → evidence tables of the Overview and Findings pages, computed from the question records
+// of the runs in data/ (never typed in). Each published study (data/study/*.json manifests,
+// docs/study.md) gets its own table per scoring of its questions (option / letter; files without
+// a `scoring` column are letter scoring), plus, for knowledge-world studies, the same claims on the
+// questions of each exposure bucket (how often the person was seen); without manifests every run
+// forms one study. `computeStudyClaims` is the loader's index of them all; `computeClaims` one table.
 //
 // Each claim of the paper (Huang, Lu & Zeng, ICML 2025, arXiv 2508.00264; docs/study.md) becomes an effect on ECE measured on the SAME
 // questions (joined by split, task and id) for the runs compared, with a two-level paired
@@ -26,8 +29,11 @@
 // but a check reproduces it, or C2's calibration gain comes with an accuracy loss. Fewer than 3
 // seeds in a stratum marks the result preliminary.
 import { accuracy, bootstrapCounts, ece, percentileInterval, Xoshiro128 } from "../../../backend/metrics/index.js";
+import { questionScorings, type Scoring } from "../../../backend/records/questions.js";
+import { bucketOrder } from "../../../backend/records/calibration.js";
+import { exposureBucket } from "../../../backend/data/world/people.js";
 import { dataDir, listRuns, readRecord, runRows, type RunInfo, type RunRow } from "./records.js";
-import { listManifests } from "../../../backend/study/publish.js";
+import { listManifests, type Manifest } from "../../../backend/study/publish.js";
 
 export const SETTINGS = { metric: "ece", bins: 15, scheme: "equal-width", confidence_def: "renormalized", resamples: 1000, level: 0.95, seed: 0, accuracy_margin: 0.02 } as const;
 
@@ -67,14 +73,55 @@ export interface ClaimResult {
   units: Array<{ label: string; a: string; b: string; stratum: string; seed: number | null; estimate: number }>;
 }
 
+/** The claims recomputed on the questions of one exposure bucket (knowledge worlds). */
+export interface BucketClaims {
+  bucket: string;
+  n_questions: number;
+  claims: Array<Pick<ClaimResult, "id" | "status" | "effect" | "verdict" | "reason" | "preliminary" | "min_seeds" | "n_units" | "n_questions" | "secondary">>;
+}
+
 export interface ClaimsFile {
   generated_at: string;
   n_runs: number;
   /** the published studies whose runs were used (data/study/*.json), or [] for every run */
   studies: string[];
+  /** the scoring of the question records compared */
+  scoring: Scoring;
+  /** the scorings the runs' records have */
+  scorings: Scoring[];
   settings: typeof SETTINGS;
   verdict_rule: string;
   claims: ClaimResult[];
+  /** knowledge worlds: the claims on the questions of each exposure bucket (empty otherwise) */
+  buckets: BucketClaims[];
+}
+
+/** One study's claim tables, one per scoring of its questions. */
+export interface StudyClaims {
+  /** the manifest's name; null: every run (no manifest published) */
+  name: string | null;
+  title: string | null;
+  description: string | null;
+  /** "world": base models that know the answers (a knowledge world); "brown": base models that cannot answer */
+  regime: "world" | "brown";
+  /** false: a CPU / CI form whose numbers only show that the pipeline works */
+  evidence: boolean;
+  source: string | null;
+  device: string | null;
+  n_runs: number;
+  /** the scoring shown first (option when present) */
+  default_scoring: Scoring;
+  results: ClaimsFile[];
+}
+
+/** claims.json: every study's tables, the knowledge-world study first. */
+export interface ClaimsIndex {
+  generated_at: string;
+  settings: typeof SETTINGS;
+  verdict_rule: string;
+  /** the study the Overview shows (a knowledge-world study when one is published), or null */
+  primary: string | null;
+  studies: StudyClaims[];
 }
 
 type Run = RunRow;
@@ -82,19 +129,32 @@ type Run = RunRow;
 /** One evaluated checkpoint: question key → (confidence, correct). */
 type Arm = Map<string, { c: number; a: number }>;
 
-function armsOf(run: RunInfo): Map<number, Arm> {
+/** The question records of one scoring, by epoch; and each question's exposure bucket (knowledge worlds). */
+function armsOf(run: RunInfo, scoring: Scoring): { arms: Map<number, Arm>; buckets: Map<string, string> } {
   const q = readRecord(run, "questions.arrow");
   const out = new Map<number, Arm>();
-  if (!q || q.numRows === 0) return out;
+  const buckets = new Map<string, string>();
+  if (!q || q.numRows === 0) return { arms: out, buckets };
   const epoch = q.getChild("epoch")!, split = q.getChild("split")!, task = q.getChild("task")!, id = q.getChild("id")!;
-  const conf = q.getChild("confidence")!, correct = q.getChild("correct")!;
+  const conf = q.getChild("confidence")!, correct = q.getChild("correct")!, exposures = q.getChild("exposures");
+  const sc = questionScorings(q);
   for (let i = 0; i < q.numRows; i++) {
+    if (sc[i] !== scoring) continue;
     const e = epoch.get(i) as number;
     let arm = out.get(e);
     if (!arm) out.set(e, (arm = new Map()));
-    arm.set(`${split.get(i)}|${task.get(i)}|${id.get(i)}`, { c: conf.get(i) as number, a: correct.get(i) ? 1 : 0 });
+    const key = `${split.get(i)}|${task.get(i)}|${id.get(i)}`;
+    arm.set(key, { c: conf.get(i) as number, a: correct.get(i) ? 1 : 0 });
+    const ex = exposures?.get(i) as number | null | undefined;
+    if (ex !== null && ex !== undefined) buckets.set(key, exposureBucket(ex));
   }
-  return out;
+  return { arms: out, buckets };
+}
+
+/** The scorings present in a run's question records. */
+function scoringsOf(run: RunInfo): Set<Scoring> {
+  const q = readRecord(run, "questions.arrow");
+  return new Set(q && q.numRows > 0 ? questionScorings(q) : []);
 }
 
 /** A paired unit: two arms over their common questions; the statistic is metric(b) − metric(a). */
@@ -379,13 +439,20 @@ interface Evidence {
   runsById: Map<string, Run>;
   arms: Map<string, Map<number, Arm>>;
   sft: Run[];
+  /** question key → exposure bucket (knowledge worlds) */
+  bucketOf: Map<string, string>;
 }
 
-/** The question records of every run, by epoch; an SFT run published without its epoch 0 reads it from its parent. */
-function loadEvidence(infos: RunInfo[], rows: Run[]): Evidence {
+/** The question records of one scoring of every run, by epoch; an SFT run published without its epoch 0 reads it from its parent. */
+function loadEvidence(infos: RunInfo[], rows: Run[], scoring: Scoring): Evidence {
   const runsById = new Map(rows.map((r) => [r.run_id, r]));
   const arms = new Map<string, Map<number, Arm>>();
-  for (const info of infos) arms.set(info.id, armsOf(info));
+  const bucketOf = new Map<string, string>();
+  for (const info of infos) {
+    const x = armsOf(info, scoring);
+    arms.set(info.id, x.arms);
+    for (const [k, b] of x.buckets) bucketOf.set(k, b);
+  }
   // (the same records as its parent's, docs/study.md)
   for (const r of rows) {
     const a = arms.get(r.run_id);
@@ -394,7 +461,16 @@ function loadEvidence(infos: RunInfo[], rows: Run[]): Evidence {
     if (p0) a.set(0, p0);
   }
   const sft = rows.filter((r) => r.kind === "sft" && r.status === "succeeded" && [...(arms.get(r.run_id)?.keys() ?? [])].some((e) => e > 0));
-  return { runsById, arms, sft };
+  return { runsById, arms, sft, bucketOf };
+}
+
+/** The same evidence on the questions whose key passes `keep` (every arm filtered). */
+function restrictEvidence(ev: Evidence, keep: (key: string) => boolean): Evidence {
+  const arms = new Map<string, Map<number, Arm>>();
+  for (const [id, byEpoch] of ev.arms) {
+    arms.set(id, new Map([...byEpoch].map(([e, arm]) => [e, new Map([...arm].filter(([k]) => keep(k)))])));
+  }
+  return { ...ev, arms };
 }
 
 /** C1: ECE after SFT (last epoch) − ECE of the pretrained model (epoch 0), ε = 0. */
@@ -531,7 +607,27 @@ function claimC4({ runsById, arms, sft }: Evidence): ClaimResult {
   return done;
 }
 
-export function computeClaims(runInfos?: RunInfo[]): ClaimsFile {
+/** C1–C4 on some evidence. */
+function claimsOn(ev: Evidence): ClaimResult[] {
+  const c2pairs = lsPairs(ev.sft, ev.arms, isPlain, cellOf, cellOf);
+  return [claimC1(ev), claimC2(ev, c2pairs), claimC3(ev, c2pairs), claimC4(ev)];
+}
+
+const VERDICT_RULE = "reproduced: the 95% interval (bootstrap over questions and seeds) excludes 0 on the claimed side (C2: and accuracy does not fall by more than 0.02); not reproduced: it contains 0 (no detectable effect) or excludes 0 on the other side (the opposite); mixed: the sub-effects marked as checks (per cell, per remedy) disagree with the pooled reading. Preliminary: a stratum has fewer than 3 seeds.";
+
+/** The scorings of some runs' question records, option first. */
+function scoringsOfRuns(infos: RunInfo[]): Scoring[] {
+  const all = new Set<Scoring>();
+  for (const r of infos) for (const s of scoringsOf(r)) all.add(s);
+  return (["option", "letter"] as const).filter((s) => all.has(s));
+}
+
+/**
+ * The claim table of some runs (default: the runs of every published study, else every run) on the
+ * question records of one scoring (default: option when any run has it, else letter), with the
+ * per-exposure-bucket tables when the questions carry exposures.
+ */
+export function computeClaims(runInfos?: RunInfo[], o: { scoring?: Scoring; buckets?: boolean } = {}): ClaimsFile {
   let infos = runInfos ?? listRuns();
   let studies: string[] = [];
   if (!runInfos) {
@@ -542,12 +638,55 @@ export function computeClaims(runInfos?: RunInfo[]): ClaimsFile {
     }
   }
   const rows = runRows(infos);
-  const ev = loadEvidence(infos, rows);
-  const c2pairs = lsPairs(ev.sft, ev.arms, isPlain, cellOf, cellOf);
-  const claims = [claimC1(ev), claimC2(ev, c2pairs), claimC3(ev, c2pairs), claimC4(ev)];
-  return {
-    generated_at: new Date().toISOString(), n_runs: rows.length, studies, settings: SETTINGS,
-    verdict_rule: "reproduced: the 95% interval (bootstrap over questions and seeds) excludes 0 on the claimed side (C2: and accuracy does not fall by more than 0.02); not reproduced: it contains 0 (no detectable effect) or excludes 0 on the other side (the opposite); mixed: the sub-effects marked as checks (per cell, per remedy) disagree with the pooled reading. Preliminary: a stratum has fewer than 3 seeds.",
-    claims,
-  };
+  const scorings = scoringsOfRuns(infos);
+  const scoring = o.scoring ?? scorings[0] ?? "letter";
+  const ev = loadEvidence(infos, rows, scoring);
+  const claims = claimsOn(ev);
+  const buckets: BucketClaims[] = [];
+  if (o.buckets ?? true) {
+    const names = [...new Set(ev.bucketOf.values())].sort((a, b) => bucketOrder(a) - bucketOrder(b));
+    for (const b of names) {
+      const keys = new Set([...ev.bucketOf].filter(([, x]) => x === b).map(([k]) => k));
+      const sub = claimsOn(restrictEvidence(ev, (k) => keys.has(k)));
+      buckets.push({
+        bucket: b, n_questions: keys.size,
+        claims: sub.map(({ id, status, effect, verdict, reason, preliminary, min_seeds, n_units, n_questions, secondary }) => ({
+          id, status, effect, verdict, reason, preliminary, min_seeds, n_units, n_questions, secondary,
+        })),
+      });
+    }
+  }
+  return { generated_at: new Date().toISOString(), n_runs: rows.length, studies, scoring, scorings, settings: SETTINGS, verdict_rule: VERDICT_RULE, claims, buckets };
+}
+
+/** A study's regime: the manifest's, else "world" when a run was pretrained on a knowledge world. */
+function regimeOf(m: Manifest | null, infos: RunInfo[]): "world" | "brown" {
+  if (m?.regime) return m.regime;
+  return infos.some((r) => (r.json.config as { world?: unknown } | undefined)?.world !== undefined) ? "world" : "brown";
+}
+
+/**
+ * claims.json: one entry per published study (every run when none is published), each with a claim
+ * table per scoring; knowledge-world studies first (those that are evidence before CPU / CI forms).
+ */
+export function computeStudyClaims(root = dataDir()): ClaimsIndex {
+  const all = listRuns(root);
+  const manifests = listManifests(root);
+  const sets: Array<{ m: Manifest | null; infos: RunInfo[] }> = manifests.length
+    ? manifests.map((m) => {
+      const ids = new Set(m.runs.filter((r) => r.published).map((r) => r.id));
+      return { m, infos: all.filter((r) => ids.has(r.id)) };
+    })
+    : [{ m: null, infos: all }];
+  const studies: StudyClaims[] = sets.map(({ m, infos }) => {
+    const scorings = scoringsOfRuns(infos);
+    const results = (scorings.length ? scorings : (["letter"] as Scoring[])).map((scoring) => ({ ...computeClaims(infos, { scoring }), studies: m ? [m.name] : [] }));
+    return {
+      name: m?.name ?? null, title: m?.title ?? null, description: m?.description ?? null, regime: regimeOf(m, infos), evidence: m?.evidence ?? true,
+      source: m?.source ?? null, device: m?.device ?? null, n_runs: infos.length, default_scoring: results[0]!.scoring, results,
+    };
+  });
+  const rank = (s: StudyClaims) => (s.regime === "world" ? 0 : 2) + (s.evidence ? 0 : 1);
+  studies.sort((a, b) => rank(a) - rank(b));
+  return { generated_at: new Date().toISOString(), settings: SETTINGS, verdict_rule: VERDICT_RULE, primary: studies[0]?.name ?? null, studies };
 }

@@ -142,6 +142,7 @@ export const QUESTIONS_COLUMNS: ColumnSpec[] = [
   { name: "pred", type: "int32" }, { name: "correct", type: "bool" }, { name: "confidence", type: "float32" }, { name: "entropy", type: "float32" },
   { name: "logits", type: "list<float32>" }, { name: "probs", type: "list<float32>" }, { name: "vocab_probs", type: "list<float32>" },
   { name: "probs_norm", type: "list<float32>" }, { name: "confidence_norm", type: "float32" }, { name: "correct_norm", type: "bool" },
+  { name: "scoring", type: "utf8" }, { name: "exposures", type: "int32" },
 ];
 
 export const TRAIN_LOG_COLUMNS: ColumnSpec[] = [
@@ -328,6 +329,13 @@ function familyOf(j: Record<string, unknown>, model: Record<string, unknown>, vo
 /** One row per run: identity, status, model and loss settings (flattened from the config), record sizes. */
 export function runRows(runs = listRuns()): RunRow[] {
   const byDir = new Map(runs.map((r) => [r.dir, r]));
+  const byId = new Map(runs.map((r) => [r.id, r]));
+  // V recorded by the study worker (metrics.vocab_size): a knowledge world's word vocabulary has no fixed size
+  // (or the run's checkpoint, where it is still there)
+  const recordedVocab = (id: string | null | undefined) => {
+    const r = id ? byId.get(id) : undefined;
+    return r ? num(obj(r.json.metrics).vocab_size) ?? num(obj(readJson(join(r.dir, "checkpoint", "config.json"))?.model).vocab) : null;
+  };
   return runs.map((run) => {
     const j = run.json;
     const config = obj(j.config);
@@ -338,7 +346,7 @@ export function runRows(runs = listRuns()): RunRow[] {
     const finished = Date.parse(String(j.finished_at ?? ""));
     const metrics = obj(j.metrics);
     const tasks = Array.isArray(config.tasks) ? config.tasks : Array.isArray(evalc.tasks) ? evalc.tasks : [];
-    const vocab = num(model.vocab) ?? (tokenizer ? VOCAB_SIZES[tokenizer] ?? null : null);
+    const vocab = num(model.vocab) ?? recordedVocab(run.id) ?? recordedVocab(parent) ?? (tokenizer ? VOCAB_SIZES[tokenizer] ?? null : null);
     return {
       run_id: run.id, name: str(j.name) ?? run.id, kind: str(j.kind), status: str(j.status),
       created_at: str(j.created_at), started_at: str(j.started_at), finished_at: str(j.finished_at),
