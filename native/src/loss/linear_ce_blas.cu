@@ -194,26 +194,29 @@ class Blas : EngineRun {
     return CALIB_OK;
   }
 
+  // fn(r0, nr, v0, nc) over the plan's Rs × Ws blocks, rows outer, until one fails
+  template <class F>
+  calib_status each_block(F&& fn) {
+    for (int64_t r0 = 0; r0 < p_.n; r0 += q_.Rs)
+      for (int64_t v0 = 0; v0 < p_.v; v0 += q_.Ws)
+        if (calib_status st = fn(r0, std::min(q_.Rs, p_.n - r0), v0, std::min(q_.Ws, p_.v - v0))) return st;
+    return CALIB_OK;
+  }
+
   // the statistics pass through the slab, block by block
   calib_status slab_statistics(char* err) {
-    for (int64_t r0 = 0; r0 < p_.n; r0 += q_.Rs)
-      for (int64_t v0 = 0; v0 < p_.v; v0 += q_.Ws) {
-        const int64_t nr = std::min(q_.Rs, p_.n - r0), nc = std::min(q_.Ws, p_.v - v0);
-        calib_status st;
-        if ((st = block(r0, nr, v0, nc, 0, err)) || (st = stats_of(v0 == 0, v0 + nc >= p_.v, err))) return st;
-      }
-    return CALIB_OK;
+    return each_block([&](int64_t r0, int64_t nr, int64_t v0, int64_t nc) {
+      calib_status st = block(r0, nr, v0, nc, 0, err);
+      return st ? st : stats_of(v0 == 0, v0 + nc >= p_.v, err);
+    });
   }
 
   // G blocks straight from the logit kernel, bf16, Rs × Ws
   calib_status streamed_tma(char* err) {
-    for (int64_t r0 = 0; r0 < p_.n; r0 += q_.Rs)
-      for (int64_t v0 = 0; v0 < p_.v; v0 += q_.Ws) {
-        const int64_t nr = std::min(q_.Rs, p_.n - r0), nc = std::min(q_.Ws, p_.v - v0);
-        calib_status st;
-        if ((st = tma_pass(kGrad, r0, nr, v0, nc, err)) || (st = gemms(r0, nr, v0, nc, v0 > 0, r0 > 0, err))) return st;
-      }
-    return CALIB_OK;
+    return each_block([&](int64_t r0, int64_t nr, int64_t v0, int64_t nc) {
+      calib_status st = tma_pass(kGrad, r0, nr, v0, nc, err);
+      return st ? st : gemms(r0, nr, v0, nc, v0 > 0, r0 > 0, err);
+    });
   }
 
   // 1.5 blocks of G per slab (see the top of this file)
