@@ -1,4 +1,6 @@
 // Host-side matrices handed to the engine: row-major, float32 or bfloat16 bits.
+import { bf16ToF32, f32ToBf16 } from "../io/half.js";
+
 export type Dtype = "float32" | "bfloat16";
 
 export interface Matrix {
@@ -28,25 +30,16 @@ export function matrixDtype(m: Matrix, name: string): Dtype {
   return dtype;
 }
 
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
 /** float32 → bfloat16 bits, round to nearest even (as PyTorch). */
 export function toBf16(src: Float32Array): Uint16Array {
   const out = new Uint16Array(src.length);
-  for (let i = 0; i < src.length; i++) {
-    f32[0] = src[i]!;
-    const u = u32[0]!;
-    if ((u & 0x7fffffff) > 0x7f800000) out[i] = (u >>> 16) | 0x40;
-    else out[i] = ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
-  }
+  f32ToBf16(src, out);
   return out;
 }
 
 /** bfloat16 bits → float32 (exact). */
 export function fromBf16(src: Uint16Array): Float32Array {
   const out = new Float32Array(src.length);
-  const bits = new Uint32Array(out.buffer);
-  for (let i = 0; i < src.length; i++) bits[i] = src[i]! << 16;
+  bf16ToF32(src, out);
   return out;
 }

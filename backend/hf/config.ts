@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { LlamaConfig as EngineLlamaConfig, ModelConfig } from "../engine/index.js";
-import { bf16Value, f32ToBf16 } from "../io/safetensors.js";
+import { bf16Value, f32ToBf16 } from "../io/half.js";
 import { HfFolderError } from "./errors.js";
 
 export type HfFamily = "llama" | "qwen2" | "mistral" | "gemma2";

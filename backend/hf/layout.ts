@@ -3,25 +3,15 @@
 // Face state-dict name of each slice. No weight needs transforming on the way: HF stores linear
 // weights out×in too, Gemma's RMSNorm weights are stored as w (the engine applies 1 + w), and
 // the embedding scale and rotary layout (rotate-half) are the engine's own.
-import { tensorTable } from "../engine/index.js";
+import { tensorTable, type TensorInfo } from "../engine/index.js";
 import type { HfFamily, LlamaModelConfig } from "./config.js";
 
 export type LlamaTensorName =
   | "embed" | "attn_norm" | "q" | "k" | "v" | "q_bias" | "k_bias" | "v_bias" | "o" | "attn_post_norm"
   | "mlp_norm" | "gate" | "up" | "down" | "mlp_post_norm" | "norm_f" | "lm_head";
 
-/** A tensor of the flat parameter buffer (the shape of the engine's calib_model_tensor / TensorInfo). */
-export interface EngineTensor {
-  name: string;
-  /** elements from the start of the flat buffer */
-  offset: number;
-  numel: number;
-  shape: number[];
-  /** shape[0] is nLayer */
-  perLayer: boolean;
-  /** AdamW weight decay applies (matmul weights) */
-  decay: boolean;
-}
+/** A tensor of the flat parameter buffer: the engine's TensorInfo, by name. */
+export type EngineTensor = Omit<TensorInfo, "name"> & { name: string };
 
 /** The tensors of a configuration in calib.h's order, with their offsets. */
 export function llamaTensorTable(m: LlamaModelConfig): EngineTensor[] {

@@ -37,3 +37,16 @@ calib_status scratch_keep(size_t bytes, size_t keep, char** out, char* err);
 calib_cuda_stats& stats();
 
 }  // namespace calib::cu
+
+// Inside a function that returns calib_status and has `char* err`: a failing CUDA call (CU_TRY) or
+// kernel launch (LAUNCHED, after the launch) returns CALIB_ERR_RUNTIME naming what failed.
+#define CU_TRY(call)                                                    \
+  do {                                                                  \
+    cudaError_t e_ = (call);                                            \
+    if (e_ != cudaSuccess) return calib::cu::cuda_fail(err, e_, #call); \
+  } while (0)
+#define LAUNCHED(what)                                                  \
+  do {                                                                  \
+    cudaError_t e_ = cudaGetLastError();                                \
+    if (e_ != cudaSuccess) return calib::cu::cuda_fail(err, e_, what);  \
+  } while (0)

@@ -2,11 +2,10 @@
 #include <algorithm>
 
 #include "linear_ce_common.cuh"
+#include "linear_ce_plan.h"
 
 namespace calib::lce {
 namespace {
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 __global__ void merge_kernel(const MergeParams p) {
   const int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;

@@ -34,8 +34,6 @@ calib_status allow_smem(const void* kernel, int bytes, char* err) {
 
 namespace {
 
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
-
 DeviceProps props(const cu::DeviceInfo& dev) {
   DeviceProps d;
   d.sms = dev.sms;

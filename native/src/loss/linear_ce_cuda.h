@@ -61,18 +61,4 @@ blas::Handle blas_handle(char* why);
 // Lets `kernel` use `bytes` of dynamic shared memory (once per kernel; under the engine mutex).
 calib_status allow_smem(const void* kernel, int bytes, char* err);
 
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
-
 }  // namespace calib::lce
-
-#define CU_TRY(call)                                                 \
-  do {                                                               \
-    cudaError_t e_ = (call);                                         \
-    if (e_ != cudaSuccess) return calib::cu::cuda_fail(err, e_, #call); \
-  } while (0)
-#define LAUNCHED(what)                                               \
-  do {                                                               \
-    cudaError_t e_ = cudaGetLastError();                             \
-    if (e_ != cudaSuccess) return calib::cu::cuda_fail(err, e_, what);  \
-  } while (0)

@@ -11,8 +11,6 @@
 namespace calib::lce {
 namespace {
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 int64_t clamp64(int64_t x, int64_t lo, int64_t hi) { return std::max(lo, std::min(hi, x)); }
 
 // Vocabulary splits of the fused statistics pass: fill whole waves of `cap` resident CTAs.
@@ -110,8 +108,6 @@ void plan_fused(const Problem& p, const DeviceProps& dev, Plan& q) {
   }
   q.splits = choose_splits(ceil_div(std::max<int64_t>(q.lse_rows, 1), kRowTile), q.ntiles, dev.sms);
 }
-
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
 }  // namespace
 

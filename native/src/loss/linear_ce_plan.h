@@ -29,6 +29,11 @@ constexpr int64_t kDefaultSlabBytes = int64_t(56) << 20;   // cuBLAS: the slab (
 constexpr int64_t kBlasWorkspaceSmall = int64_t(4) << 20;
 constexpr int64_t kBlasWorkspaceLarge = int64_t(32) << 20;
 
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+// E and C start on 16-byte boundaries (the copy engine's and the vector loads' requirement).
+inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
 // The device, as far as the plan is concerned.
 struct DeviceProps {
   int sms = 0;

@@ -43,11 +43,6 @@ using namespace calib::model::cuda;
 using blas::kN;
 using blas::kT;
 
-#define CK(call)                                                                          \
-  do {                                                                                    \
-    cudaError_t e_ = (call);                                                              \
-    if (e_ != cudaSuccess) return calib::cu::cuda_fail(err, e_, #call);                   \
-  } while (0)
 #define ST(call)                                \
   do {                                          \
     if (calib_status s_ = (call)) return s_;    \
@@ -149,11 +144,11 @@ class GptCuda final : public GptImpl {
     ST(alloc(&chunk_begin_, n_chunks_, err));
     ST(alloc(&chunk_end_, n_chunks_, err));
     ST(alloc(&norm_parts_, n_chunks_, err));
-    CK(cudaMemcpy(chunk_begin_, b.data(), b.size() * 8, cudaMemcpyHostToDevice));
-    CK(cudaMemcpy(chunk_end_, e.data(), e.size() * 8, cudaMemcpyHostToDevice));
-    for (float* buf : {params_, grads_, m_, v_}) CK(cudaMemset(buf, 0, size_t(P) * 4));
-    if constexpr (kBf16) CK(cudaMemset(pc_, 0, size_t(P) * sizeof(A)));
-    CK(cudaDeviceSynchronize());
+    CU_TRY(cudaMemcpy(chunk_begin_, b.data(), b.size() * 8, cudaMemcpyHostToDevice));
+    CU_TRY(cudaMemcpy(chunk_end_, e.data(), e.size() * 8, cudaMemcpyHostToDevice));
+    for (float* buf : {params_, grads_, m_, v_}) CU_TRY(cudaMemset(buf, 0, size_t(P) * 4));
+    if constexpr (kBf16) CU_TRY(cudaMemset(pc_, 0, size_t(P) * sizeof(A)));
+    CU_TRY(cudaDeviceSynchronize());
     return CALIB_OK;
   }
 
@@ -203,7 +198,7 @@ class GptCuda final : public GptImpl {
       prof_.span(2, t2, t3);
       prof_.finish();
     }
-    if (grad) CK(cudaDeviceSynchronize());
+    if (grad) CU_TRY(cudaDeviceSynchronize());
     return CALIB_OK;
   }
 
@@ -220,7 +215,7 @@ class GptCuda final : public GptImpl {
     const int64_t R = std::max<int64_t>(1, std::min<int64_t>(4096, (int64_t(256) << 20) / (V_ * 4)));
     ST(eval_buffers(R, a.n_options, err));
     if (a.option_ids && a.n_options > 0)
-      CK(cudaMemcpy(ev_opt_ids_, a.option_ids, size_t(a.n_options) * 4, cudaMemcpyHostToDevice));
+      CU_TRY(cudaMemcpy(ev_opt_ids_, a.option_ids, size_t(a.n_options) * 4, cudaMemcpyHostToDevice));
     std::vector<int32_t> rows(R), tg(R);
     const int k = a.top_k;
     const A* H = head_compute();
@@ -230,9 +225,9 @@ class GptCuda final : public GptImpl {
         rows[r] = a.rows ? a.rows[i0 + r] : static_cast<int32_t>(i0 + r);
         if (a.targets) tg[r] = a.targets[rows[r]];
       }
-      CK(cudaMemcpy(ev_rows_, rows.data(), size_t(rn) * 4, cudaMemcpyHostToDevice));
-      if (a.targets) CK(cudaMemcpy(ev_tg_, tg.data(), size_t(rn) * 4, cudaMemcpyHostToDevice));
-      CK(gather_rows<A>(ev_h_, lnf_, ev_rows_, rn, static_cast<int>(C_)));
+      CU_TRY(cudaMemcpy(ev_rows_, rows.data(), size_t(rn) * 4, cudaMemcpyHostToDevice));
+      if (a.targets) CU_TRY(cudaMemcpy(ev_tg_, tg.data(), size_t(rn) * 4, cudaMemcpyHostToDevice));
+      CU_TRY(gather_rows<A>(ev_h_, lnf_, ev_rows_, rn, static_cast<int>(C_)));
       // z (rn × V) = h · Hᵀ
       ST(blas::gemm_rm(h_, kN, kT, rn, static_cast<int>(V_), static_cast<int>(C_), 1.f, ev_h_, kDt,
                        static_cast<int>(C_), H, kDt, static_cast<int>(C_), 0.f, ev_z_, blas::kF32,
@@ -257,23 +252,23 @@ class GptCuda final : public GptImpl {
       s.top_ids = ev_topi_;
       s.top_p = ev_topp_;
       s.option_logits = a.option_logits ? ev_opt_ : nullptr;
-      CK(row_stats(s));
+      CU_TRY(row_stats(s));
       auto back = [&](void* dst, const void* src, size_t elem, int64_t per) -> cudaError_t {
         if (!dst) return cudaSuccess;
         return cudaMemcpy(static_cast<char*>(dst) + size_t(i0) * per * elem, src, size_t(rn) * per * elem,
                           cudaMemcpyDeviceToHost);
       };
-      CK(back(a.argmax, ev_argmax_, 4, 1));
-      CK(back(a.p_target, ev_ptarget_, 4, 1));
-      CK(back(a.nll, ev_nll_, 4, 1));
-      CK(back(a.p_max, ev_pmax_, 4, 1));
-      CK(back(a.entropy, ev_entropy_, 4, 1));
-      CK(back(a.lse, ev_lse_, 4, 1));
+      CU_TRY(back(a.argmax, ev_argmax_, 4, 1));
+      CU_TRY(back(a.p_target, ev_ptarget_, 4, 1));
+      CU_TRY(back(a.nll, ev_nll_, 4, 1));
+      CU_TRY(back(a.p_max, ev_pmax_, 4, 1));
+      CU_TRY(back(a.entropy, ev_entropy_, 4, 1));
+      CU_TRY(back(a.lse, ev_lse_, 4, 1));
       if (k > 0) {
-        CK(back(a.top_ids, ev_topi_, 4, k));
-        CK(back(a.top_p, ev_topp_, 4, k));
+        CU_TRY(back(a.top_ids, ev_topi_, 4, k));
+        CU_TRY(back(a.top_p, ev_topp_, 4, k));
       }
-      if (a.option_logits) CK(back(a.option_logits, ev_opt_, 4, a.n_options));
+      if (a.option_logits) CU_TRY(back(a.option_logits, ev_opt_, 4, a.n_options));
     }
     return CALIB_OK;
   }
@@ -419,8 +414,8 @@ class GptCuda final : public GptImpl {
   // are stored; dC goes to a scratch that is added to the head's gradient.
   calib_status head(calib_model_step_args& a, int64_t N, float scale, bool grad, double* total, char* err) {
     if (grad && !dC_) ST(alloc(&dC_, V_ * C_, err));
-    CK(cudaMemcpy(targets_d_, a.targets, size_t(N) * 4, cudaMemcpyHostToDevice));
-    if (grad) CK(fill_f32(gout_, scale, N));
+    CU_TRY(cudaMemcpy(targets_d_, a.targets, size_t(N) * 4, cudaMemcpyHostToDevice));
+    if (grad) CU_TRY(fill_f32(gout_, scale, N));
     calib_lce_args la = head_lce_args(a, N, C_, V_, lnf_, head_compute(), targets_d_, loss_);
     la.dtype = kBf16 ? CALIB_BF16 : CALIB_F32;
     la.device = CALIB_DEVICE_CUDA;
@@ -438,9 +433,9 @@ class GptCuda final : public GptImpl {
       return st;
     }
     host_loss_.resize(N);
-    CK(cudaMemcpy(host_loss_.data(), loss_, size_t(N) * 4, cudaMemcpyDeviceToHost));
+    CU_TRY(cudaMemcpy(host_loss_.data(), loss_, size_t(N) * 4, cudaMemcpyDeviceToHost));
     for (int64_t i = 0; i < N; ++i) *total += host_loss_[i];
-    if (grad) CK(add_f32(G(c_.tied ? kWte : kLmHead), dC_, V_ * C_));
+    if (grad) CU_TRY(add_f32(G(c_.tied ? kWte : kLmHead), dC_, V_ * C_));
     return CALIB_OK;
   }
 
@@ -456,7 +451,7 @@ class GptCuda final : public GptImpl {
     A* P_l = att_ + l * Bm_ * NH_ * Tc_ * Tc_;
     const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hs)));
     const int nb = attention_blocks(T), blk = (T + nb - 1) / nb;
-    CK(permute_qkv<A>(qh_, kh_, vh_, qkv, P(kQkvb, l), B, T, NH, hs));
+    CU_TRY(permute_qkv<A>(qh_, kh_, vh_, qkv, P(kQkvb, l), B, T, NH, hs));
     const long long sh = int64_t(T) * hs, st = int64_t(T) * T;
     // S[rows of block i, keys ≤ its end] = scale · q·kᵀ
     for (int r0 = 0; r0 < T; r0 += blk) {
@@ -464,14 +459,14 @@ class GptCuda final : public GptImpl {
       ST(blas::gemm_rm_batched(h_, kN, kT, rn, kn, hs, scale, qh_ + int64_t(r0) * hs, kDt, hs, sh, kh_, kDt, hs, sh,
                                0.f, S_ + int64_t(r0) * T, kDt, T, st, BH, err));
     }
-    CK(softmax_forward<A>(P_l, S_, BH, T, blk));
+    CU_TRY(softmax_forward<A>(P_l, S_, BH, T, blk));
     // y[block i] = P[block i, keys ≤ its end] · v
     for (int r0 = 0; r0 < T; r0 += blk) {
       const int rn = std::min(blk, T - r0), kn = r0 + rn;
       ST(blas::gemm_rm_batched(h_, kN, kN, rn, hs, kn, 1.f, P_l + int64_t(r0) * T, kDt, T, st, vh_, kDt, hs, sh, 0.f,
                                yh_ + int64_t(r0) * hs, kDt, hs, sh, BH, err));
     }
-    CK(unpermute_heads<A>(atty_ + l * sNC, yh_, B, T, NH, hs));
+    CU_TRY(unpermute_heads<A>(atty_ + l * sNC, yh_, B, T, NH, hs));
     return CALIB_OK;
   }
 
@@ -485,8 +480,8 @@ class GptCuda final : public GptImpl {
     const int nb = attention_blocks(T), blk = (T + nb - 1) / nb;
     const long long sh = int64_t(T) * hs, st = int64_t(T) * T;
     A* dyh = yh_;  // the forward's per-head output is free in the backward
-    CK(permute_heads<A>(dyh, datty_, B, T, NH, hs));
-    CK(permute_qkv<A>(qh_, kh_, vh_, qkv, P(kQkvb, l), B, T, NH, hs));
+    CU_TRY(permute_heads<A>(dyh, datty_, B, T, NH, hs));
+    CU_TRY(permute_qkv<A>(qh_, kh_, vh_, qkv, P(kQkvb, l), B, T, NH, hs));
     for (int r0 = 0; r0 < T; r0 += blk) {
       const int rn = std::min(blk, T - r0), kn = r0 + rn;
       // dP[block i, keys ≤ its end] = dy·vᵀ (in S_)
@@ -497,7 +492,7 @@ class GptCuda final : public GptImpl {
                                dyh + int64_t(r0) * hs, kDt, hs, sh, 0.f, dvh_ + int64_t(r0) * hs, kDt, hs, sh, BH,
                                err));
     }
-    CK(softmax_backward<A>(S_, P_l, BH, T, blk, scale));  // dS in place of dP
+    CU_TRY(softmax_backward<A>(S_, P_l, BH, T, blk, scale));  // dS in place of dP
     for (int r0 = 0; r0 < T; r0 += blk) {
       const int rn = std::min(blk, T - r0), kn = r0 + rn;
       // dq[block i] = dS[block i, keys ≤ its end] · k
@@ -508,7 +503,7 @@ class GptCuda final : public GptImpl {
                                qh_ + int64_t(r0) * hs, kDt, hs, sh, 0.f, dkh_ + int64_t(r0) * hs, kDt, hs, sh, BH,
                                err));
     }
-    CK(unpermute_qkv<A>(dqkv_, dqh_, dkh_, dvh_, B, T, NH, hs));
+    CU_TRY(unpermute_qkv<A>(dqkv_, dqh_, dkh_, dvh_, B, T, NH, hs));
     return CALIB_OK;
   }
 
@@ -516,8 +511,8 @@ class GptCuda final : public GptImpl {
     cudaGetLastError();
     const int64_t N = int64_t(B) * T, sN = Bm_ * Tc_, sNC = sN * C_;
     const int C = static_cast<int>(C_), n = static_cast<int>(N);
-    CK(cudaMemcpy(inputs_d_, inputs, size_t(N) * 4, cudaMemcpyHostToDevice));
-    CK(encoder_forward(encoded_, inputs_d_, P(kWte), P(kWpe), B, T, C));
+    CU_TRY(cudaMemcpy(inputs_d_, inputs, size_t(N) * 4, cudaMemcpyHostToDevice));
+    CU_TRY(encoder_forward(encoded_, inputs_d_, P(kWte), P(kWpe), B, T, C));
     for (int64_t l = 0; l < L_; ++l) {
       const float* res = l == 0 ? encoded_ : res3_ + (l - 1) * sNC;
       A* ln1 = ln1_ + l * sNC;
@@ -526,20 +521,20 @@ class GptCuda final : public GptImpl {
       A* ln2 = ln2_ + l * sNC;
       A* fch = fch_ + l * 4 * sNC;
       float* res3 = res3_ + l * sNC;
-      CK(layernorm_forward<A>(ln1, ln1_mean_ + l * sN, ln1_rstd_ + l * sN, res, P(kLn1w, l), P(kLn1b, l), n, C));
+      CU_TRY(layernorm_forward<A>(ln1, ln1_mean_ + l * sN, ln1_rstd_ + l * sN, res, P(kLn1w, l), P(kLn1b, l), n, C));
       ST(matmul_forward(qkv, kDt, 0.f, ln1, W(kQkvw, l), N, C_, 3 * C_, err));
       const size_t a0 = prof_.mark();
       ST(attention_forward(l, B, T, err));
       prof_.span(3, a0, prof_.mark());
-      CK(residual_bias(res2, res, P(kAttprojb, l), N, C));
+      CU_TRY(residual_bias(res2, res, P(kAttprojb, l), N, C));
       ST(matmul_forward(res2, blas::kF32, 1.f, atty_ + l * sNC, W(kAttprojw, l), N, C_, C_, err));
-      CK(layernorm_forward<A>(ln2, ln2_mean_ + l * sN, ln2_rstd_ + l * sN, res2, P(kLn2w, l), P(kLn2b, l), n, C));
+      CU_TRY(layernorm_forward<A>(ln2, ln2_mean_ + l * sN, ln2_rstd_ + l * sN, res2, P(kLn2w, l), P(kLn2b, l), n, C));
       ST(matmul_forward(fch, kDt, 0.f, ln2, W(kFcw, l), N, C_, 4 * C_, err));
-      CK(gelu_forward<A>(fchg_, fch, P(kFcb, l), N, 4 * C));
-      CK(residual_bias(res3, res2, P(kFcprojb, l), N, C));
+      CU_TRY(gelu_forward<A>(fchg_, fch, P(kFcb, l), N, 4 * C));
+      CU_TRY(residual_bias(res3, res2, P(kFcprojb, l), N, C));
       ST(matmul_forward(res3, blas::kF32, 1.f, fchg_, W(kFcprojw, l), N, 4 * C_, C_, err));
     }
-    CK(layernorm_forward<A>(lnf_, lnf_mean_, lnf_rstd_, res3_ + (L_ - 1) * sNC, P(kLnfw), P(kLnfb), n, C));
+    CU_TRY(layernorm_forward<A>(lnf_, lnf_mean_, lnf_rstd_, res3_ + (L_ - 1) * sNC, P(kLnfw), P(kLnfb), n, C));
     return CALIB_OK;
   }
 
@@ -549,10 +544,10 @@ class GptCuda final : public GptImpl {
     const int C = static_cast<int>(C_), n = static_cast<int>(N);
     A* dres_a = kBf16 ? dres_a_ : nullptr;  // bf16 copy of the residual gradient for the matmuls
     const A* dres_in = dres_a_;
-    CK(cudaMemsetAsync(dres_, 0, size_t(N) * C * 4));
+    CU_TRY(cudaMemsetAsync(dres_, 0, size_t(N) * C * 4));
     const float* last = res3_ + (L_ - 1) * sNC;
-    CK(layernorm_param_grads(G(kLnfw), G(kLnfb), dln_, last, lnf_mean_, lnf_rstd_, n, C, partial_));
-    CK(layernorm_backward<A>(dres_, dres_a, dln_, last, P(kLnfw), lnf_mean_, lnf_rstd_, n, C));
+    CU_TRY(layernorm_param_grads(G(kLnfw), G(kLnfb), dln_, last, lnf_mean_, lnf_rstd_, n, C, partial_));
+    CU_TRY(layernorm_backward<A>(dres_, dres_a, dln_, last, P(kLnfw), lnf_mean_, lnf_rstd_, n, C));
     for (int64_t l = L_ - 1; l >= 0; --l) {
       const float* res = l == 0 ? encoded_ : res3_ + (l - 1) * sNC;
       const A* ln1 = ln1_ + l * sNC;
@@ -560,26 +555,26 @@ class GptCuda final : public GptImpl {
       const A* ln2 = ln2_ + l * sNC;
       const A* fch = fch_ + l * 4 * sNC;
       // res3 = res2 + fcproj(gelu(fc(ln2(res2))))
-      CK(gelu_forward<A>(fchg_, fch, P(kFcb, l), N, 4 * C));
+      CU_TRY(gelu_forward<A>(fchg_, fch, P(kFcb, l), N, 4 * C));
       ST(matmul_backward(dfch_, kDt, G(kFcprojw, l), dres_in, fchg_, W(kFcprojw, l), N, 4 * C_, C_, err));
-      CK(colsum_add<float>(G(kFcprojb, l), dres_, n, C, partial_));
-      CK(gelu_backward<A>(dfch_, fch, P(kFcb, l), dfch_, N, 4 * C));
-      CK(colsum_add<A>(G(kFcb, l), dfch_, n, 4 * C, partial_));
+      CU_TRY(colsum_add<float>(G(kFcprojb, l), dres_, n, C, partial_));
+      CU_TRY(gelu_backward<A>(dfch_, fch, P(kFcb, l), dfch_, N, 4 * C));
+      CU_TRY(colsum_add<A>(G(kFcb, l), dfch_, n, 4 * C, partial_));
       ST(matmul_backward(dln_, blas::kF32, G(kFcw, l), dfch_, ln2, W(kFcw, l), N, C_, 4 * C_, err));
-      CK(layernorm_param_grads(G(kLn2w, l), G(kLn2b, l), dln_, res2, ln2_mean_ + l * sN, ln2_rstd_ + l * sN, n, C,
+      CU_TRY(layernorm_param_grads(G(kLn2w, l), G(kLn2b, l), dln_, res2, ln2_mean_ + l * sN, ln2_rstd_ + l * sN, n, C,
                                partial_));
-      CK(layernorm_backward<A>(dres_, dres_a, dln_, res2, P(kLn2w, l), ln2_mean_ + l * sN, ln2_rstd_ + l * sN, n, C));
+      CU_TRY(layernorm_backward<A>(dres_, dres_a, dln_, res2, P(kLn2w, l), ln2_mean_ + l * sN, ln2_rstd_ + l * sN, n, C));
       // res2 = res + attproj(attn(qkv(ln1(res))))
       ST(matmul_backward(datty_, kDt, G(kAttprojw, l), dres_in, atty_ + l * sNC, W(kAttprojw, l), N, C_, C_, err));
-      CK(colsum_add<float>(G(kAttprojb, l), dres_, n, C, partial_));
+      CU_TRY(colsum_add<float>(G(kAttprojb, l), dres_, n, C, partial_));
       const size_t a0 = prof_.mark();
       ST(attention_backward(l, B, T, err));
       prof_.span(4, a0, prof_.mark());
-      CK(colsum_add<A>(G(kQkvb, l), dqkv_, n, 3 * C, partial_));
+      CU_TRY(colsum_add<A>(G(kQkvb, l), dqkv_, n, 3 * C, partial_));
       ST(matmul_backward(dln_, blas::kF32, G(kQkvw, l), dqkv_, ln1, W(kQkvw, l), N, C_, 3 * C_, err));
-      CK(layernorm_param_grads(G(kLn1w, l), G(kLn1b, l), dln_, res, ln1_mean_ + l * sN, ln1_rstd_ + l * sN, n, C,
+      CU_TRY(layernorm_param_grads(G(kLn1w, l), G(kLn1b, l), dln_, res, ln1_mean_ + l * sN, ln1_rstd_ + l * sN, n, C,
                                partial_));
-      CK(layernorm_backward<A>(dres_, dres_a, dln_, res, P(kLn1w, l), ln1_mean_ + l * sN, ln1_rstd_ + l * sN, n, C));
+      CU_TRY(layernorm_backward<A>(dres_, dres_a, dln_, res, P(kLn1w, l), ln1_mean_ + l * sN, ln1_rstd_ + l * sN, n, C));
     }
     // embedding gradients: positions of each distinct token, in increasing order
     order_.resize(N);
@@ -595,10 +590,10 @@ class GptCuda final : public GptImpl {
     }
     offs_.push_back(static_cast<int32_t>(N));
     const int nu = static_cast<int>(uniq_.size());
-    CK(cudaMemcpy(uniq_d_, uniq_.data(), size_t(nu) * 4, cudaMemcpyHostToDevice));
-    CK(cudaMemcpy(offs_d_, offs_.data(), size_t(nu + 1) * 4, cudaMemcpyHostToDevice));
-    CK(cudaMemcpy(pos_d_, order_.data(), size_t(N) * 4, cudaMemcpyHostToDevice));
-    CK(encoder_backward(G(kWte), G(kWpe), dres_, uniq_d_, offs_d_, pos_d_, nu, B, T, C));
+    CU_TRY(cudaMemcpy(uniq_d_, uniq_.data(), size_t(nu) * 4, cudaMemcpyHostToDevice));
+    CU_TRY(cudaMemcpy(offs_d_, offs_.data(), size_t(nu + 1) * 4, cudaMemcpyHostToDevice));
+    CU_TRY(cudaMemcpy(pos_d_, order_.data(), size_t(N) * 4, cudaMemcpyHostToDevice));
+    CU_TRY(encoder_backward(G(kWte), G(kWpe), dres_, uniq_d_, offs_d_, pos_d_, nu, B, T, C));
     return CALIB_OK;
   }
 
