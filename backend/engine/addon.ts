@@ -50,3 +50,18 @@ export function engineInfo(): EngineInfo {
 export function setThreads(n: number): void {
   addon().setThreads(n);
 }
+
+/** NCCL as the engine finds it at run time (native/src/dist/nccl.cc): loaded or not, and why. */
+export interface NcclStatus {
+  available: boolean;
+  /** the library that loaded ('' when none did) */
+  path: string;
+  /** NCCL's version code (e.g. 22703 for 2.27.3; 0 when none loaded) */
+  version: number;
+  /** when not available: what was tried */
+  message: string;
+}
+
+export function ncclStatus(): NcclStatus {
+  return (addon().ncclStatus as () => NcclStatus)();
+}

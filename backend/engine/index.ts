@@ -1,5 +1,5 @@
 // The engine's typed facade: everything backend/ and the CLI need from native/.
-export { addon, engineInfo, setThreads, type EngineInfo } from "./addon.js";
+export { addon, engineInfo, ncclStatus, setThreads, type EngineInfo, type NcclStatus } from "./addon.js";
 export { resolveDevice, type Device } from "./device.js";
 export { linearCrossEntropy, type LinearCrossEntropyOptions, type LinearCrossEntropyResult, type Reduction } from "./loss.js";
 export { matrix, toBf16, fromBf16, type Matrix, type Dtype } from "./tensor.js";

@@ -181,6 +181,7 @@ interface NativeModel {
   zeroGrad(): void;
   gradNorm(): { norm: number; tensorNorms: Float64Array };
   adamw(o: Record<string, unknown>): void;
+  adamwRange(o: Record<string, unknown>): void;
   eval(o: Record<string, unknown>): EvalResult;
 }
 
@@ -442,6 +443,33 @@ export class GptModel {
   adamw(options: AdamWOptions): void {
     if (options === null || typeof options !== "object") throw new TypeError("adamw options must be an object");
     this.m.adamw({ ...options });
+  }
+
+  /** AdamW on the flat range [begin, end) only (each tensor's part, with its decay): one rank's
+   * shard under ZeRO-1. Elementwise, so the range gets the values adamw() gives there. CPU only. */
+  adamwRange(options: AdamWOptions & { begin: number; end: number }): void {
+    if (options === null || typeof options !== "object") throw new TypeError("adamwRange options must be an object");
+    this.range(options.begin, options.end - options.begin, "begin", "end");
+    this.m.adamwRange({ ...options });
+  }
+
+  /** A copy of values [offset, offset + count) of a flat buffer. */
+  readRange(buffer: BufferName, offset: number, count: number): Float32Array | Float64Array {
+    this.range(offset, count, "offset", "count");
+    return this.m.read(buffer, offset, count);
+  }
+
+  /** Writes values into a flat buffer from offset on. */
+  writeRange(buffer: BufferName, values: Float32Array | Float64Array, offset: number): void {
+    this.range(offset, values.length, "offset", "values.length");
+    this.m.write(buffer, values, offset);
+  }
+
+  private range(offset: number, count: number, what: string, size: string): void {
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`${what} must be an integer ≥ 0 (got ${String(offset)})`);
+    if (!Number.isSafeInteger(count) || count < 0 || offset + count > this.numParams) {
+      throw new RangeError(`${what} ${offset} + ${size} ${String(count)} is outside the ${this.numParams} parameters`);
+    }
   }
 
   /** Distribution statistics at the chosen rows (see EvalResult). */

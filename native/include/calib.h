@@ -266,6 +266,13 @@ typedef struct {
 
 calib_status calib_model_adamw(calib_model* model, const calib_adamw_args* args, char* err);
 
+/* The same update on the flat range [begin, end) of the buffers only (each tensor's part of it, with
+ * that tensor's decay): one rank's shard under ZeRO-1 data parallelism (backend/train/dp). The update
+ * is elementwise, so the range gets exactly the values calib_model_adamw gives there. CPU models;
+ * a CUDA model gives CALIB_ERR_DEVICE. */
+calib_status calib_model_adamw_range(calib_model* model, const calib_adamw_args* args, int64_t begin, int64_t end,
+                                     char* err);
+
 /* Evaluation of the next-token distribution p = softmax(softcap(z/T)) at chosen positions.
  * Every output is optional (NULL = not wanted) and has one entry per evaluated row
  * (top_ids/top_p: top_k per row; option_logits: n_options per row). */
@@ -295,6 +302,13 @@ typedef struct {
 
 calib_status calib_model_eval(calib_model* model, calib_model_eval_args* args, char* err);
 
+
+/* NCCL for data parallelism over several GPUs, loaded at run time (CALIB_NCCL_PATH, then libnccl.so.2 on
+ * the loader's path and the CUDA folders, then PyTorch's nvidia-nccl wheel under python site-packages).
+ * Returns 1 when it loads with every collective data parallelism needs: path and version (NCCL's code,
+ * e.g. 22703 for 2.27.3) are filled in. Returns 0 otherwise, with what was tried in message. Loading
+ * needs no GPU; the answer is found once per process. */
+int32_t calib_nccl_status(char* path, size_t path_len, int32_t* version, char* message, size_t message_len);
 
 /* ---------------------------------------------------------------------------------
  * CUDA: device memory, options and statistics (built with CUDA only; a build without

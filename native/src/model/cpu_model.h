@@ -74,12 +74,22 @@ class CpuModel : public ModelImpl {
                                     tensor_norms, lay_.count, threads()));
   }
 
-  void adamw(const calib_adamw_args& a) final {
+  void adamw(const calib_adamw_args& a) final { update(a, 0, static_cast<int64_t>(params_.size())); }
+
+  calib_status adamw_range(const calib_adamw_args& a, int64_t begin, int64_t end, char*) final {
+    update(a, begin, end);
+    return CALIB_OK;
+  }
+
+ private:
+  // AdamW on each tensor's part of [begin, end), with that tensor's decay (elementwise: a range
+  // gets the values the whole update gives there).
+  void update(const calib_adamw_args& a, int64_t begin, int64_t end) {
     const int nt = threads();
     for (int32_t i = 0; i < lay_.count; ++i) {
       const TensorSpec& s = lay_.t[lay_.index[i]];
-      adamw_update<T>(params_.data(), grads_.data(), m_.data(), v_.data(), s.offset, s.offset + s.numel, a, s.decay,
-                      nt);
+      const int64_t b = std::max(begin, s.offset), e = std::min(end, s.offset + s.numel);
+      if (b < e) adamw_update<T>(params_.data(), grads_.data(), m_.data(), v_.data(), b, e, a, s.decay, nt);
     }
     wt_fresh_ = false;
   }

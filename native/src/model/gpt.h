@@ -93,6 +93,8 @@ class ModelImpl {
   virtual calib_status eval(calib_model_eval_args& a, char* err) = 0;
   virtual double grad_norm(double* tensor_norms) = 0;
   virtual void adamw(const calib_adamw_args& a) = 0;
+  // AdamW on the flat range [begin, end) only (one rank's shard under ZeRO-1); devices without it say so.
+  virtual calib_status adamw_range(const calib_adamw_args& a, int64_t begin, int64_t end, char* err);
 };
 
 using GptImpl = ModelImpl;  // the name gpt_cuda.cu implements

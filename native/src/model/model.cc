@@ -289,10 +289,8 @@ extern "C" calib_status calib_model_grad_norm(calib_model* model, double* norm, 
   return CALIB_OK;
 }
 
-extern "C" calib_status calib_model_adamw(calib_model* model, const calib_adamw_args* args, char* err) {
-  err[0] = '\0';
-  if (!model || !args) return fail(err, CALIB_ERR_TYPE, "no model or arguments");
-  const calib_adamw_args& a = *args;
+namespace {
+calib_status check_adamw(const calib_adamw_args& a, char* err) {
   if (!(a.lr >= 0.f) || !std::isfinite(a.lr)) return fail(err, CALIB_ERR_RANGE, "lr must be a finite number ≥ 0 (got %g)", a.lr);
   if (!(a.beta1 >= 0.f && a.beta1 < 1.f)) return fail(err, CALIB_ERR_RANGE, "beta1 must be in [0, 1) (got %g)", a.beta1);
   if (!(a.beta2 >= 0.f && a.beta2 < 1.f)) return fail(err, CALIB_ERR_RANGE, "beta2 must be in [0, 1) (got %g)", a.beta2);
@@ -302,8 +300,32 @@ extern "C" calib_status calib_model_adamw(calib_model* model, const calib_adamw_
   if (!(a.grad_scale > 0.f) || !std::isfinite(a.grad_scale))
     return fail(err, CALIB_ERR_RANGE, "gradScale must be a finite number > 0 (got %g)", a.grad_scale);
   if (a.step < 1) return fail(err, CALIB_ERR_RANGE, "step must be ≥ 1 (got %lld)", static_cast<long long>(a.step));
-  model->impl->adamw(a);
   return CALIB_OK;
+}
+}  // namespace
+
+calib_status calib::model::ModelImpl::adamw_range(const calib_adamw_args&, int64_t, int64_t, char* err) {
+  return fail(err, CALIB_ERR_DEVICE, "AdamW over a range (sharded optimizer state) is implemented on the CPU only");
+}
+
+extern "C" calib_status calib_model_adamw(calib_model* model, const calib_adamw_args* args, char* err) {
+  err[0] = '\0';
+  if (!model || !args) return fail(err, CALIB_ERR_TYPE, "no model or arguments");
+  if (calib_status st = check_adamw(*args, err)) return st;
+  model->impl->adamw(*args);
+  return CALIB_OK;
+}
+
+extern "C" calib_status calib_model_adamw_range(calib_model* model, const calib_adamw_args* args, int64_t begin, int64_t end,
+                                                char* err) {
+  err[0] = '\0';
+  if (!model || !args) return fail(err, CALIB_ERR_TYPE, "no model or arguments");
+  const int64_t n = model->layout.total;
+  if (begin < 0 || end < begin || end > n)
+    return fail(err, CALIB_ERR_RANGE, "range [%lld, %lld) is not within the %lld parameters", static_cast<long long>(begin),
+                static_cast<long long>(end), static_cast<long long>(n));
+  if (calib_status st = check_adamw(*args, err)) return st;
+  return model->impl->adamw_range(*args, begin, end, err);
 }
 
 extern "C" calib_status calib_model_eval(calib_model* model, calib_model_eval_args* args, char* err) {

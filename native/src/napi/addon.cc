@@ -28,12 +28,27 @@ static Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   calib_set_threads(static_cast<int32_t>(n));
   return info.Env().Undefined();
 }
+
+// ncclStatus(): {available, path, version, message} (native/src/dist/nccl.cc).
+static Napi::Value NcclStatus(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  char path[1024], message[1024];
+  int32_t version = 0;
+  const bool ok = calib_nccl_status(path, sizeof path, &version, message, sizeof message) != 0;
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("available", Napi::Boolean::New(env, ok));
+  out.Set("path", Napi::String::New(env, path));
+  out.Set("version", Napi::Number::New(env, version));
+  out.Set("message", Napi::String::New(env, message));
+  return out;
+}
 }  // namespace calib::napi
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   using namespace calib::napi;
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  exports.Set("ncclStatus", Napi::Function::New(env, NcclStatus));
   exports.Set("linearCrossEntropy", Napi::Function::New(env, LinearCrossEntropy));
   RegisterCuda(env, exports);
   exports.Set("Model", ModelClass(env));

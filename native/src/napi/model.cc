@@ -92,6 +92,7 @@ class Model : public Napi::ObjectWrap<Model> {
                            InstanceMethod<&Model::ZeroGrad>("zeroGrad"),
                            InstanceMethod<&Model::GradNorm>("gradNorm"),
                            InstanceMethod<&Model::AdamW>("adamw"),
+                           InstanceMethod<&Model::AdamWRange>("adamwRange"),
                            InstanceMethod<&Model::Eval>("eval"),
                        });
   }
@@ -264,10 +265,8 @@ class Model : public Napi::ObjectWrap<Model> {
     return out;
   }
 
-  Napi::Value AdamW(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    calib_model* m = get(env);
-    Napi::Object o = options(info, "adamw");
+  // adamw({lr, beta1, beta2, eps, weightDecay, gradScale, step}); adamwRange takes begin and end too.
+  static calib_adamw_args adamw_args(Napi::Env env, const Napi::Object& o) {
     calib_adamw_args a{};
     if (!has(o, "lr")) type_error(env, "lr is required");
     a.lr = static_cast<float>(number(o, "lr", 0));
@@ -278,8 +277,27 @@ class Model : public Napi::ObjectWrap<Model> {
     a.grad_scale = static_cast<float>(number(o, "gradScale", 1.0));
     a.step = integer(o, "step", -1, 1, int64_t(1) << 53);
     if (a.step < 0) type_error(env, "step is required");
+    return a;
+  }
+
+  Napi::Value AdamW(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    calib_model* m = get(env);
+    const calib_adamw_args a = adamw_args(env, options(info, "adamw"));
     char err[CALIB_ERRLEN];
     check(env, calib_model_adamw(m, &a, err), err);
+    return env.Undefined();
+  }
+
+  Napi::Value AdamWRange(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    calib_model* m = get(env);
+    Napi::Object o = options(info, "adamwRange");
+    const calib_adamw_args a = adamw_args(env, o);
+    const int64_t begin = integer(o, "begin", -1, 0, int64_t(1) << 53), end = integer(o, "end", -1, 0, int64_t(1) << 53);
+    if (begin < 0 || end < 0) type_error(env, "begin and end are required");
+    char err[CALIB_ERRLEN];
+    check(env, calib_model_adamw_range(m, &a, begin, end, err), err);
     return env.Undefined();
   }
 
