@@ -50,3 +50,17 @@ export function writeDirAtomic(dir: string, fill: (tmp: string) => void): void {
     throw err;
   }
 }
+
+/**
+ * After a process `pid` that was writing `dir` through writeDirAtomic died: removes its temporary
+ * folder, and puts the previous `dir` back when the process died between the two renames. `dir`
+ * is then the last complete folder (or absent when there was none).
+ */
+export function recoverDirAtomic(dir: string, pid: number): void {
+  const parent = dirname(dir);
+  const tmp = join(parent, `.${basename(dir)}.${pid}.tmp`);
+  const old = join(parent, `.${basename(dir)}.${pid}.old`);
+  rmSync(tmp, { recursive: true, force: true });
+  if (!existsSync(dir) && existsSync(old)) renameSync(old, dir);
+  rmSync(old, { recursive: true, force: true });
+}

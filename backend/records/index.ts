@@ -4,7 +4,7 @@ export { writeArrowStream, readArrowStream, makeTable, utf8, bool, int32, float3
 export { writeTrainLog, readTrainLog, trainLogTable, TRAIN_LOG_COLUMNS, type TrainLogRow } from "./train-log.js";
 export { writeTokens, tokensTable, TOP_K, type TokenRecords } from "./tokens.js";
 export { writeQuestions, questionsTable, questionScorings, SCORINGS, type QuestionRow, type Scoring } from "./questions.js";
-export { writeRunJson, type RunJson, type RunKind, type RunStatus } from "./run.js";
+export { markRunFailed, writeRunJson, type RunJson, type RunKind, type RunStatus } from "./run.js";
 export {
   writeCalibration, writeRunCalibration, calibrationTable, questionCalibration, tokenCalibration, questionGroups, tokenGroups, groupRows, bucketOrder,
   CALIBRATION_DEFAULTS, TOKEN_TASK, TOKEN_SCORING, TASK_ALL, ALL_EXPOSURES,

@@ -124,6 +124,8 @@ const common = {
   device: z.enum(["cpu", "cuda", "auto"]).default("cpu"),
   /** CPU threads, 0 = CALIB_THREADS or all cores */
   threads: int(0).max(1024).default(0),
+  /** data parallelism: ranks (one per GPU), each taking its rows of every global batch; ZeRO-1 (docs/parallel.md) */
+  gpus: int(1).max(1024).default(1),
   splitSeed: int(0).default(0),
   loss: LossSchema.prefault({}),
   batchSize: int(1).max(1 << 20).default(16),
@@ -222,7 +224,8 @@ export function parseTrainConfig(input: unknown): TrainConfig {
 
 /** Hash of everything that determines the numbers of a run (resume refuses another config). */
 export function configHash(config: TrainConfig): string {
-  const { name: _n, threads: _t, logEvery: _l, checkpointEvery: _c, eval: ev, precision, headWorkspaceBytes, ...all } = config;
+  // gpus: the same run on any number of ranks (resume may change it); the sums differ only in rounding
+  const { name: _n, threads: _t, gpus: _g, logEvery: _l, checkpointEvery: _c, eval: ev, precision, headWorkspaceBytes, ...all } = config;
   // multiple-choice evaluation does not change training either
   const { questions: _q, ...rest } = all as typeof all & { questions?: unknown };
   // the engine settings count only where they differ from their defaults (configs written before they existed keep their hash)

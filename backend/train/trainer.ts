@@ -32,7 +32,7 @@ import {
   type TokenStream, type Tokenizer, type TokenizerName,
 } from "../data/index.js";
 import {
-  readArrowStream, readTrainLog, writeArrowStream, writeQuestions, writeRunJson, writeTokens, writeTrainLog, type RunJson,
+  markRunFailed, readArrowStream, readTrainLog, writeArrowStream, writeQuestions, writeRunJson, writeTokens, writeTrainLog, type RunJson,
   type TrainLogRow,
 } from "../records/index.js";
 import { configHash, engineOptions, parseTrainConfig, type EvalConfig, type PretrainConfig, type SftConfig, type TrainConfig } from "./config.js";
@@ -48,6 +48,10 @@ import { trimSftBatch } from "./sft-batches.js";
 import { evaluateQuestions, evaluateTokens, validationLoss, type QuestionEval } from "./evaluate.js";
 import { progressBar, type Progress } from "../term/progress.js";
 import { evaluateWorldQuestions, openWorldRun, type WorldRun } from "./world-run.js";
+import type { Collective } from "./dp/collective.js";
+import { rowSlice, type ShardOptions } from "./dp/shard.js";
+import { ShardedAdamW } from "./dp/zero.js";
+import { launchRanks, type Transport } from "./dp/launch.js";
 
 export { trimSftBatch } from "./sft-batches.js";
 
@@ -65,6 +69,22 @@ export interface TrainOptions {
   signal?: AbortSignal;
   /** every train_log row as it is written */
   onRow?: (row: TrainLogRow) => void;
+  /** config.gpus > 1: how the ranks communicate; 'cpu-test' runs CPU ranks over a localhost socket
+   * (tests of the launcher, the sharded optimizer and the checkpoints); default NCCL (device cuda) */
+  transport?: Transport;
+  /** config.gpus > 1: called with each rank's process id once the ranks are started */
+  onRanks?: (pids: number[]) => void;
+  /** a collective that some ranks reach and others not within this time ends the run (default 30 min) */
+  collectiveTimeoutMs?: number;
+  /** set by the launcher in a rank's process (backend/train/dp/rank.ts), never by callers */
+  rank?: RankContext;
+}
+
+/** One rank of a data-parallel run: its collective and the ZeRO-1 bucket layout. */
+export interface RankContext {
+  collective: Collective;
+  transport: Transport;
+  shard?: ShardOptions;
 }
 
 export interface TrainResult {
@@ -90,6 +110,13 @@ function supervised(targets: Int32Array, ignore = -100): number {
   let n = 0;
   for (let i = 0; i < targets.length; i++) if (targets[i] !== ignore) n++;
   return n;
+}
+
+/** Rank r's rows of a micro-batch (null when it has none: a short last batch over many ranks). */
+function rankRows(b: Batch, worldSize: number, rank: number): Batch | null {
+  const { begin, end } = rowSlice(b.b, worldSize, rank);
+  if (begin === end) return null;
+  return { inputs: b.inputs.subarray(begin * b.t, end * b.t), targets: b.targets.subarray(begin * b.t, end * b.t), b: end - begin, t: b.t };
 }
 
 // ------------------------------------------------------------------------------------------
@@ -119,6 +146,10 @@ class Run {
   hf: SaveOptions["hf"];
   /** run.json's description of the model */
   modelInfo: ModelInfo | null = null;
+  /** data parallelism: this rank's collective and sharded optimizer (null on one device) */
+  readonly dp: { c: Collective; opt: ShardedAdamW; transport: Transport } | null;
+  /** rank 0, or the only process: evaluates and writes the records, run.json and checkpoints */
+  readonly root: boolean;
   private created: string;
   private lastRowTime = performance.now();
   private tokensSinceRow = 0;
@@ -132,19 +163,22 @@ class Run {
     this.hash = configHash(config);
     this.softcap = config.loss.softcap;
     this.created = new Date().toISOString();
+    const r = options.rank;
+    this.dp = r ? { c: r.collective, opt: new ShardedAdamW(model, r.collective, r.shard), transport: r.transport } : null;
+    this.root = !r || r.collective.rank === 0;
     this.state = {
       format: TRAINER_STATE_FORMAT, phase: config.kind, step: 0, microBatches: 0, epoch: 0, batchInEpoch: 0,
       seed: config.seed, configHash: this.hash, tokens: 0, elapsedSeconds: 0, logRows: 0,
       pendingLossSum: 0, pendingTokens: 0,
     };
     // off a terminal (CI, job.log) a line at every 10% of the steps
-    this.progress = progressBar(label, totalSteps, { enabled: options.progress ?? true, count: (s, t) => `step ${s}/${t}`, logEvery: 0.1 });
+    this.progress = progressBar(label, totalSteps, { enabled: this.root && (options.progress ?? true), count: (s, t) => `step ${s}/${t}`, logEvery: 0.1 });
   }
 
   /** Loads outDir/checkpoint when resuming; returns whether it did. A fresh run clears old evals. */
   resume(): boolean {
     if (!this.options.resume) {
-      for (const f of readdirSync(this.evalDir)) if (f.endsWith(".arrow")) rmSync(join(this.evalDir, f), { force: true });
+      if (this.root) for (const f of readdirSync(this.evalDir)) if (f.endsWith(".arrow")) rmSync(join(this.evalDir, f), { force: true });
       return false;
     }
     if (!existsSync(join(this.ckptDir, "trainer_state.json"))) {
@@ -177,35 +211,43 @@ class Run {
   }
 
   writeRun(status: RunJson["status"], metrics: RunJson["metrics"], error?: string): void {
+    if (!this.root) return;
     const artifacts = ["train_log.arrow", "tokens.arrow", "questions.arrow", "checkpoint"].filter((a) => existsSync(join(this.out, a)));
     const run: RunJson = {
       id: this.runId, name: this.config.name ?? this.runId, kind: this.config.kind, status, created_at: this.created,
       started_at: this.created, finished_at: status === "running" ? null : new Date().toISOString(), config: this.config, metrics, artifacts,
       ...(this.modelInfo ? { model: this.modelInfo } : {}),
+      ...(this.dp ? { parallel: { world_size: this.dp.c.worldSize, transport: this.dp.transport } } : {}),
     };
     if (error) run.error = error;
     writeRunJson(join(this.out, "run.json"), run);
   }
 
-  /** One optimizer step over the given micro-batches; returns the mean loss and the pre-clip norm. */
-  step(micro: Batch[], epochFrac: number, wantRow: boolean, epochAfter?: () => number): { loss: number; norm: number; lr: number } {
+  /**
+   * One optimizer step over the given micro-batches; returns the mean loss and the pre-clip norm.
+   * Data-parallel: this rank computes its rows of every micro-batch (rowSlice), the loss sums and
+   * gradients are summed over the ranks, and AdamW updates this rank's shard (dp/zero.ts).
+   */
+  async step(micro: Batch[], epochFrac: number, wantRow: boolean, epochAfter?: () => number): Promise<{ loss: number; norm: number; lr: number }> {
     const c = this.config;
     const step = this.state.step + 1;
     const loss = { labelSmoothing: c.loss.labelSmoothing, temperature: c.loss.temperature, softcap: this.softcap ?? 0 };
     const total = micro.reduce((a, b) => a + supervised(b.targets), 0);
     const model = this.model;
+    const dp = this.dp;
     model.zeroGrad();
     let lossSum = 0, tokens = 0;
     for (const b of micro) {
-      const r = model.forwardBackward(b, loss, total > 0 ? 1 / total : 0);
-      lossSum += r.lossSum;
+      const mine = dp ? rankRows(b, dp.c.worldSize, dp.c.rank) : b;
+      if (mine) lossSum += model.forwardBackward(mine, loss, total > 0 ? 1 / total : 0).lossSum;
       tokens += b.b * b.t;
     }
+    if (dp) lossSum = (await dp.c.allReduce(Float64Array.of(lossSum)))[0]!;
     if (!Number.isFinite(lossSum)) {
       throw new Error(`step ${step}: the training loss is ${lossSum} (non-finite); training stopped (try a lower lr, gradClip, or check the config)`);
     }
     let entropy = NaN;
-    if (wantRow) {
+    if (wantRow && this.root) {
       // Entropy of the trained distribution softcap(z/T) on (up to 256 evenly spaced) supervised
       // tokens of the last micro-batch, before the update.
       const b = micro[micro.length - 1]!;
@@ -218,7 +260,7 @@ class Run {
         entropy = r.entropy.reduce((a, x) => a + x, 0) / rows.length;
       }
     }
-    const { norm, tensorNorms } = model.gradNorm();
+    const { norm, tensorNorms } = dp ? await dp.opt.reduceGradients() : model.gradNorm();
     if (!Number.isFinite(norm)) {
       const bad = model.tensors().filter((_, i) => !Number.isFinite(tensorNorms[i]!)).map((t) => t.name);
       throw new Error(`step ${step}: the gradient norm is ${norm} (non-finite in ${bad.join(", ") || "?"}); training stopped`);
@@ -226,7 +268,9 @@ class Run {
     const o = c.optim;
     const clip = o.gradClip > 0 ? Math.min(1, o.gradClip / (norm + 1e-6)) : 1;
     const lr = learningRate({ lr: o.lr, minLrRatio: o.minLrRatio, warmupSteps: o.warmupSteps, totalSteps: this.totalSteps }, step);
-    model.adamw({ lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, gradScale: clip, step });
+    const adamw = { lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, gradScale: clip, step };
+    if (dp) await dp.opt.update(adamw);
+    else model.adamw(adamw);
     this.state.step = step;
     this.state.tokens += tokens;
     this.tokensSinceRow += tokens;
@@ -252,18 +296,21 @@ class Run {
     this.lastRowTime = now;
     this.tokensSinceRow = 0;
     this.log.push(row);
-    this.options.onRow?.(row);
+    if (this.root) this.options.onRow?.(row);
     return row;
   }
 
   writeLog(): void {
-    writeTrainLog(join(this.out, "train_log.arrow"), this.log);
+    if (this.root) writeTrainLog(join(this.out, "train_log.arrow"), this.log);
   }
 
-  checkpoint(tokenizerName: string, extra: Record<string, unknown> = {}): void {
+  /** Writes outDir/checkpoint (data-parallel: every rank contributes its AdamW shard, rank 0 writes it once). */
+  async checkpoint(tokenizerName: string, extra: Record<string, unknown> = {}): Promise<void> {
     this.state.elapsedSeconds = this.elapsed();
     this.segmentStart = performance.now();
     this.state.logRows = this.log.length;
+    if (this.dp) await this.dp.opt.gatherState();
+    if (!this.root) return;
     this.writeLog();
     saveCheckpoint(this.ckptDir, this.model, {
       tokenizer: tokenizerName, optimizer: true, state: { ...this.state }, ...(this.hf ? { hf: this.hf } : {}),
@@ -271,13 +318,17 @@ class Run {
     });
   }
 
-  stopRequested(): boolean {
-    return (this.options.stopAfterSteps !== undefined && this.state.step >= this.options.stopAfterSteps) || Boolean(this.options.signal?.aborted);
+  /** Whether to stop now (stopAfterSteps, the signal); data-parallel ranks decide together. */
+  async stopRequested(): Promise<boolean> {
+    const here = (this.options.stopAfterSteps !== undefined && this.state.step >= this.options.stopAfterSteps) || Boolean(this.options.signal?.aborted);
+    if (!this.dp) return here;
+    return (await this.dp.c.allReduce(Float64Array.of(here ? 1 : 0)))[0]! > 0;
   }
 
   /** Concatenates evals/epoch-*.{tokens,questions}.arrow into tokens.arrow and questions.arrow. */
   mergeRecords(): string[] {
     const made: string[] = [];
+    if (!this.root) return made;
     for (const kind of ["tokens", "questions"] as const) {
       const files = readdirSync(this.evalDir)
         .map((f) => /^epoch-(\d+)\.(tokens|questions)\.arrow$/.exec(f))
@@ -315,6 +366,7 @@ function evaluateCheckpoint(
   const metrics: Record<string, number> = {};
   let qe: QuestionEval | null = null;
   let worldValidation: CheckpointEval["worldValidation"] = null;
+  if (!run.root) return { metrics, questions: qe, worldValidation };
   const transform = { temperature: ev.temperature, softcap: ev.softcap };
   if (tokens && ev.maxTokens > 0) {
     const t = evaluateTokens(run.model, tokens.stream, { splitName: tokens.split, maxTokens: ev.maxTokens, batchSize: ev.batchSize, epoch, ...transform });
@@ -487,7 +539,7 @@ async function pretrain(config: PretrainConfig, options: TrainOptions): Promise<
     run.writeRun("running", {});
     let last = { loss: NaN, norm: NaN, lr: NaN };
     let validation = NaN;
-    while (run.state.step < config.steps && !run.stopRequested()) {
+    while (run.state.step < config.steps && !(await run.stopRequested())) {
       const micro: Batch[] = [];
       for (let a = 0; a < config.gradAccum; a++) {
         const m = microBatch(run.state.microBatches);
@@ -499,18 +551,18 @@ async function pretrain(config: PretrainConfig, options: TrainOptions): Promise<
       const step = run.state.step + 1;
       const isLast = step === config.steps;
       const epochFrac = () => run.state.tokens / trainTokens;
-      last = run.step(micro, 0, step % config.logEvery === 0 || isLast, epochFrac);
-      if ((config.evalEvery > 0 && step % config.evalEvery === 0) || isLast) {
+      last = await run.step(micro, 0, step % config.logEvery === 0 || isLast, epochFrac);
+      if (run.root && ((config.evalEvery > 0 && step % config.evalEvery === 0) || isLast)) {
         const v = validationLoss(model, src.validation, config.evalWindows, config.eval.batchSize);
         validation = v.nll;
         run.row({ split: "validation", step, epoch: epochFrac(), loss: v.nll, lr: last.lr, grad_norm: NaN, entropy: v.entropy });
         run.progress.message(`step ${step}: validation loss ${v.nll.toFixed(4)} (entropy ${v.entropy.toFixed(4)})`);
       }
-      if (config.checkpointEvery > 0 && step % config.checkpointEvery === 0 && !isLast) run.checkpoint(tok.name, { tokenizer: tok.name, ...src.checkpointInfo });
+      if (config.checkpointEvery > 0 && step % config.checkpointEvery === 0 && !isLast) await run.checkpoint(tok.name, { tokenizer: tok.name, ...src.checkpointInfo });
       run.progress.update(step, stepStatus(last.loss, run.state.tokens / Math.max(1e-9, run.elapsed())));
       await new Promise((r) => setImmediate(r));
     }
-    run.checkpoint(tok.name, { tokenizer: tok.name, ...src.checkpointInfo });
+    await run.checkpoint(tok.name, { tokenizer: tok.name, ...src.checkpointInfo });
     const completed = run.state.step >= config.steps;
     let metrics: Record<string, number> = { steps: run.state.step, train_loss: last.loss, validation_loss: validation, seconds: run.elapsed() };
     if (completed) Object.assign(metrics, evaluateCheckpoint(run, config.eval, 0, src.evalTokens, src.questions(), "pretrained model").metrics);
@@ -701,7 +753,7 @@ async function sft(config: SftConfig, options: TrainOptions): Promise<TrainResul
     let ep: SftEpoch = first;
     let epIndex = 0;
     let last = { loss: NaN, norm: NaN, lr: NaN };
-    while (run.state.step < totalSteps && !run.stopRequested()) {
+    while (run.state.step < totalSteps && !(await run.stopRequested())) {
       const e = Math.floor(run.state.microBatches / perEpoch);
       if (e !== epIndex) {
         ep = src.epochOf(e);
@@ -716,19 +768,19 @@ async function sft(config: SftConfig, options: TrainOptions): Promise<TrainResul
       run.state.batchInEpoch = run.state.microBatches % perEpoch;
       const step = run.state.step + 1;
       const epochEnd = run.state.batchInEpoch === 0;
-      last = run.step(micro, run.state.microBatches / perEpoch, step % config.logEvery === 0 || epochEnd);
+      last = await run.step(micro, run.state.microBatches / perEpoch, step % config.logEvery === 0 || epochEnd);
       if (epochEnd) {
         const ce = evaluateCheckpoint(run, evalConfig, run.state.epoch, src.evalTokens, src.questions(run.state.epoch), `epoch ${run.state.epoch}`);
         metrics = { ...metrics, ...ce.metrics };
-        const v = src.validationRow(ce, model);
+        const v = run.root ? src.validationRow(ce, model) : null;
         if (v) run.row({ split: "validation", step, epoch: run.state.epoch, loss: v.nll, lr: last.lr, grad_norm: NaN, entropy: v.entropy });
-        if (config.checkpointEvery === 0 || step === totalSteps) run.checkpoint(tok.name, { ...info, sft_epoch: run.state.epoch });
+        if (config.checkpointEvery === 0 || step === totalSteps) await run.checkpoint(tok.name, { ...info, sft_epoch: run.state.epoch });
       }
-      if (config.checkpointEvery > 0 && step % config.checkpointEvery === 0) run.checkpoint(tok.name, { ...info, sft_epoch: run.state.epoch });
+      if (config.checkpointEvery > 0 && step % config.checkpointEvery === 0) await run.checkpoint(tok.name, { ...info, sft_epoch: run.state.epoch });
       run.progress.update(step, stepStatus(last.loss, run.state.tokens / Math.max(1e-9, run.elapsed()), `epoch ${run.state.epoch}/${config.epochs}`));
       await new Promise((r) => setImmediate(r));
     }
-    run.checkpoint(tok.name, { ...info, sft_epoch: run.state.epoch });
+    await run.checkpoint(tok.name, { ...info, sft_epoch: run.state.epoch });
     const completed = run.state.step >= totalSteps;
     const artifacts = completed ? run.mergeRecords() : [];
     metrics = { ...metrics, steps: run.state.step, train_loss: last.loss, seconds: run.elapsed() };
@@ -752,19 +804,12 @@ export async function train(input: TrainConfig | Record<string, unknown>, option
     throw new RangeError(`stopAfterSteps must be a positive integer (got ${String(options.stopAfterSteps)})`);
   }
   mkdirSync(options.outDir, { recursive: true });
-  const writeFailure = (err: unknown) => {
-    try {
-      const runJson = join(options.outDir, "run.json");
-      const prev = existsSync(runJson) ? (JSON.parse(readFileSync(runJson, "utf8")) as RunJson) : null;
-      if (prev) writeRunJson(runJson, { ...prev, status: "failed", finished_at: new Date().toISOString(), error: (err as Error).message ?? String(err) });
-    } catch {
-      // the original error matters more
-    }
-  };
+  if (config.gpus > 1 && !options.rank) return launchRanks(config, options);
   try {
     return config.kind === "pretrain" ? await pretrain(config, options) : await sft(config, options);
   } catch (err) {
-    writeFailure(err);
+    // a rank's failure is recorded by the launcher, naming the rank
+    if (!options.rank) markRunFailed(join(options.outDir, "run.json"), (err as Error).message ?? String(err));
     throw err;
   }
 }
