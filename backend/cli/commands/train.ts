@@ -14,6 +14,9 @@ const HELP = `usage: calib train --config FILE [options]
   --out DIR         output directory (default: a run registered in data/runs/<id>, see calib runs)
   --resume          continue from DIR/checkpoint (same config; bit-identical to an uninterrupted run)
   --threads N       CPU threads (overrides the config; 0 = all cores)
+  --gpus N          data-parallel ranks, one process per GPU (overrides the config's "gpus"; docs/parallel.md)
+  --transport T     how the ranks communicate: nccl (default; device cuda) or cpu-test (CPU ranks over a
+                    localhost socket, for tests on machines without GPUs)
   --quiet           no progress bar
   --json            print the result as JSON on stdout
 
@@ -41,7 +44,7 @@ function defaultOut(kind: string): string {
 
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
-    config: { type: "string" }, out: { type: "string" }, resume: { type: "boolean" }, threads: { type: "string" },
+    config: { type: "string" }, out: { type: "string" }, resume: { type: "boolean" }, threads: { type: "string" }, gpus: { type: "string" }, transport: { type: "string" },
     quiet: { type: "boolean" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" },
   });
   if (values.help) {
@@ -61,6 +64,11 @@ export async function run(argv: string[]): Promise<number> {
   if (values.threads !== undefined) {
     (raw as Record<string, unknown>).threads = num(values.threads, "threads", 0, (x) => Number.isInteger(x) && x >= 0, "an integer ≥ 0");
   }
+  if (values.gpus !== undefined) {
+    (raw as Record<string, unknown>).gpus = num(values.gpus, "gpus", 1, (x) => Number.isInteger(x) && x >= 1, "an integer ≥ 1");
+  }
+  const transport = values.transport;
+  if (transport !== undefined && transport !== "nccl" && transport !== "cpu-test") throw new UsageError(`--transport must be nccl or cpu-test (got '${transport}')`);
   const { parseTrainConfig, train, CheckpointError } = await import("../../train/index.js");
   // `calibration` (the settings of calibration.arrow) belongs to registered runs, not to the trainer
   const { calibration, ...trainerConfig } = raw as Record<string, unknown>;
@@ -69,12 +77,13 @@ export async function run(argv: string[]): Promise<number> {
   const config = parseTrainConfig(trainerConfig);
   // without --out: a registered run in data/runs/<id>, like POST /api/runs (docs/api.md)
   if (registered) {
+    if (transport !== undefined) throw new UsageError("--transport applies with --out (a registered run uses the default transport)");
     const run = { ...config, ...(calibration !== undefined ? { calibration } : {}) };
     return (await import("../../runs/local.js")).runFromCli(run, { quiet: values.quiet ?? false, json: values.json ?? false });
   }
   const outDir = values.out ?? defaultOut(config.kind);
   try {
-    const r = await train(config, { outDir, resume: values.resume ?? false, progress: !values.quiet });
+    const r = await train(config, { outDir, resume: values.resume ?? false, progress: !values.quiet, ...(transport ? { transport } : {}) });
     if (values.json) {
       console.log(JSON.stringify({ runId: r.runId, outDir: r.outDir, kind: r.kind, steps: r.steps, completed: r.completed, metrics: r.metrics, artifacts: r.artifacts }, null, 2));
     } else {

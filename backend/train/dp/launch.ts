@@ -79,6 +79,13 @@ export async function launchRanks(config: TrainConfig, options: TrainOptions): P
   const exited: Array<Promise<void>> = [];
   let result: TrainResult | null = null;
   let killTimer: NodeJS.Timeout | null = null;
+  /** the signals this launcher sent each rank (an exit by one of them says nothing new about the failure) */
+  const sent = new Map<ChildProcess, Set<NodeJS.Signals>>();
+  const signal = (c: ChildProcess, s: NodeJS.Signals) => {
+    if (c.exitCode !== null || c.signalCode !== null) return;
+    sent.set(c, (sent.get(c) ?? new Set()).add(s));
+    c.kill(s);
+  };
 
   const fail = (f: Failure) => {
     if (failure && (failure.rank !== f.rank || failure.weight >= f.weight)) return;
@@ -86,10 +93,8 @@ export async function launchRanks(config: TrainConfig, options: TrainOptions): P
     failure = f;
     if (!first) return;
     hub.abort(`rank ${f.rank} failed`);
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGTERM");
-    killTimer = setTimeout(() => {
-      for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
-    }, GRACE_MS);
+    for (const c of children) signal(c, "SIGTERM");
+    killTimer = setTimeout(() => children.forEach((c) => signal(c, "SIGKILL")), GRACE_MS);
   };
 
   const hub = await startHub({
@@ -105,8 +110,10 @@ export async function launchRanks(config: TrainConfig, options: TrainOptions): P
         stdio: ["ignore", "inherit", "inherit", "ipc"],
       });
       children.push(child);
-      exited.push(new Promise<void>((resolve) => child.once("exit", (code, signal) => {
-        if (code !== 0 || signal !== null) {
+      exited.push(new Promise<void>((resolve) => child.once("exit", (code, signal: NodeJS.Signals | null) => {
+        if (signal !== null && sent.get(child)?.has(signal)) {
+          // stopped by this launcher after another failure
+        } else if (code !== 0 || signal !== null) {
           const how = signal !== null ? `was killed by ${signal}` : `exited with code ${code}`;
           fail({ rank, message: `rank ${rank} (pid ${child.pid}) ${how}`, weight: 1 });
         } else if (rank === 0 && result === null && !failure) {
