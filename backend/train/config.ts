@@ -142,6 +142,11 @@ const common = {
   headWorkspaceBytes: int(0).max(2 ** 50).default(DEFAULT_HEAD_WORKSPACE_BYTES),
 };
 
+/** Each of the gpus ranks takes rows of every micro-batch, so there must be at least as many rows. */
+function checkGpus(c: { gpus: number; batchSize: number }, ctx: z.core.$RefinementCtx): void {
+  if (c.gpus > c.batchSize) ctx.addIssue({ code: "custom", path: ["gpus"], message: `${c.gpus} ranks need batchSize ≥ ${c.gpus} (each rank takes its rows of every micro-batch; batchSize is ${c.batchSize})` });
+}
+
 /** The model options of a run's engine settings (recorded in run.json with the rest of the config). */
 export function engineOptions(config: Pick<TrainConfig, "precision" | "headWorkspaceBytes">): { precision?: "float32" | "bfloat16"; headWorkspaceBytes: number } {
   return { ...(config.precision === "auto" ? {} : { precision: config.precision }), headWorkspaceBytes: config.headWorkspaceBytes };
@@ -163,7 +168,10 @@ export const PretrainSchema = z.strictObject({
   evalWindows: int(1).default(64),
   /** pretrain on a knowledge world (tokenizer may then be "word", its word-level vocabulary) */
   world: WorldRunSchema.optional(),
-}).refine((c) => c.tokenizer !== "word" || c.world !== undefined, { message: "the word-level tokenizer needs a world", path: ["tokenizer"] });
+}).superRefine((c, ctx) => {
+  if (c.tokenizer === "word" && c.world === undefined) ctx.addIssue({ code: "custom", path: ["tokenizer"], message: "the word-level tokenizer needs a world" });
+  checkGpus(c, ctx);
+});
 
 export const SftSchema = z.strictObject({
   kind: z.literal("sft"),
@@ -185,6 +193,7 @@ export const SftSchema = z.strictObject({
   /** SFT on a knowledge world's conversations (tasks, questionSeed and mode are then not used) */
   world: WorldRunSchema.optional(),
 }).superRefine((c, ctx) => {
+  checkGpus(c, ctx);
   if (typeof c.init === "object" && c.data === undefined) {
     ctx.addIssue({ code: "custom", path: ["data"], message: 'is required to fine-tune a Hugging Face model (init.hf): {"jsonl": "conversations.jsonl"}' });
   }

@@ -47,7 +47,6 @@ const GRACE_MS = 2000;
 export function checkParallel(config: TrainConfig, transport: Transport = "nccl"): Transport {
   const n = config.gpus;
   if (!TRANSPORTS.includes(transport)) throw new TypeError(`transport must be one of ${TRANSPORTS.map((t) => `'${t}'`).join(", ")} (got ${String(transport)})`);
-  if (n > config.batchSize) throw new TypeError(`gpus: ${n} ranks need batchSize ≥ ${n} (each rank takes its rows of every micro-batch; batchSize is ${config.batchSize})`);
   const device = resolveDevice(config.device);
   if (transport === "cpu-test") {
     if (device !== "cpu") throw new TypeError(`gpus: the 'cpu-test' transport runs CPU ranks; device must be 'cpu' (got '${config.device}')`);
@@ -110,7 +109,7 @@ export async function launchRanks(config: TrainConfig, options: TrainOptions): P
         stdio: ["ignore", "inherit", "inherit", "ipc"],
       });
       children.push(child);
-      exited.push(new Promise<void>((resolve) => child.once("exit", (code, signal: NodeJS.Signals | null) => {
+      exited.push(new Promise<void>((resolve) => child.once("close", (code: number | null, signal: NodeJS.Signals | null) => {
         if (signal !== null && sent.get(child)?.has(signal)) {
           // stopped by this launcher after another failure
         } else if (code !== 0 || signal !== null) {
