@@ -83,6 +83,7 @@ CASES = [
     ("qwen2.5-0.5b-bf16", "qwen2.5-0.5b", "bfloat16", None),
 ]
 SFT_CASE = "smollm2-135m"
+ARCH = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "gemma2": "Gemma2ForCausalLM"}
 # The SFT curve's hyper-parameters: written into the `calib train` config and used by the PyTorch loop.
 HP = dict(batch_size=4, grad_accum=1, lr=3e-4, min_lr_ratio=0.1, warmup_steps=10, beta1=0.9, beta2=0.95,
           eps=1e-8, weight_decay=0.1, grad_clip=1.0, label_smoothing=EPS, seed=0)
@@ -184,7 +185,7 @@ def build_tokenizer(folder, texts):
     tok.save(os.path.join(folder, "tokenizer.json"))
     jdump(os.path.join(folder, "tokenizer_config.json"), {
         "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<|im_start|>", "eos_token": "<|im_end|>",
-        "pad_token": "<|endoftext|>", "unk_token": None, "model_max_length": 8192, "clean_up_tokenization_spaces": False,
+        "pad_token": "<|endoftext|>", "model_max_length": 8192, "clean_up_tokenization_spaces": False,
         "chat_template": CHATML,
         "added_tokens_decoder": {str(i): {"content": s, "lstrip": False, "normalized": False, "rstrip": False,
                                           "single_word": False, "special": True} for i, s in enumerate(SPECIALS)},
@@ -219,6 +220,7 @@ def cmd_make(a):
     from transformers import AutoConfig, AutoModelForCausalLM
     dev = pick_device(a.device)
     W = a.work
+    torch.manual_seed(SEED)
     chats = conversations(a.sft_steps * HP["batch_size"] * HP["grad_accum"])
     texts = [m["content"] for c in chats for m in c["messages"]] + ["system", "user", "assistant"]
     tokdir = os.path.join(W, "tokenizer")
@@ -245,13 +247,16 @@ def cmd_make(a):
             conf.update(change)
             jdump(os.path.join(folder, "config.json"), conf)
         else:
-            config = AutoConfig.for_model(model_type, **cfg)
+            # config.json as the Hub has it (legacy rope_scaling included), read as transformers reads a downloaded one
+            jdump(os.path.join(folder, "config.json"), dict(cfg, architectures=[ARCH[model_type]]))
+            config = AutoConfig.from_pretrained(folder)
             try:
                 with torch.device(dev):
-                    model = AutoModelForCausalLM.from_config(config, attn_implementation="eager", dtype=torch.float32)
+                    model = AutoModelForCausalLM.from_config(config, attn_implementation="eager")
             except Exception as e:  # noqa: BLE001 — construct on the CPU instead
                 log(f"{case}: from_config on {dev} failed ({e}); on the CPU")
-                model = AutoModelForCausalLM.from_config(config, attn_implementation="eager", dtype=torch.float32)
+                model = AutoModelForCausalLM.from_config(config, attn_implementation="eager")
+            model = model.float()
             reinit(model, model_type, SEED + list(REAL).index(real))  # a bf16 copy rounds the same weights
             if dtype == "bfloat16":
                 model = model.to(torch.bfloat16)
@@ -340,8 +345,32 @@ def cmd_ref(a):
         os.makedirs(os.path.join(W, "ref"), exist_ok=True)
         np.save(os.path.join(W, "ref", f"{name}.f32.npy"), r["f32"].astype(np.float32))
         np.save(os.path.join(W, "ref", f"{name}.f64.npy"), r["f64"].astype(np.float64))
-        jdump(os.path.join(W, "ref", f"{name}.json"), dict(loss_f32=r["loss_f32"], loss_f64=r["loss_f64"], seconds=r["seconds"], device=str(dev)))
+        info = dict(loss_f32=r["loss_f32"], loss_f64=r["loss_f64"], seconds=r["seconds"], device=str(dev))
+        if name == "trained":
+            info.update(weights_diff(folder, os.path.join(W, "torch", "trained.npz")))
+        jdump(os.path.join(W, "ref", f"{name}.json"), info)
         log(f"{name}: transformers fp32 / fp64 loss {r['loss_f32']:.6f} / {r['loss_f64']:.6f} ({r['seconds']} s)")
+
+
+def weights_diff(export_dir, torch_npz):
+    """max over tensors of max |ours − torch| / max |torch|: our trained weights (calib export) against PyTorch's (sft)."""
+    if not os.path.exists(torch_npz):
+        return {}
+    from safetensors.numpy import load_file
+    ours = {}
+    for f in sorted(os.listdir(export_dir)):
+        if f.endswith(".safetensors"):
+            ours.update(load_file(os.path.join(export_dir, f)))
+    theirs = np.load(torch_npz)
+    worst, where = 0.0, None
+    for n in theirs.files:
+        if n not in ours:
+            continue
+        pt = theirs[n].astype(np.float64)
+        e = float(np.abs(ours[n].astype(np.float64) - pt).max() / max(1e-30, np.abs(pt).max()))
+        if e > worst:
+            worst, where = e, n
+    return dict(weights_max_rel_diff=worst, weights_worst_tensor=where)
 
 
 # ---------------------------------------------------------------------------------------------- sft
@@ -410,24 +439,10 @@ def cmd_sft(a):
             log(f"torch step {step}/{steps}: loss {curve[-1]:.5f}, |g| {norms[-1]:.4f}, lr {lr:.3e}")
     res = dict(steps=steps, planned_steps=micro["steps"], loss=curve, grad_norm=norms, lr=lrs, seconds=round(time.time() - t0, 1),
                device=str(dev), hp=hp)
-    # the trained weights against ours (calib export, float32), when the export exists
-    exp = os.path.join(W, "sft", "export")
-    if os.path.isdir(exp) and steps == micro["steps"]:
-        from safetensors.numpy import load_file
-        ours = {}
-        for f in sorted(os.listdir(exp)):
-            if f.endswith(".safetensors"):
-                ours.update(load_file(os.path.join(exp, f)))
-        worst, where = 0.0, None
-        for n, p in params.items():
-            q = ours.get(n)
-            if q is None:
-                continue
-            pt = p.detach().float().cpu().numpy()
-            e = float(np.abs(q.astype(np.float64) - pt).max() / max(1e-30, np.abs(pt).max()))
-            if e > worst:
-                worst, where = e, n
-        res["weights_max_rel_diff"], res["weights_worst_tensor"] = worst, where
+    # the trained weights, for `ref --only trained` to hold against our export
+    os.makedirs(os.path.join(W, "torch"), exist_ok=True)
+    if steps == micro["steps"]:
+        np.savez(os.path.join(W, "torch", "trained.npz"), **{n: p.detach().float().cpu().numpy() for n, p in params.items()})
     jdump(os.path.join(W, "torch", "sft.json"), res)
 
 
@@ -510,8 +525,10 @@ def sft_result(W):
     lr_err = max((abs(a - b) / b for a, b in zip(ours["lr"][:n], ref["lr"][:n]) if b > 0), default=float("nan"))
     res = dict(steps=n, planned_steps=ref.get("planned_steps"), max_rel_diff=err, at_step=at, lr_max_rel_diff=lr_err,
                first=[ours["loss"][0], ref["loss"][0]] if n else None, last=[ours["loss"][n - 1], ref["loss"][n - 1]] if n else None,
-               weights_max_rel_diff=ref.get("weights_max_rel_diff"), weights_worst_tensor=ref.get("weights_worst_tensor"),
                torch_device=ref.get("device"), torch_seconds=ref.get("seconds"))
+    tj = os.path.join(W, "ref", "trained.json")
+    if os.path.exists(tj):
+        res.update({k: v for k, v in jload(tj).items() if k.startswith("weights_")})
     res["pass"] = _ok(err, TARGETS["curve"]) and n == ref.get("planned_steps", n)
     res["status"] = "pass" if res["pass"] else "FAIL"
     res["curve"] = dict(step=list(range(1, n + 1)), ours=ours["loss"][:n], torch=ref["loss"][:n])

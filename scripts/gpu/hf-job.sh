@@ -9,14 +9,14 @@
 #   make         bench/gpu/hf_parity.py make: REAL shapes of Llama-3.2-1B, Qwen2.5-0.5B, SmolLM2-135M,
 #                Gemma-2-2B with 2 layers, random weights, save_pretrained (+ a bf16 copy, Gemma with a
 #                sliding window of 8), a tokenizer built with `tokenizers`, the SFT data and run config
-#   then two chains side by side (our CPU threads | transformers):
-#     ours-<case>  our logits and ε = 0.1 loss of each folder (.device/hf/hf-parity.mjs logits)
+#   then two chains side by side (our engine on CALIB_THREADS cores | transformers, on the GPU if any):
 #     batches      the SFT run's micro-batches as `calib train` feeds them
+#     ours-<case>  our logits and ε = 0.1 loss of each folder (.device/hf/hf-parity.mjs logits)
 #     train        `calib train` (init.hf, ε = 0.1, AdamW, warm-up + cosine, clipping), SFT_STEPS steps
-#     export       `calib export` of its checkpoint (float32), ours-trained: our logits of the checkpoint
+#     export       `calib export` of its checkpoint (float32); ours-trained: our logits of the checkpoint
 #   | ref          transformers' logits / loss of every folder in float32 and float64
-#   sft          the same curve in transformers + torch.optim.AdamW (our batches and hyper-parameters)
-#   ref-trained  transformers' logits of the exported folder (AutoModelForCausalLM.from_pretrained)
+#   | sft          the same curve in transformers + torch.optim.AdamW (our batches and hyper-parameters)
+#   ref-trained  transformers' logits of the exported folder (from_pretrained), its weights against PyTorch's
 #   report       tables, $OUT/hf_parity.json, $OUT/sft_curve.csv
 # Every phase has its own time limit, all within JOB_BUDGET_S (default 300 s). Results: $OUT/job.log,
 # $OUT/hf_parity.json, $OUT/sft_curve.csv; the summary is printed last.
@@ -37,19 +37,6 @@ SFT_STEPS=${SFT_STEPS:-100}
 PYSCRIPT=(python3 bench/gpu/hf_parity.py)
 OURS=(node .device/hf/hf-parity.mjs)
 summary=()
-
-# step_within NAME LIMIT CMD...: step with the limit cut to what is left of the job's budget
-step_within() {
-  local name=$1 limit=$2 left
-  shift 2
-  left=$(( deadline - $(date +%s) - 10 ))
-  if [ "$left" -lt 10 ]; then
-    summary+=("$(printf '%-16s not run: the job budget (JOB_BUDGET_S) is spent' "$name")")
-    return 0
-  fi
-  [ "$limit" -gt "$left" ] && limit=$left
-  step "$name" "$limit" "$@"
-}
 
 # chain NAME FUNCTION: runs FUNCTION in the background with its own log and summary (joined by join_chains)
 chain() {
@@ -89,10 +76,10 @@ mkdir -p "$W/ours"
 
 ours_chain() {
   local c
+  step_within batches 30 "${OURS[@]}" sft-batches --config "$W/sft/run.json" --out "$W/sft/batches"
   for c in $cases; do
     step_within "ours-$c" 60 "${OURS[@]}" logits --model "$W/models/$c" --inputs "$W/inputs/$c.ids.npy" --targets "$W/inputs/$c.targets.npy" --out "$W/ours/$c"
   done
-  step_within batches 30 "${OURS[@]}" sft-batches --config "$W/sft/run.json" --out "$W/sft/batches"
   step_within train 180 "${OURS[@]}" calib train --config "$W/sft/run.json" --out "$W/sft/run-out" --quiet
   step_within train-log 20 "${OURS[@]}" train-log --run "$W/sft/run-out" --out "$W/ours/sft_log.json"
   step_within export 30 "${OURS[@]}" calib export --checkpoint "$W/sft/run-out/checkpoint" --hf "$W/sft/export" --dtype float32
@@ -101,12 +88,15 @@ ours_chain() {
 }
 ref_chain() {
   py ref 150 ref
+  # the PyTorch curve needs our batches only (the first phase of the other chain)
+  local i
+  for i in $(seq 60); do [ -f "$W/sft/batches/micro.json" ] && break; sleep 1; done
+  py sft 120 sft
 }
 if [ -n "$cases" ]; then
   chain ours ours_chain
   chain ref ref_chain
   join_chains ours ref
-  py sft 90 sft
   py ref-trained 40 ref --only trained
 else
   summary+=("$(printf '%-16s not run: make wrote no cases (see job.log)' "later phases")")
