@@ -2,7 +2,7 @@
 // the training loop (pretrain / SFT, gradient accumulation, clipping, warm-up + cosine,
 // AdamW, checkpoints and resume), evaluation records, safetensors checkpoints. docs/trainer.md.
 export { parseTrainConfig, configHash, TrainConfigSchema, PretrainSchema, SftSchema, HfInitSchema, SftDataSchema, QuestionsSchema, type HfInit, type SftDataConfig, type QuestionsConfig, type TrainConfig, type TrainConfigInput, type PretrainConfig, type SftConfig, type LossConfig, type OptimConfig, type EvalConfig } from "./config.js";
-export { train, trimSftBatch, type TrainOptions, type TrainResult } from "./trainer.js";
+export { train, trimSftBatch, sftStepBatches, type TrainOptions, type TrainResult } from "./trainer.js";
 export { learningRate, type Schedule } from "./schedule.js";
 export { evaluateTokens, evaluateQuestions, validationLoss, type TokenEval, type QuestionEval, type TokenEvalOptions, type QuestionEvalOptions } from "./evaluate.js";
 export {

@@ -721,6 +721,46 @@ function sftSource(config: SftConfig, progress: boolean): SftSource {
   return config.world ? worldSftSource(config, init, tokName, progress) : brownSftSource(config, init, tokName, progress);
 }
 
+/** Where the next optimizer step's micro-batches lie after `done` micro-batches: an epoch, its first
+ * batch and how many (at most gradAccum; a step never crosses the end of an epoch). */
+function stepSpan(done: number, perEpoch: number, gradAccum: number): { epoch: number; first: number; count: number } {
+  const first = done % perEpoch;
+  return { epoch: Math.floor(done / perEpoch), first, count: Math.min(gradAccum, perEpoch - first) };
+}
+
+/** The micro-batches of one step, as the engine takes them (rows cut to the batch's longest example). */
+function stepMicroBatches(ep: SftEpoch, span: { first: number; count: number }): Batch[] {
+  const micro: Batch[] = [];
+  for (let i = span.first; i < span.first + span.count; i++) micro.push(trimSftBatch(ep.batch(i)));
+  return micro;
+}
+
+/**
+ * The micro-batches of every optimizer step of an SFT run, in order, exactly as `train` feeds them
+ * to the engine (same data, shuffles and trimming): for checking the trainer against another
+ * implementation (scripts/gpu/hf-parity.ts replays them in PyTorch). Reads the data and the
+ * tokenizer, not the weights.
+ */
+export function* sftStepBatches(input: TrainConfig | Record<string, unknown>): Generator<Batch[]> {
+  const config = parseTrainConfig(input);
+  if (config.kind !== "sft") throw new TypeError(`kind: sftStepBatches takes an sft config (got ${config.kind})`);
+  const src = sftSource(config, false);
+  let ep = src.epochOf(0);
+  const perEpoch = ep.numBatches;
+  if (perEpoch < 1) throw new RangeError(`no SFT example fits the context of ${src.model.context} tokens`);
+  const totalSteps = config.epochs * Math.ceil(perEpoch / config.gradAccum);
+  let epIndex = 0, done = 0;
+  for (let step = 0; step < totalSteps; step++) {
+    const span = stepSpan(done, perEpoch, config.gradAccum);
+    if (span.epoch !== epIndex) {
+      ep = src.epochOf(span.epoch);
+      epIndex = span.epoch;
+    }
+    yield stepMicroBatches(ep, span);
+    done += span.count;
+  }
+}
+
 async function sft(config: SftConfig, options: TrainOptions): Promise<TrainResult> {
   const progress = options.progress ?? true;
   const src = sftSource(config, progress);
@@ -754,16 +794,13 @@ async function sft(config: SftConfig, options: TrainOptions): Promise<TrainResul
     let epIndex = 0;
     let last = { loss: NaN, norm: NaN, lr: NaN };
     while (run.state.step < totalSteps && !(await run.stopRequested())) {
-      const e = Math.floor(run.state.microBatches / perEpoch);
-      if (e !== epIndex) {
-        ep = src.epochOf(e);
-        epIndex = e;
+      const span = stepSpan(run.state.microBatches, perEpoch, config.gradAccum);
+      if (span.epoch !== epIndex) {
+        ep = src.epochOf(span.epoch);
+        epIndex = span.epoch;
       }
-      const i0 = run.state.microBatches % perEpoch;
-      const n = Math.min(config.gradAccum, perEpoch - i0);
-      const micro: Batch[] = [];
-      for (let i = i0; i < i0 + n; i++) micro.push(trimSftBatch(ep.batch(i)));
-      run.state.microBatches += n;
+      const micro = stepMicroBatches(ep, span);
+      run.state.microBatches += span.count;
       run.state.epoch = Math.floor(run.state.microBatches / perEpoch);
       run.state.batchInEpoch = run.state.microBatches % perEpoch;
       const step = run.state.step + 1;

@@ -1,6 +1,7 @@
 # Shared by the GPU scripts (sourced from the repository root):
 #   here, by the bundle scripts:   build_addon, cuda_static_lib, link_c_api, bundle_ts
-#   on the device, by the jobs:    open_log, unpack_node, find_cublas, step (needs $LOG and a summary array)
+#   on the device, by the jobs:    open_log, unpack_node, find_cublas, step, step_within (need $LOG and a summary
+#                                  array; step_within also $deadline)
 
 # The addon for the GPU machine (CUDA sm_90a, host code x86-64-v3) and this machine's Node.js in
 # .device/node.xz; `--no-build` as the first argument keeps an addon built earlier.
@@ -76,4 +77,18 @@ step() {
   local rc=$?
   summary+=("$(printf '%-16s exit %-3s %5ss' "$name" "$rc" "$(( $(date +%s) - t ))")")
   return 0
+}
+
+# step_within NAME LIMIT CMD...: step with the limit cut to what is left of the job's budget ($deadline, in
+# seconds since the epoch, less 15 s for the summary); not run (a summary line says so) when under 20 s are left.
+step_within() {
+  local name=$1 limit=$2 left
+  shift 2
+  left=$(( deadline - $(date +%s) - 15 ))
+  if [ "$left" -lt 20 ]; then
+    summary+=("$(printf '%-16s not run: the job budget (JOB_BUDGET_S) is spent' "$name")")
+    return 0
+  fi
+  [ "$limit" -gt "$left" ] && limit=$left
+  step "$name" "$limit" "$@"
 }

@@ -27,19 +27,6 @@ export CALIB_LCE_LIB_DIR=${CALIB_LCE_LIB_DIR:-$PWD/python/calib_lce/_build}
 CHECK="python3 python/tests/gpu_check.py --out $OUT --work $WORK ${GPU_CHECK_ARGS:-}"  # GPU_CHECK_ARGS="--device cpu --smoke": a dry run of this script on a CPU
 summary=()
 
-# step_within NAME LIMIT CMD...: step with the limit cut to what is left of the job's budget
-step_within() {
-  local name=$1 limit=$2 left
-  shift 2
-  left=$(( deadline - $(date +%s) - 15 ))
-  if [ "$left" -lt 20 ]; then
-    summary+=("$(printf '%-16s not run: the job budget (JOB_BUDGET_S) is spent' "$name")")
-    return 0
-  fi
-  [ "$limit" -gt "$left" ] && limit=$left
-  step "$name" "$limit" "$@"
-}
-
 {
   echo "===== machine"
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv
