@@ -27,12 +27,13 @@ import argparse
 import ctypes
 import json
 import math
-import statistics
 import sys
 import time
 
 import torch
 import torch.nn.functional as F
+
+from lce_bench import timed  # median CUDA-event time after warm-up calls (bench/gpu/, beside this script)
 
 T0 = time.time()
 RESULTS = []
@@ -228,20 +229,8 @@ def check_errors(ours):
 
 
 # --------------------------------------------------------------------------- timing
-def event_ms(fn):
-    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    a.record()
-    fn()
-    b.record()
-    b.synchronize()
-    return a.elapsed_time(b)
-
-
 def median_ms(fn, warmup=3, iters=15):
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    return statistics.median(event_ms(fn) for _ in range(iters))
+    return timed(fn, warmup, iters)[0]
 
 
 def bench(ours, rows):

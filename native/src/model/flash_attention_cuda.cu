@@ -179,26 +179,38 @@ __device__ __forceinline__ void store_rows(__nv_bfloat16* base, int64_t row_stri
   }
 }
 
+// A CTA over 64 queries of one (b, query head) (forward, dQ; the last query block first, as it has the most keys):
+// this thread's lane coordinates, the row strides, the offsets of the head's row 0 in q-shaped and k-shaped
+// tensors, and the key blocks it walks [k_first, k_end) (k_first a multiple of 64).
+template <int DH>
+struct QueryBlock {
+  int lane, w, g, t, q0, h, b, k_first, k_end;
+  int64_t qs, ks, qhead, kvhead;
+  __device__ explicit QueryBlock(const Params& p)
+      : lane(threadIdx.x & 31), w(threadIdx.x >> 5), g(lane >> 2), t(lane & 3),
+        q0(static_cast<int>(gridDim.x - 1 - blockIdx.x) * kRows), h(blockIdx.y), b(blockIdx.z),
+        k_first(p.window > 0 ? max(0, q0 - p.window + 1) / kKeys * kKeys : 0), k_end(min(p.T, q0 + kRows)),
+        qs(static_cast<int64_t>(p.Hq) * DH), ks(static_cast<int64_t>(p.Hkv) * DH),
+        qhead((static_cast<int64_t>(b) * p.T * p.Hq + h) * DH),
+        kvhead((static_cast<int64_t>(b) * p.T * p.Hkv + h / (p.Hq / p.Hkv)) * DH) {}
+};
+
 // ------------------------------------------------------------------------------------------------ forward
 // smem: Q [64], then two buffers of (K [64], V [64]).
 template <int DH, bool CAP>
 __global__ void __launch_bounds__(kThreads) forward_kernel(Params p) {
   extern __shared__ __align__(16) char smem[];
   constexpr int TB = tile_bytes<DH>(kRows);
-  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
-  const int q0 = (gridDim.x - 1 - blockIdx.x) * kRows, h = blockIdx.y, b = blockIdx.z;
-  const int kvh = h / (p.Hq / p.Hkv), T = p.T;
-  const int64_t qs = static_cast<int64_t>(p.Hq) * DH, ks = static_cast<int64_t>(p.Hkv) * DH;
-  const __nv_bfloat16* Q = p.q + (static_cast<int64_t>(b) * T * p.Hq + h) * DH;
-  const __nv_bfloat16* K = p.k + (static_cast<int64_t>(b) * T * p.Hkv + kvh) * DH;
-  const __nv_bfloat16* V = p.v + (static_cast<int64_t>(b) * T * p.Hkv + kvh) * DH;
+  const QueryBlock<DH> c(p);
+  const int lane = c.lane, w = c.w, g = c.g, t = c.t, q0 = c.q0, h = c.h, b = c.b, T = p.T;
+  const int64_t qs = c.qs, ks = c.ks;
+  const __nv_bfloat16 *K = p.k + c.kvhead, *V = p.v + c.kvhead;
   const uint32_t sQ = smem_u32(smem);
   auto sK = [&](int buf) { return sQ + TB + buf * 2 * TB; };
   auto sV = [&](int buf) { return sQ + 2 * TB + buf * 2 * TB; };
 
-  const int k_first = p.window > 0 ? max(0, q0 - p.window + 1) / kKeys * kKeys : 0;
-  const int k_end = min(T, q0 + kRows);
-  load_tile<kRows, DH>(sQ, Q, qs, q0, T);
+  const int k_first = c.k_first, k_end = c.k_end;
+  load_tile<kRows, DH>(sQ, p.q + c.qhead, qs, q0, T);
   load_tile<kKeys, DH>(sK(0), K, ks, k_first, T);
   load_tile<kKeys, DH>(sV(0), V, ks, k_first, T);
   cp_async_commit();
@@ -263,7 +275,7 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(Params p) {
     if (t == 0 && row[r] < T)
       p.lse[(static_cast<int64_t>(b) * p.Hq + h) * T + row[r]] = (m[r] + log2f(l[r])) * kLn2;
   }
-  store_rows<DH>(p.out + (static_cast<int64_t>(b) * T * p.Hq + h) * DH, qs, q0 + w * 16, T, o, inv,
+  store_rows<DH>(p.out + c.qhead, qs, q0 + w * 16, T, o, inv,
                  sQ + w * 16 * pitch<DH>() * 2, lane);
 }
 
@@ -390,19 +402,15 @@ template <int DH, bool CAP>
 __global__ void __launch_bounds__(kThreads) dq_kernel(Params p) {
   extern __shared__ __align__(16) char smem[];
   constexpr int TB = tile_bytes<DH>(kRows);
-  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
-  const int q0 = (gridDim.x - 1 - blockIdx.x) * kRows, h = blockIdx.y, b = blockIdx.z;
-  const int kvh = h / (p.Hq / p.Hkv), T = p.T;
-  const int64_t qs = static_cast<int64_t>(p.Hq) * DH, ks = static_cast<int64_t>(p.Hkv) * DH;
-  const int64_t qhead = (static_cast<int64_t>(b) * T * p.Hq + h) * DH;
-  const __nv_bfloat16* K = p.k + (static_cast<int64_t>(b) * T * p.Hkv + kvh) * DH;
-  const __nv_bfloat16* V = p.v + (static_cast<int64_t>(b) * T * p.Hkv + kvh) * DH;
+  const QueryBlock<DH> c(p);
+  const int lane = c.lane, w = c.w, g = c.g, t = c.t, q0 = c.q0, h = c.h, b = c.b, T = p.T;
+  const int64_t qs = c.qs, ks = c.ks, qhead = c.qhead;
+  const __nv_bfloat16 *K = p.k + c.kvhead, *V = p.v + c.kvhead;
   const uint32_t sQ = smem_u32(smem), sdO = sQ + TB;
   auto sK = [&](int buf) { return sQ + 2 * TB + buf * 2 * TB; };
   auto sV = [&](int buf) { return sQ + 3 * TB + buf * 2 * TB; };
 
-  const int k_first = p.window > 0 ? max(0, q0 - p.window + 1) / kKeys * kKeys : 0;
-  const int k_end = min(T, q0 + kRows);
+  const int k_first = c.k_first, k_end = c.k_end;
   load_tile<kRows, DH>(sQ, p.q + qhead, qs, q0, T);
   load_tile<kRows, DH>(sdO, p.dout + qhead, qs, q0, T);
   load_tile<kKeys, DH>(sK(0), K, ks, k_first, T);
