@@ -86,6 +86,49 @@ typedef struct {
 calib_status calib_linear_cross_entropy(calib_lce_args* args, char* err /* CALIB_ERRLEN */);
 
 /* ---------------------------------------------------------------------------------
+ * Causal self-attention, flash style (native/src/model/flash_attention.h has the full contract).
+ *
+ *   s_ij = scale·q_i·k_j, or c·tanh(scale·q_i·k_j / c) with a soft-cap c > 0 (Gemma 2)
+ *   key j is visible to query i iff j ≤ i (and i − window < j with a sliding window > 0)
+ *   o_i = Σ_j softmax_j(s_i)·v_j,   lse_i = log Σ_j exp(s_ij)   (natural log)
+ * Grouped-query attention: query head h reads key/value head h / (hq / hkv).
+ * q, o, grad_o, grad_q: [b, t, hq, head_dim]; k, v, grad_k, grad_v: [b, t, hkv, head_dim]; all contiguous,
+ * elements of `dtype`. lse: [b, hq, t] float32.
+ * CPU: a float64-accumulating reference (float32 or bfloat16 elements, any head_dim). CUDA: bfloat16 only,
+ * head_dim 64 or 128, tensor cores (mma.sync, sm_80+), fp32 accumulation, never stores t×t, deterministic
+ * backward (no atomics). Forward reads q, k, v and writes o, lse; backward reads q, k, v, o, lse, grad_o and
+ * writes grad_q, grad_k, grad_v.
+ * ------------------------------------------------------------------------------- */
+typedef struct {
+  int64_t b, t, hq, hkv, head_dim; /* ≥ 1; hq a multiple of hkv */
+  calib_dtype dtype;        /* element type of q, k, v, o, grad_* (CUDA: CALIB_BF16 only) */
+  calib_device device;
+  calib_memory memory;      /* CALIB_MEM_DEVICE: every buffer is a device pointer (CUDA only, 16-byte aligned) */
+  float scale;              /* > 0, finite: the factor of q·k (1/√head_dim usually) */
+  float softcap;            /* 0 none, else > 0 */
+  int64_t window;           /* 0 none, else ≥ 1 */
+  int32_t threads;          /* CPU threads; 0 = engine default */
+  void* stream;             /* CUDA: a cudaStream_t (NULL = legacy default stream) */
+  void* workspace;          /* CUDA backward, device memory: caller scratch of calib_attention_workspace_size()
+                               bytes (NULL = the engine's arena; the call then waits for its stream) */
+  int64_t workspace_size;
+  const void* q;
+  const void* k;
+  const void* v;
+  void* o;                  /* forward: output; backward: input */
+  float* lse;               /* forward: output; backward: input */
+  const void* grad_o;       /* backward only */
+  void* grad_q;
+  void* grad_k;
+  void* grad_v;
+} calib_attention_args;
+
+calib_status calib_attention_forward(calib_attention_args* args, char* err /* CALIB_ERRLEN */);
+calib_status calib_attention_backward(calib_attention_args* args, char* err /* CALIB_ERRLEN */);
+/* Device scratch bytes the CUDA backward needs (4·b·hq·t, rounded up to 256); validates the shapes. */
+calib_status calib_attention_workspace_size(const calib_attention_args* args, int64_t* bytes, char* err);
+
+/* ---------------------------------------------------------------------------------
  * Engine information.
  * ------------------------------------------------------------------------------- */
 typedef struct {

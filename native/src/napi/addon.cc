@@ -6,6 +6,7 @@
 namespace calib::napi {
 Napi::Value LinearCrossEntropy(const Napi::CallbackInfo& info);
 void RegisterCuda(Napi::Env env, Napi::Object exports);  // cuda.cc
+void RegisterAttention(Napi::Env env, Napi::Object exports);  // attention.cc
 Napi::Function ModelClass(Napi::Env env);
 
 static Napi::Value Info(const Napi::CallbackInfo& info) {
@@ -51,6 +52,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("ncclStatus", Napi::Function::New(env, NcclStatus));
   exports.Set("linearCrossEntropy", Napi::Function::New(env, LinearCrossEntropy));
   RegisterCuda(env, exports);
+  RegisterAttention(env, exports);
   exports.Set("Model", ModelClass(env));
   return exports;
 }
