@@ -39,7 +39,6 @@ export type ToRank = RankStart | { type: "cancel" };
 export type FromRank = { type: "row"; row: TrainLogRow } | { type: "done"; result: TrainResult } | { type: "failed"; message: string };
 
 const RANK_MODULE = fileURLToPath(new URL("./rank.ts", import.meta.url));
-const TSX_LOADER = import.meta.resolve("tsx");
 /** how long ranks get to exit after a failure before SIGKILL */
 const GRACE_MS = 2000;
 
@@ -105,7 +104,7 @@ export async function launchRanks(config: TrainConfig, options: TrainOptions): P
   try {
     for (let rank = 0; rank < n; rank++) {
       const child = fork(RANK_MODULE, [], {
-        execArgv: ["--import", TSX_LOADER], serialization: "advanced",
+        execArgv: ["--import", import.meta.resolve("tsx")], serialization: "advanced",
         stdio: ["ignore", "inherit", "inherit", "ipc"],
       });
       children.push(child);
