@@ -70,8 +70,19 @@ export interface HfTokenizerOptions {
 }
 
 const require = createRequire(import.meta.url);
-/** "@huggingface/tokenizers@<version>" (its package.json is not exported: found beside its entry file) */
-const LIBRARY = `@huggingface/tokenizers@${(JSON.parse(readFileSync(join(dirname(require.resolve("@huggingface/tokenizers")), "..", "package.json"), "utf8")) as { version: string }).version}`;
+/** set by esbuild in bundles that travel without node_modules (scripts/gpu/lib.sh bundle_ts) */
+declare const __HF_TOKENIZERS_VERSION__: string | undefined;
+let library: string | undefined;
+/** "@huggingface/tokenizers@<version>" (its package.json is not exported: found beside its entry file;
+ * read on first use, so that importing this module needs no node_modules) */
+function libraryName(): string {
+  if (library === undefined) {
+    const version = typeof __HF_TOKENIZERS_VERSION__ === "string" ? __HF_TOKENIZERS_VERSION__
+      : (JSON.parse(readFileSync(join(dirname(require.resolve("@huggingface/tokenizers")), "..", "package.json"), "utf8")) as { version: string }).version;
+    library = `@huggingface/tokenizers@${version}`;
+  }
+  return library;
+}
 /** tokenizer classes whose post-processor transformers rebuilds from add_bos_token / add_eos_token */
 const FLAG_CLASSES = /^(Llama|CodeLlama|Gemma)Tokenizer(Fast)?$/;
 
@@ -122,7 +133,7 @@ export function loadHfTokenizer(dir: string, opts: HfTokenizerOptions = {}): HfT
   try {
     tok = new HfJsTokenizer({ added_tokens: [], ...tj }, cfg);
   } catch (err) {
-    throw new HfFolderError(jsonPath, `cannot be used by ${LIBRARY} (${(err as Error).message})`);
+    throw new HfFolderError(jsonPath, `cannot be used by ${libraryName()} (${(err as Error).message})`);
   }
   const vocabSize = maxId(tj) + 1;
   const idOf = (token: string | null, field: string): number | null => {
@@ -188,7 +199,7 @@ export function loadHfTokenizer(dir: string, opts: HfTokenizerOptions = {}): HfT
     vocabSize,
     eotId: eosIds[0] ?? null,
     padId,
-    fingerprint: `${LIBRARY}/sha256:${hash}`,
+    fingerprint: `${libraryName()}/sha256:${hash}`,
     bosId,
     eosIds: Object.freeze(eosIds),
     specialTokens: Object.freeze(special),

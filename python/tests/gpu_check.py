@@ -6,7 +6,7 @@ prints the verdicts last):
   library    loads the engine library (carried, else built here with nvcc) and prints what it found
   numerics   linear_cross_entropy against F.cross_entropy(e.float() @ c.float().T, label_smoothing=ε) in fp32
              (TF32 off): loss ≤ 1e-5 relative, gradients ≤ 1e-4 (fp32), ≤ 5e-3 (bf16), ≤ 1e-3 (fp16: fp32 values,
-             gradients rounded to fp16); ε ∈ {0, 0.1}, ignored tokens, temperature, softcap, bias, reductions
+             gradients rounded to fp16; or twice what that rounding alone costs, when more); ε ∈ {0, 0.1}, ignored tokens, temperature, softcap, bias, reductions
              none/sum/mean; the Llama-3.2-1B head shape (bf16); torch.compile (0 graph breaks in
              torch._dynamo.explain, compiled = eager); the scratch in torch.cuda.max_memory_allocated and none in
              the engine's own arena; a side stream; mean over no valid token = NaN; a bad target's error
@@ -182,7 +182,13 @@ def phase_numerics(args):
                 if bias is not None:
                     vals["db"] = rel(bias.grad, ref["db"])
                 tol = TOL_GRAD[dname]
-                ok = vals["loss"] <= TOL_LOSS and all(v <= tol for k, v in vals.items() if k != "loss")
+                if dtype == torch.float16:
+                    # gradients are returned in fp16: a mean over N tokens puts small entries among fp16's
+                    # subnormals, where rounding alone costs more than 1e-3 — bound by twice that cost
+                    floor = max(rel(ref[k].to(torch.float16), ref[k]) for k in ("dE", "dC"))
+                    tol = max(tol, 2 * floor)
+                    vals["fp16_rounding"] = floor
+                ok = vals["loss"] <= TOL_LOSS and all(v <= tol for k, v in vals.items() if k not in ("loss", "fp16_rounding"))
                 ok = ok and e.grad.dtype == dtype and c.grad.dtype == dtype
                 record(f"{dname} ε={eps} {cname}", ok, **vals)
                 del e, c, t, bias, loss, ref
@@ -547,13 +553,22 @@ def phase_fsdp(args):
         torch.manual_seed(0)
         with torch.device(dev):
             model = LlamaForCausalLM(config)
+        data = synthetic_sft(2 * args.steps, T, config.vocab_size, seed=1)
+        # the reference of the first step: the same weights unsharded and unpatched in bf16 (FSDP2's param
+        # dtype), transformers' own loss with ε — the sharded patched model must start from the same loss
+        with torch.no_grad():
+            plain = copy.deepcopy(model).to(torch.bfloat16)
+            plain.loss_function = hf_smoothed_loss(EPS)
+            ids0 = torch.stack([b["input_ids"] for b in data[:2]]).to(dev)
+            labels0 = torch.stack([b["labels"] for b in data[:2]]).to(dev)
+            first_ref = float(plain(input_ids=ids0, labels=labels0).loss)
+            del plain, ids0, labels0
         calib_lce.patch(model, label_smoothing=EPS)
         mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
         for layer in model.model.layers:
             fully_shard(layer, mp_policy=mp)
         fully_shard(model, mp_policy=mp)
         opt = torch.optim.AdamW(model.parameters(), lr=3e-4)
-        data = synthetic_sft(2 * args.steps, T, config.vocab_size, seed=1)
         losses, times = [], []
         for step in range(args.steps):
             t0 = time.perf_counter()
@@ -569,11 +584,16 @@ def phase_fsdp(args):
             times.append(time.perf_counter() - t0)
             if out.logits is not None:
                 failures.append("logits were materialized under FSDP2")
-        ok = all(math.isfinite(x) for x in losses) and losses[-1] < losses[0]
+        # a few steps at lr 3e-4 from random weights need not go down (the unpatched Trainer run rises over
+        # its first steps too): the run must complete with finite losses and start where the plain model does
+        first_rel = abs(losses[0] - first_ref) / abs(first_ref)
         result["llama"] = {"losses": losses, "step_times": times, "root_class": type(model).__name__,
-                           "patched": calib_lce.is_patched(model)}
-        if not ok:
-            failures.append("FSDP2 1B run: non-finite or non-decreasing loss")
+                           "patched": calib_lce.is_patched(model), "first_loss_unsharded_bf16": first_ref,
+                           "first_loss_rel": first_rel}
+        if not all(math.isfinite(x) for x in losses):
+            failures.append("FSDP2 1B run: a non-finite loss")
+        if not first_rel <= 1e-2:
+            failures.append(f"FSDP2 1B run: first loss {losses[0]:.5f} vs {first_ref:.5f} unsharded (bf16)")
         log("fsdp llama", result["llama"])
         del model, opt
         if dev == "cuda":

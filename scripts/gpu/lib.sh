@@ -38,7 +38,10 @@ link_c_api() {
 bundle_ts() {
   local src=$1 out=$2
   shift 2
-  npx esbuild "$src" --bundle --platform=node --format=esm --target=node20 --log-level=warning "$@" --outfile="$out"
+  local hfv
+  hfv=$(node -p 'require("./node_modules/@huggingface/tokenizers/package.json").version')
+  npx esbuild "$src" --bundle --platform=node --format=esm --target=node20 --log-level=warning \
+    --define:__HF_TOKENIZERS_VERSION__="\"$hfv\"" "$@" --outfile="$out"
 }
 
 # open_log DEFAULT_OUT [--append]: OUT is the device's output folder ($OUT, else DEFAULT_OUT) and LOG its

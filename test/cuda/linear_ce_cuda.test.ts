@@ -266,7 +266,10 @@ test("cuBLAS path: logits in registers (Hopper) match the fused kernels and the 
       if (!Number.isNaN(fused.lse[i]!)) assert.ok(Math.abs(regs.lse[i]! - fused.lse[i]!) <= 1e-5 * Math.max(1, Math.abs(fused.lse[i]!)), `${c.name}: lse[${i}] ${regs.lse[i]} vs ${fused.lse[i]}`);
     if (typeof fused.loss === "number") assert.ok(Math.abs((regs.loss as number) - fused.loss) <= 1e-5 * Math.max(1, Math.abs(fused.loss)), c.name);
     else assert.ok(relError(regs.loss as Float32Array, fused.loss) <= 1e-5, c.name);
-    assert.ok(relError(regs.dE!, fused.dE!) <= 2e-3, `${c.name}: dE ${relError(regs.dE!, fused.dE!)}`);
+    // A logit of magnitude S summed in another order moves by about S·2^-24·√D; p and the bf16 gradient
+    // weights move with it (measured on an H100: 5.4e-3 at S = 1e4, D = 16), hence the bound's second term.
+    const orderTol = 2e-3 + 4 * (c.scale ?? 1) * 2 ** -24 * Math.sqrt(c.D);
+    assert.ok(relError(regs.dE!, fused.dE!) <= orderTol, `${c.name}: dE ${relError(regs.dE!, fused.dE!)} (bound ${orderTol})`);
     // D + 1: not a multiple of 8, so cuBLAS writes the logits into the fp32 slab
     const odd: Case = { ...c, name: `${c.name}, D + 1`, D: c.D + 1 };
     const oinp = makeInputs(odd, 4150 + k);
@@ -278,7 +281,8 @@ test("cuBLAS path: logits in registers (Hopper) match the fused kernels and the 
 
 test("cuBLAS path, chunked mode with packed bf16 logits (Hopper): two chunks match the fused kernels' chunks and the reference", { skip: needGpu }, () => {
   // A 3 MiB workspace holds 1920 packed rows of V = 600 (768 bf16 + 3 tile maxima per row; off Hopper
-  // 1024 fp32 rows) — and 1024 fp32 rows in the fused kernels' chunks: 2500 rows take two chunks.
+  // 1024 fp32 rows of 768) — and 1280 fp32 rows of the fused kernels' chunks (V rounded up to 8 = 600
+  // floats a row: 1310 rows, cut to a multiple of 128): 2500 rows take two chunks either way.
   const c: Case = { name: "packed chunks", N: 2500, D: 40, V: 600, eps: 0.1, bias: true, ignoreFraction: 0.1, temperature: 0.8 };
   const peaked: Case = { ...c, name: "packed chunks, logits of magnitude 30", scale: 30 };
   const ws = 1024 * 768 * 4;
@@ -291,7 +295,7 @@ test("cuBLAS path, chunked mode with packed bf16 logits (Hopper): two chunks mat
     if (HOPPER) assert.equal(st.lastBlockRows, 1920, `${cs.name}: packed rows per chunk`);
     compare(`${cs.name} [packed]`, packed, ref, TOL.bfloat16, true);
     const fp32 = runDevice(cs, inp, "bfloat16", { impl: "fused", workspaceBytes: ws });
-    assert.deepEqual([cudaStats().lastMode, cudaStats().lastBlockRows], ["chunked", 1024], `${cs.name}: fp32 rows per chunk`);
+    assert.deepEqual([cudaStats().lastMode, cudaStats().lastBlockRows], ["chunked", 1280], `${cs.name}: fp32 rows per chunk`);
     compare(`${cs.name} [fused, fp32 chunks]`, fp32, ref, TOL.bfloat16, true);
     // The statistics come from the same fp32 logits: lse agrees closely; G differs by the packing.
     for (let i = 0; i < cs.N; i++)
