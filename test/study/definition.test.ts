@@ -117,12 +117,13 @@ test("knowledge-world studies: pretraining seeds in the grid, SFT runs inherit t
   }
 });
 
-test("the knowledge-world study files: 3 vocabularies × 3 widths, ε grid, remedies in the large-V/d cells, ≥ 3 seeds that vary pretraining and SFT", () => {
+test("the knowledge-world study files: 3 vocabularies × 2 widths, ε grid, remedies in the large-V/d cells, ≥ 3 seeds that vary pretraining and SFT", () => {
   const read = (f: string) => JSON.parse(readFileSync(join(import.meta.dirname, "..", "..", "data", "sweeps", f), "utf8"));
   const plan = planStudy(read("world-gpu.json"));
   const pt = plan.runs.filter((r) => r.kind === "pretrain").map((r) => r.config as { tokenizer: string; seed: number; model: { dModel: number }; world: { config: unknown; scoring: string[] } });
   const cells = new Set(pt.map((c) => `${c.tokenizer}/${c.model.dModel}`));
-  assert.ok(new Set(pt.map((c) => c.tokenizer)).size >= 3 && new Set(pt.map((c) => c.model.dModel)).size >= 3);
+  // d 256 is left out so that the study fits one 10-minute device call; V/d still spans 13 to 3,125
+  assert.ok(new Set(pt.map((c) => c.tokenizer)).size >= 3 && new Set(pt.map((c) => c.model.dModel)).size >= 2);
   assert.equal(cells.size, new Set(pt.map((c) => c.tokenizer)).size * new Set(pt.map((c) => c.model.dModel)).size, "a full vocabulary × width grid");
   for (const cell of cells) assert.ok(new Set(pt.filter((c) => `${c.tokenizer}/${c.model.dModel}` === cell).map((c) => c.seed)).size >= 3, `${cell}: 3 pretraining seeds`);
   assert.equal(new Set(pt.map((c) => JSON.stringify(c.world.config))).size, 1, "one world: every cell answers the same questions");
