@@ -4,9 +4,6 @@
 #   .device/node.xz                       this machine's Node.js (../shared/gpu/prepare-node.sh)
 #   .device/hf/hf-parity.mjs              scripts/gpu/hf-parity.ts bundled: our logits, the SFT batches,
 #                                         the train log, and `calib train|eval|export`
-#   .device/hf/node_modules/@huggingface/tokenizers/{package.json,dist/tokenizers.cjs}
-#                                         backend/hf/tokenizer.ts reads the library's version from its
-#                                         package.json at run time (the code itself is in the bundle)
 #   .device/hf/commit                     the engine's commit (git describe --dirty), printed by the job
 # and checks the addon that travels with them, native/build/Release/calib.node: it is NOT rebuilt
 # (the job runs our engine on the CPU only; any build of the addon will do, CUDA or not, as long as
@@ -24,27 +21,14 @@ if objdump -d "$addon" | grep -qE '%zmm|\{%k[1-7]\}'; then
 fi
 # this machine's Node.js, compressed (the shared script beside the main checkout; a worktree's .git is a file,
 # where that script cannot add its exclude line: .device/ is git-ignored anyway, so compress here alike)
-prepare=$(git rev-parse --git-common-dir)/../../shared/gpu/prepare-node.sh
-if [ -d .git ] && [ -x ../shared/gpu/prepare-node.sh ]; then
-  build_addon --no-build
-elif [ -x "$prepare" ] && [ -d .git ]; then
-  "$prepare" >/dev/null
-else
-  mkdir -p .device
-  node_bin=$(command -v node)
-  if [ ! -s .device/node.xz ] || [ "$node_bin" -nt .device/node.xz ]; then
-    xz -T2 -6 -c "$node_bin" > .device/node.xz.tmp && mv .device/node.xz.tmp .device/node.xz
-  fi
-fi
+build_addon --no-build  # only .device/node.xz: the addon is used as built
 rm -rf .device/hf
-mkdir -p .device/hf/node_modules/@huggingface/tokenizers/dist
+mkdir -p .device/hf
 bundle_ts scripts/gpu/hf-parity.ts .device/hf/hf-parity.mjs --external:better-sqlite3 --external:@duckdb/node-api '--external:../../runs/local.js'
 if grep -qE '^import .* from "(better-sqlite3|@duckdb/node-api)"' .device/hf/hf-parity.mjs; then
   echo "hf-bundle: the bundle imports a native package at load time (better-sqlite3 / duckdb): it would not start on the GPU machine" >&2
   exit 1
 fi
-cp node_modules/@huggingface/tokenizers/package.json .device/hf/node_modules/@huggingface/tokenizers/
-cp node_modules/@huggingface/tokenizers/dist/tokenizers.cjs .device/hf/node_modules/@huggingface/tokenizers/dist/
 git describe --always --dirty --abbrev=7 > .device/hf/commit
 # the bundle must start without node_modules: run it from a copy outside the checkout
 probe=$(mktemp -d)

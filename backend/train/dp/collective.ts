@@ -4,7 +4,7 @@
 //   memory    N ranks in one process (tests of the collectives and of the sharded optimizer)
 //   socket    N processes over a localhost socket through the launcher (socket.ts; the CPU
 //             transport of `calib train --gpus N --transport cpu-test`, used by the tests)
-//   NCCL      one process per GPU (nccl.ts: found and reported, not implemented yet)
+//   NCCL      one process per GPU (native/src/dist/nccl.cc, engine ncclStatus(): found and reported, not implemented yet)
 // Reductions add the ranks' buffers in rank order (((b0 + b1) + b2) + …) in the buffer's own
 // precision, so every transport here gives the same bits for the same inputs (NCCL's ring or tree
 // order is its own: results agree within rounding, not bit for bit).
