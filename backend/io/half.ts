@@ -30,30 +30,37 @@ function f16Table(): Int32Array {
   return t;
 }
 
-/** bfloat16 → float32 (exact: bfloat16 is the top half of a float32). Returns the index of the
- * first NaN / ±inf, or -1. */
-export function bf16ToF32(src: Uint16Array, dst: Float32Array): number {
+/** bfloat16 bit patterns → float32 bit patterns (bfloat16 is the top half of a float32). */
+let BF16_TABLE: Int32Array | null = null;
+function bf16Table(): Int32Array {
+  if (!BF16_TABLE) {
+    BF16_TABLE = new Int32Array(65536);
+    for (let h = 0; h < 65536; h++) BF16_TABLE[h] = h << 16;
+  }
+  return BF16_TABLE;
+}
+
+/** 16-bit patterns → float32 through a table of their float32 bits; returns the index of the first
+ * pattern whose exponent bits (`expMask`) are all ones (NaN / ±inf), or -1. */
+function widen(src: Uint16Array, dst: Float32Array, table: Int32Array, expMask: number): number {
   const out = new Int32Array(dst.buffer, dst.byteOffset, dst.length);
   let bad = -1;
   for (let i = 0; i < src.length; i++) {
     const h = src[i]!;
-    out[i] = h << 16;
-    if ((h & 0x7f80) === 0x7f80 && bad < 0) bad = i;
+    out[i] = table[h]!;
+    if ((h & expMask) === expMask && bad < 0) bad = i;
   }
   return bad;
 }
 
+/** bfloat16 → float32 (exact). Returns the index of the first NaN / ±inf, or -1. */
+export function bf16ToF32(src: Uint16Array, dst: Float32Array): number {
+  return widen(src, dst, bf16Table(), 0x7f80);
+}
+
 /** float16 → float32 (exact). Returns the index of the first NaN / ±inf, or -1. */
 export function f16ToF32(src: Uint16Array, dst: Float32Array): number {
-  const t = f16Table();
-  const out = new Int32Array(dst.buffer, dst.byteOffset, dst.length);
-  let bad = -1;
-  for (let i = 0; i < src.length; i++) {
-    const h = src[i]!;
-    out[i] = t[h]!;
-    if ((h & 0x7c00) === 0x7c00 && bad < 0) bad = i;
-  }
-  return bad;
+  return widen(src, dst, f16Table(), 0x7c00);
 }
 
 /** float32 → bfloat16, rounding to nearest even as PyTorch's `.to(torch.bfloat16)`; NaN stays NaN.
