@@ -85,6 +85,10 @@ export interface ModelOptions {
    * rows of V fp32 logits computes them once, in chunks; 0 = fully streamed (computed twice, 32 MiB blocks).
    * Default DEFAULT_HEAD_WORKSPACE_BYTES (4 GiB: the loss takes at most rows × V × 4 of it). */
   headWorkspaceBytes?: number;
+  /** Gradient checkpointing (the Llama family on CUDA): the first checkpointLayers layers keep only their input
+   * and recompute their activations in the backward — less memory for one more forward of those layers, the
+   * same numbers bit for bit. 0 (default) … nLayer; other models accept it and keep every activation. */
+  checkpointLayers?: number;
 }
 
 /** The LM head's default logit workspace on CUDA (the trainer's run config records its own value). */
@@ -354,9 +358,12 @@ export class GptModel {
     const headWorkspaceBytes = options.headWorkspaceBytes ?? DEFAULT_HEAD_WORKSPACE_BYTES;
     if (!Number.isSafeInteger(headWorkspaceBytes) || headWorkspaceBytes < 0)
       throw new RangeError(`headWorkspaceBytes must be an integer ≥ 0 (got ${String(headWorkspaceBytes)})`);
+    const checkpointLayers = options.checkpointLayers ?? 0;
+    if (!Number.isInteger(checkpointLayers) || checkpointLayers < 0 || checkpointLayers > cfg.nLayer)
+      throw new RangeError(`checkpointLayers must be an integer in [0, nLayer = ${cfg.nLayer}] (got ${String(checkpointLayers)})`);
     const Model = addon().Model as NativeModelClass;
-    const native = new Model({ ...cfg, maxBatch, device, precision, threads, headWorkspaceBytes });
-    return new GptModel(cfg, { maxBatch, device, precision: precision as Precision, threads, headWorkspaceBytes }, native);
+    const native = new Model({ ...cfg, maxBatch, device, precision, threads, headWorkspaceBytes, checkpointLayers });
+    return new GptModel(cfg, { maxBatch, device, precision: precision as Precision, threads, headWorkspaceBytes, checkpointLayers }, native);
   }
 
   private get m(): NativeModel {

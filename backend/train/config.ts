@@ -140,6 +140,9 @@ const common = {
   /** CUDA: bytes of logits the LM head's fused loss may keep (chunks of whole rows: the logits computed once);
    * 0 = fully streamed (computed twice, 32 MiB blocks) */
   headWorkspaceBytes: int(0).max(2 ** 50).default(DEFAULT_HEAD_WORKSPACE_BYTES),
+  /** gradient checkpointing (Hugging Face models on CUDA): the first this-many layers recompute their activations in
+   * the backward (less memory, the same numbers); 0 none, at most the model's layers */
+  checkpointLayers: int(0).max(4096).default(0),
 };
 
 /** Each of the gpus ranks takes rows of every micro-batch, so there must be at least as many rows. */
@@ -148,8 +151,8 @@ function checkGpus(c: { gpus: number; batchSize: number }, ctx: z.core.$Refineme
 }
 
 /** The model options of a run's engine settings (recorded in run.json with the rest of the config). */
-export function engineOptions(config: Pick<TrainConfig, "precision" | "headWorkspaceBytes">): { precision?: "float32" | "bfloat16"; headWorkspaceBytes: number } {
-  return { ...(config.precision === "auto" ? {} : { precision: config.precision }), headWorkspaceBytes: config.headWorkspaceBytes };
+export function engineOptions(config: Pick<TrainConfig, "precision" | "headWorkspaceBytes" | "checkpointLayers">): { precision?: "float32" | "bfloat16"; headWorkspaceBytes: number; checkpointLayers: number } {
+  return { ...(config.precision === "auto" ? {} : { precision: config.precision }), headWorkspaceBytes: config.headWorkspaceBytes, checkpointLayers: config.checkpointLayers };
 }
 
 export const PretrainSchema = z.strictObject({
@@ -234,7 +237,8 @@ export function parseTrainConfig(input: unknown): TrainConfig {
 /** Hash of everything that determines the numbers of a run (resume refuses another config). */
 export function configHash(config: TrainConfig): string {
   // gpus: the same run on any number of ranks (resume may change it); the sums differ only in rounding
-  const { name: _n, threads: _t, gpus: _g, logEvery: _l, checkpointEvery: _c, eval: ev, precision, headWorkspaceBytes, ...all } = config;
+  // checkpointLayers: recomputation gives the same numbers bit for bit (a resume may turn it on to save memory)
+  const { name: _n, threads: _t, gpus: _g, logEvery: _l, checkpointEvery: _c, checkpointLayers: _k, eval: ev, precision, headWorkspaceBytes, ...all } = config;
   // multiple-choice evaluation does not change training either
   const { questions: _q, ...rest } = all as typeof all & { questions?: unknown };
   // the engine settings count only where they differ from their defaults (configs written before they existed keep their hash)

@@ -70,9 +70,7 @@ function evalRun(
     model: target.info,
   };
   writeRunJson(join(o.outDir, "run.json"), run);
-  // the Llama family runs on the CPU only in this build
-  const device = target.config.arch === "llama" ? "cpu" : o.device ?? "cpu";
-  const model = GptModel.create(target.config, { maxBatch: batchSize, threads: o.threads ?? 0, device });
+  const model = GptModel.create(target.config, { maxBatch: batchSize, threads: o.threads ?? 0, device: o.device ?? "cpu" });
   const metrics: Record<string, number> = {};
   const artifacts: string[] = [];
   try {

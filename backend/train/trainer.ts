@@ -678,8 +678,8 @@ function llamaSftSource(config: SftConfig, progress: boolean): SftSource {
     if (!data) throw new TypeError(`data is required to fine-tune the Llama-family checkpoint ${config.init}: {"jsonl": "conversations.jsonl"}`);
   }
   if (!data) throw new TypeError('data is required to fine-tune a Hugging Face model (init.hf): {"jsonl": "conversations.jsonl"}');
-  if (config.device === "cuda") throw new TypeError('device: the Llama family runs on the CPU in this build (its CUDA path is not implemented yet); use "device": "cpu"');
-  if (config.precision === "bfloat16") throw new TypeError('precision: the Llama family trains in float32 on the CPU in this build; use "precision": "float32" or "auto"');
+  if (config.device === "cuda" && config.precision === "float32") throw new TypeError('precision: the Llama family trains on CUDA in bfloat16 mixed precision (its float32 reference runs on the CPU); use "precision": "bfloat16" or "auto"');
+  if (config.device !== "cuda" && config.precision === "bfloat16") throw new TypeError('precision: bfloat16 mixed precision needs "device": "cuda" (the CPU trains in float32); use "precision": "float32" or "auto"');
   const source = openLlamaSource(initPath, typeof config.init === "object" && config.init.context !== undefined ? { context: config.init.context } : {});
   const tok = source.folder.tokenizer;
   const lossSoftcap = checkSoftcap(source, config.loss.softcap, "loss.softcap");
@@ -771,9 +771,8 @@ async function sft(config: SftConfig, options: TrainOptions): Promise<TrainResul
   const perEpoch = first.numBatches;
   const stepsPerEpoch = Math.ceil(perEpoch / config.gradAccum);
   const totalSteps = config.epochs * stepsPerEpoch;
-  const llama = src.model.arch === "llama";
   const model = GptModel.create(src.model, {
-    maxBatch: Math.max(config.batchSize, config.eval.batchSize), device: llama ? "cpu" : config.device, threads: config.threads, ...engineOptions(config),
+    maxBatch: Math.max(config.batchSize, config.eval.batchSize), device: config.device, threads: config.threads, ...engineOptions(config),
   });
   try {
     const run = new Run(config, model, options, totalSteps, src.label);

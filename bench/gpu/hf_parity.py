@@ -41,7 +41,7 @@ SEED = 1234
 EPS = 0.1
 IDS_SHAPE = (2, 24)          # [B, T] of the fixed token ids
 LOGIT_STD = 4.0              # std of the random logits (tied embeddings: N(0, LOGIT_STD²/d))
-TARGETS = {"logits": 1e-4, "loss": 1e-3, "curve": 0.02, "export": 1e-4}
+TARGETS = {"logits": 1e-4, "loss": 1e-3, "curve": 0.02, "export": 1e-4, "logits_bf16": 2e-2}
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]   # ids 0, 1, 2
 SPECIAL_IDS = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
 CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
@@ -315,10 +315,10 @@ def hf_logits(folder, ids, targets, dev):
     x, y = torch.from_numpy(ids).to(dev), torch.from_numpy(targets).to(dev)
     out = {}
     with torch.no_grad():
-        for name, dtype in (("f32", torch.float32), ("f64", torch.float64)):
+        for name, dtype in (("f32", torch.float32), ("f64", torch.float64), ("bf16", torch.bfloat16)):
             model = model.to(dtype)
             z = model(input_ids=x, use_cache=False).logits
-            out[name] = z.cpu().numpy()
+            out[name] = (z.float() if dtype == torch.bfloat16 else z).cpu().numpy()
             out[f"loss_{name}"] = smoothed_loss(z, y)
     del model
     if dev.type == "cuda":
@@ -345,7 +345,8 @@ def cmd_ref(a):
         os.makedirs(os.path.join(W, "ref"), exist_ok=True)
         np.save(os.path.join(W, "ref", f"{name}.f32.npy"), r["f32"].astype(np.float32))
         np.save(os.path.join(W, "ref", f"{name}.f64.npy"), r["f64"].astype(np.float64))
-        info = dict(loss_f32=r["loss_f32"], loss_f64=r["loss_f64"], seconds=r["seconds"], device=str(dev))
+        np.save(os.path.join(W, "ref", f"{name}.bf16.npy"), r["bf16"].astype(np.float32))
+        info = dict(loss_f32=r["loss_f32"], loss_f64=r["loss_f64"], loss_bf16=r["loss_bf16"], seconds=r["seconds"], device=str(dev))
         if name == "trained":
             info.update(weights_diff(folder, os.path.join(W, "torch", "trained.npz")))
         jdump(os.path.join(W, "ref", f"{name}.json"), info)
@@ -515,6 +516,25 @@ def logits_rows(W, names, sft_case):
     return rows
 
 
+def cuda_rows(W, names):
+    """Our CUDA engine (bf16 mixed precision) against transformers in bfloat16 (same dtype) and float32."""
+    rows = []
+    for name in names:
+        ours_p, ref_p = os.path.join(W, "ours", f"{name}.cuda.logits.npy"), os.path.join(W, "ref", f"{name}.bf16.npy")
+        if not (os.path.exists(ours_p) and os.path.exists(ref_p)):
+            rows.append(dict(case=name, status="not run", missing=[p for p in (ours_p, ref_p) if not os.path.exists(p)]))
+            continue
+        ours, ref16, ref32 = np.load(ours_p), np.load(ref_p), np.load(os.path.join(W, "ref", f"{name}.f32.npy"))
+        o, r = jload(os.path.join(W, "ours", f"{name}.cuda.json")), jload(os.path.join(W, "ref", f"{name}.json"))
+        row = dict(case=name, scale=float(np.abs(ref32).max()), err_vs_bf16=logits_error(ours, ref16), err_vs_f32=logits_error(ours, ref32),
+                   err_torch_bf16_vs_f32=logits_error(ref16, ref32), loss_ours=o["loss"], loss_bf16=r.get("loss_bf16"), loss_f32=r["loss_f32"])
+        row["loss_diff_f32"] = abs(o["loss"] - r["loss_f32"]) if o["loss"] is not None else None
+        row["pass"] = _ok(row["err_vs_bf16"], TARGETS["logits_bf16"])
+        row["status"] = "pass" if row["pass"] else "FAIL"
+        rows.append(row)
+    return rows
+
+
 def sft_result(W):
     ours_p, torch_p = os.path.join(W, "ours", "sft_log.json"), os.path.join(W, "torch", "sft.json")
     if not (os.path.exists(ours_p) and os.path.exists(torch_p)):
@@ -544,7 +564,7 @@ def cmd_report(a):
                    logits="max |ours − ref| / max |ref| over every position and vocabulary entry",
                    loss="|ours − ref| of the mean label-smoothed (ε = 0.1) cross-entropy over the supervised positions",
                    curve="max over steps of |ours − torch| / |torch| of the per-step training loss"),
-               make=make, sft_case=sft_case, logits=logits_rows(W, names, sft_case), sft=sft_result(W),
+               make=make, sft_case=sft_case, logits=logits_rows(W, names, sft_case), cuda=cuda_rows(W, names), sft=sft_result(W),
                export=logits_rows(W, ["trained"], sft_case)[0])
     for extra in ("job.json",):
         p = os.path.join(W, extra)
@@ -575,6 +595,15 @@ def print_report(res):
             continue
         print(f"{r['case']:20s} {r['scale']:7.2f} {_fmt(r['err_vs_f32']):>10s} {_fmt(r.get('err_vs_f64')):>10s} {_fmt(r.get('err_torch_f32_vs_f64')):>10s} "
               f"{_fmt(r['loss_ours'], '.5f'):>10s} {_fmt(r['loss_diff']):>9s} {_fmt(r.get('loss_diff_f64')):>9s}  {r['status']}")
+    print(f"(b, bf16) ours: our CUDA engine in bf16 mixed precision; err = max|Δ| / max|ref| against transformers in bf16 and fp32 "
+          f"(target ≤ {TARGETS['logits_bf16']} against bf16)")
+    print(f"{'case':20s} {'vs torch16':>10s} {'vs torch32':>10s} {'t16 vs t32':>10s} {'loss ours':>10s} {'loss t16':>10s} {'Δ loss32':>9s}  status")
+    for r in res.get("cuda", []):
+        if r.get("status") == "not run":
+            print(f"{r['case']:20s} not run (missing {', '.join(os.path.basename(p) for p in r['missing'])})")
+            continue
+        print(f"{r['case']:20s} {_fmt(r['err_vs_bf16']):>10s} {_fmt(r['err_vs_f32']):>10s} {_fmt(r['err_torch_bf16_vs_f32']):>10s} "
+              f"{_fmt(r['loss_ours'], '.5f'):>10s} {_fmt(r['loss_bf16'], '.5f'):>10s} {_fmt(r['loss_diff_f32']):>9s}  {r['status']}")
     s = res["sft"]
     print(f"(c) SFT curve ({res['sft_case']} shapes, {LAYERS} layers): ours `calib train` vs transformers + torch.optim.AdamW, fp32")
     if s["status"] == "not run":

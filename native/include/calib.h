@@ -226,6 +226,10 @@ typedef struct {
   /* CUDA: bytes of logits the LM head's fused loss may keep (its workspace_bytes: ≥ min(1024, rows)·V·4 computes
    * the logits once, in chunks; 0 = the fully streamed mode). The trainer passes its run config's value. */
   int64_t head_workspace_bytes;
+  /* LLAMA on CUDA: gradient checkpointing — the first checkpoint_layers layers keep only their input and
+   * recompute their activations in the backward (0 none … n_layer all). Other models keep every activation;
+   * the value is validated (0 … n_layer) and has no effect there. */
+  int32_t checkpoint_layers;
 } calib_model_config;
 
 typedef enum {

@@ -4,7 +4,8 @@
 #   native/build/Release/calib.node   the addon, CUDA for sm_90a, host code for x86-64-v3
 #   .device/node.xz                   this machine's Node.js (../shared/gpu/prepare-node.sh)
 #   .device/libcalib_model.so         the engine's C API (model + loss) for bench/gpu/gpt_ref.py (ctypes)
-#   .device/b/model-test.mjs          test/cuda/model_cuda.test.ts, bundled
+#   .device/b/model-test.mjs          test/cuda/model_cuda.test.ts, bundled (llama-test.mjs: llama_cuda.test.ts)
+#   .device/b/llama-bench.mjs         bench/gpu/llama-train.ts (our Llama-family training step), bundled
 #   .device/b/pipeline.mjs            scripts/gpu/pipeline.ts (pretrain + SFT + eval), bundled
 #   .device/b/train-bench.mjs         bench/train_cuda.ts (benchall JSON → trainer.arrow), bundled
 #   .device/b/commit                  the engine's commit (git describe --dirty), recorded in trainer_meta.json
@@ -21,7 +22,8 @@ build_addon "${1:-}"
 mkdir -p .device/b
 link_c_api .device/libcalib_model.so native/src/model/*.cc
 strip --strip-debug .device/libcalib_model.so
-for entry in test/cuda/model_cuda.test.ts:model-test scripts/gpu/pipeline.ts:pipeline bench/gpu/train-entry.ts:train-bench; do
+for entry in test/cuda/model_cuda.test.ts:model-test test/cuda/llama_cuda.test.ts:llama-test scripts/gpu/pipeline.ts:pipeline \
+  bench/gpu/train-entry.ts:train-bench bench/gpu/llama-train.ts:llama-bench; do
   bundle_ts "${entry%%:*}" ".device/b/${entry##*:}.mjs" --external:better-sqlite3 --external:@duckdb/node-api
 done
 git describe --always --dirty --abbrev=7 > .device/b/commit

@@ -4,17 +4,18 @@
 # Build the carried files here first: scripts/gpu/hf-bundle.sh (carry .device/node.xz .device/hf
 # native/build/Release/calib.node). Then, there, from the repository root:
 #   bash scripts/gpu/hf-job.sh
-# Our engine runs on the CPU in float32 with at most CALIB_THREADS (8) threads — the Llama family has no
-# CUDA path yet; transformers runs on the GPU when there is one (TF32 off), else on the CPU.
+# Our engine runs on the CPU in float32 with at most CALIB_THREADS (8) threads, and on the GPU (when there is
+# one) in bf16 mixed precision; transformers runs on the GPU when there is one (TF32 off), else on the CPU.
 #   make         bench/gpu/hf_parity.py make: REAL shapes of Llama-3.2-1B, Qwen2.5-0.5B, SmolLM2-135M,
 #                Gemma-2-2B with 2 layers, random weights, save_pretrained (+ a bf16 copy, Gemma with a
 #                sliding window of 8), a tokenizer built with `tokenizers`, the SFT data and run config
 #   then two chains side by side (our engine on CALIB_THREADS cores | transformers, on the GPU if any):
 #     batches      the SFT run's micro-batches as `calib train` feeds them
-#     ours-<case>  our logits and ε = 0.1 loss of each folder (.device/hf/hf-parity.mjs logits)
+#     ours-<case>  our logits and ε = 0.1 loss of each folder (.device/hf/hf-parity.mjs logits); ours-cuda-<case>
+#                  the same on CUDA in bf16
 #     train        `calib train` (init.hf, ε = 0.1, AdamW, warm-up + cosine, clipping), SFT_STEPS steps
 #     export       `calib export` of its checkpoint (float32); ours-trained: our logits of the checkpoint
-#   | ref          transformers' logits / loss of every folder in float32 and float64
+#   | ref          transformers' logits / loss of every folder in float32, float64 and bfloat16
 #   | sft          the same curve in transformers + torch.optim.AdamW (our batches and hyper-parameters)
 #   ref-trained  transformers' logits of the exported folder (from_pretrained), its weights against PyTorch's
 #   report       tables, $OUT/hf_parity.json, $OUT/sft_curve.csv
@@ -79,6 +80,9 @@ ours_chain() {
   step_within batches 30 "${OURS[@]}" sft-batches --config "$W/sft/run.json" --out "$W/sft/batches"
   for c in $cases; do
     step_within "ours-$c" 60 "${OURS[@]}" logits --model "$W/models/$c" --inputs "$W/inputs/$c.ids.npy" --targets "$W/inputs/$c.targets.npy" --out "$W/ours/$c"
+    # the CUDA path (bf16 mixed precision; it refuses head_dim other than 64 and 128 with the reason)
+    command -v nvidia-smi >/dev/null && step_within "ours-cuda-$c" 60 "${OURS[@]}" logits --device cuda --model "$W/models/$c" \
+      --inputs "$W/inputs/$c.ids.npy" --targets "$W/inputs/$c.targets.npy" --out "$W/ours/$c.cuda"
   done
   step_within train 180 "${OURS[@]}" calib train --config "$W/sft/run.json" --out "$W/sft/run-out" --quiet
   step_within train-log 20 "${OURS[@]}" train-log --run "$W/sft/run-out" --out "$W/ours/sft_log.json"

@@ -4,7 +4,7 @@
 // without node_modules. Everything here runs the engine on the CPU in float32 (the Llama family
 // has no CUDA path yet); CALIB_THREADS (or --threads) caps its cores.
 //
-//   logits --model PATH --inputs IDS.npy [--targets TARGETS.npy] --out PREFIX [--label-smoothing 0.1]
+//   logits --model PATH --inputs IDS.npy [--targets TARGETS.npy] --out PREFIX [--label-smoothing 0.1] [--device cpu|cuda]
 //       PATH: a Hugging Face folder or a calib-llama/1 checkpoint. Writes PREFIX.logits.npy
 //       (float32 [B, T, V]: the model's logits — Gemma 2's final soft-cap applied, as transformers'
 //       outputs.logits) and PREFIX.json ({loss: mean label-smoothed loss over the targets ≠ -100,
@@ -36,7 +36,7 @@ import { openLlamaSource, parseTrainConfig, sftStepBatches } from "../../backend
 const CALIB: Record<string, { run(argv: string[]): Promise<number> }> = { train: trainCommand, eval: evalCommand, export: exportCommand };
 
 const USAGE = `usage: node hf-parity.mjs <command> [options]
-  logits --model PATH --inputs IDS.npy [--targets T.npy] --out PREFIX [--label-smoothing E] [--threads N]
+  logits --model PATH --inputs IDS.npy [--targets T.npy] --out PREFIX [--label-smoothing E] [--threads N] [--device cpu|cuda]
   sft-batches --config RUN.json --out DIR
   train-log --run DIR --out FILE.json
   calib train|eval|export ARGS…`;
@@ -57,8 +57,10 @@ function readIds(path: string, name: string): { data: Int32Array; b: number; t: 
 function logits(argv: string[]): number {
   const { values } = parse(argv, {
     model: { type: "string" }, inputs: { type: "string" }, targets: { type: "string" }, out: { type: "string" },
-    "label-smoothing": { type: "string" }, threads: { type: "string" },
+    "label-smoothing": { type: "string" }, threads: { type: "string" }, device: { type: "string" },
   });
+  const device = values.device ?? "cpu";
+  if (device !== "cpu" && device !== "cuda") throw new UsageError(`--device must be cpu (float32) or cuda (bfloat16 mixed precision), got ${device}`);
   if (!values.model || !values.inputs || !values.out) throw new UsageError("logits needs --model, --inputs and --out");
   const eps = num(values["label-smoothing"], "label-smoothing", 0.1, (x) => x >= 0 && x <= 1, "in [0, 1]");
   const threads = num(values.threads, "threads", 0, (x) => Number.isInteger(x) && x >= 0, "an integer ≥ 0");
@@ -69,7 +71,8 @@ function logits(argv: string[]): number {
   const source = openLlamaSource(values.model, { context: ids.t });
   const params = source.params();
   const loaded = (performance.now() - t0) / 1000;
-  const model = GptModel.create(source.config, { maxBatch: ids.b, device: "cpu", precision: "float32", threads });
+  const precision = device === "cuda" ? "bfloat16" : "float32";
+  const model = GptModel.create(source.config, { maxBatch: ids.b, device, precision, threads });
   try {
     model.write("params", params);
     const V = source.config.vocab;
@@ -83,7 +86,7 @@ function logits(argv: string[]): number {
     const info = {
       model: source.path, kind: source.kind, family: source.info.family, params: source.info.params, shape: [ids.b, ids.t, V],
       final_softcap: source.finalSoftcap, label_smoothing: eps, loss: r ? r.lossSum / r.validCount : null, valid: r?.validCount ?? 0,
-      load_s: loaded, compute_s: (performance.now() - t1) / 1000, threads: threads || Number(process.env.CALIB_THREADS ?? 0) || null,
+      device, precision, load_s: loaded, compute_s: (performance.now() - t1) / 1000, threads: threads || Number(process.env.CALIB_THREADS ?? 0) || null,
     };
     writeJson(`${values.out}.json`, info);
     console.log(`${source.info.family} ${source.path}: ${(source.info.params / 1e6).toFixed(1)}M parameters, logits [${info.shape.join(", ")}]` +

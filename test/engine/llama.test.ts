@@ -394,8 +394,11 @@ test("configuration errors name the field (TypeScript and the engine); CUDA is r
   assert.throws(() => new Model({ ...raw, nHead: 5, llama: { dFf: 8 } }), /headDim is required when nHead does not divide dModel/);
   assert.throws(() => new Model({ ...raw }), /llama \(the Llama family's options\) is required/);
   assert.throws(() => new Model({ ...raw, arch: "gpt2", llama: { dFf: 8 } }), /llama options are only for arch 'llama'/);
+  // CUDA trains the family in bfloat16 only (refused before any device work), and needs a usable GPU
   assert.throws(() => new Model({ ...raw, device: "cuda", precision: "float32", llama: { dFf: 8 } }),
-    (e: Error) => !(e instanceof TypeError) && !(e instanceof RangeError) && /the Llama family runs on the CPU in this build; its CUDA path is not implemented yet/.test(e.message));
+    /on CUDA trains in bfloat16 mixed precision|no CUDA path/);
+  assert.throws(() => new Model({ ...raw, device: "cuda", precision: "bfloat16", llama: { dFf: 8 } }), /head_dim 64 or 128|no CUDA path/);
+  assert.throws(() => new Model({ ...raw, checkpointLayers: 3, llama: { dFf: 8 } }), /checkpointLayers must be in \[0, nLayer = 1\] \(got 3\)/);
   const ok = new Model({ ...raw, nHead: 5, llama: { dFf: 8, headDim: 4, nKvHead: 5 } });
   ok.free();
 });

@@ -6,8 +6,6 @@
 namespace calib::model::cuda {
 namespace {
 
-constexpr float kS = 0.7978845608028654f;  // √(2/π)
-
 // column of element i of a row-major tensor with OC columns (32-bit division when it fits)
 __device__ __forceinline__ int column(int64_t i, int OC, bool small) {
   return small ? static_cast<int>(static_cast<uint32_t>(i) % static_cast<uint32_t>(OC)) : static_cast<int>(i % OC);
@@ -18,8 +16,7 @@ __global__ void gelu_forward_kernel(A* out, const A* inp, const float* bias, int
   const bool small = n < (int64_t(1) << 31);
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const float x = to_f(inp[i]) + (bias ? bias[column(i, OC, small)] : 0.f);
-    const float u = kS * (x + 0.044715f * x * x * x);
-    out[i] = from_f<A>(0.5f * x * (1.f + tanhf(u)));
+    out[i] = from_f<A>(gelu_tanh(x));
   }
 }
 
@@ -28,11 +25,7 @@ __global__ void gelu_backward_kernel(A* dinp, const A* inp, const float* bias, c
   const bool small = n < (int64_t(1) << 31);
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const float x = to_f(inp[i]) + (bias ? bias[column(i, OC, small)] : 0.f);
-    const float u = kS * (x + 0.044715f * x * x * x);
-    const float th = tanhf(u);
-    const float sech2 = 1.f - th * th;
-    const float g = 0.5f * (1.f + th) + 0.5f * x * sech2 * kS * (1.f + 3.f * 0.044715f * x * x);
-    dinp[i] = from_f<A>(g * to_f(dout[i]));
+    dinp[i] = from_f<A>(gelu_tanh_grad(x) * to_f(dout[i]));
   }
 }
 

@@ -3,6 +3,11 @@
 //   encoder_cuda.cu    x0 = wte[tok] + wpe[pos]; deterministic embedding gradients
 //   layernorm_cuda.cu  fused LayerNorm forward / backward (warp per row), parameter gradients
 //   gelu_cuda.cu       GELU (tanh) with the fc bias folded in, forward / backward
+// and of the Llama family (llama_cuda.cu), beside them:
+//   rmsnorm_cuda.cu    RMSNorm (w or 1 + w) forward / backward, parameter gradients
+//   rope_cuda.cu       rotary embeddings of q and k (and the inverse rotation of their gradients)
+//   glu_cuda.cu        the gated MLP's act(gate) ⊙ up (SiLU or tanh-GELU), forward / backward
+//   encoder_cuda.cu    also the scaled embedding without positions; reduce_cuda.cu also bias adds
 //   attention_cuda.cu  head permutes, causal softmax forward / backward (the products are cuBLAS)
 //   reduce_cuda.cu     column sums (bias gradients), residual + bias, casts, fills, adds
 //   adamw_cuda.cu      AdamW with fp32 master weights (+ the compute copy), gradient sum of squares
@@ -60,6 +65,21 @@ __device__ __forceinline__ float softcap_logit(float z, float inv_t, float cap, 
   return cap > 0.f ? cap * tanhf(s * inv_cap) : s;
 }
 
+// The activations (activation.h's formulas on the CPU): GELU with the tanh approximation and SiLU, value and slope.
+constexpr float kGeluS = 0.7978845608028654f;  // √(2/π)
+__device__ __forceinline__ float gelu_tanh(float x) {
+  return 0.5f * x * (1.f + tanhf(kGeluS * (x + 0.044715f * x * x * x)));
+}
+__device__ __forceinline__ float gelu_tanh_grad(float x) {
+  const float th = tanhf(kGeluS * (x + 0.044715f * x * x * x));
+  return 0.5f * (1.f + th) + 0.5f * x * (1.f - th * th) * kGeluS * (1.f + 3.f * 0.044715f * x * x);
+}
+__device__ __forceinline__ float silu(float x) { return x / (1.f + __expf(-x)); }
+__device__ __forceinline__ float silu_grad(float x) {
+  const float sg = 1.f / (1.f + __expf(-x));
+  return sg * (1.f + x * (1.f - sg));
+}
+
 inline unsigned grid_for(int64_t n, int threads, int64_t cap = int64_t(1) << 20) {
   int64_t b = (n + threads - 1) / threads;
   if (b < 1) b = 1;
@@ -70,12 +90,14 @@ inline unsigned grid_for(int64_t n, int threads, int64_t cap = int64_t(1) << 20)
 constexpr int kColRows = 32;
 inline int64_t col_chunks(int64_t N) { return (N + kColRows - 1) / kColRows; }
 
-// ---- encoder_cuda.cu
-cudaError_t encoder_forward(float* x, const int32_t* inp, const float* wte, const float* wpe, int B, int T, int C);
+// ---- encoder_cuda.cu: x0 = wte[tok]·scale (+ wpe[pos] when wpe is not null)
+cudaError_t encoder_forward(float* x, const int32_t* inp, const float* wte, const float* wpe, int B, int T, int C,
+                            float scale = 1.f);
 // dwpe[t] += Σ_b dres[b, t];  dwte[tok] += Σ over the positions of tok (host-built buckets:
 // uniq[u] a token, pos[offs[u] .. offs[u+1]) its positions in increasing order).
+// (dwpe may be null; the token gradients are scaled by scale)
 cudaError_t encoder_backward(float* dwte, float* dwpe, const float* dres, const int32_t* uniq, const int32_t* offs,
-                             const int32_t* pos, int n_uniq, int B, int T, int C);
+                             const int32_t* pos, int n_uniq, int B, int T, int C, float scale = 1.f);
 
 // ---- layernorm_cuda.cu (eps 1e-5, biased variance)
 template <typename A>
@@ -114,6 +136,32 @@ cudaError_t softmax_forward(A* P, const A* S, int BH, int T, int blk);
 template <typename A>
 cudaError_t softmax_backward(A* dPS, const A* P, int BH, int T, int blk, float scale);
 
+// ---- rmsnorm_cuda.cu: y = x·r·w' (w' = w, or 1 + w with plus_one), r = 1/√(mean(x²) + eps) kept in rstd;
+// y is written to out_a and/or added to out_f (either may be null).
+template <typename A>
+cudaError_t rmsnorm_forward(A* out_a, float* out_f, float* rstd, const float* inp, const float* w, bool plus_one,
+                            float eps, int N, int C);
+// dx = r·(dn − n·mean(dn·n)), dn = w'·dout: added to dinp_f when not null; dinp_a (may be null) receives the
+// updated dinp_f, or dx when dinp_f is null, in A.
+template <typename A>
+cudaError_t rmsnorm_backward(float* dinp_f, A* dinp_a, const float* dout, const float* inp, const float* w,
+                             const float* rstd, bool plus_one, int N, int C);
+// dw += Σ_rows dout·x·r; partial: col_chunks(N) × C floats.
+cudaError_t rmsnorm_param_grads(float* dw, const float* dout, const float* inp, const float* rstd, int N, int C,
+                                float* partial);
+
+// ---- rope_cuda.cu: rotates, in place, the `heads` vectors of hd of N rows (stride rs) at position row % T;
+// sign +1 forward, −1 the inverse rotation (gradients); cos / sin: fp32 tables, T × hd/2 at least.
+template <typename A>
+cudaError_t rope_apply(A* x, const float* cos, const float* sin, int N, int T, int heads, int hd, int rs, float sign);
+
+// ---- glu_cuda.cu: out = act(gate) ⊙ up, act = SiLU (silu) or tanh-GELU; the backward writes
+// dgate = act'(gate)·up·dout and dup = act(gate)·dout (dgate may alias gate, dup may alias up).
+template <typename A>
+cudaError_t glu_forward(A* out, const A* gate, const A* up, int64_t n, bool silu);
+template <typename A>
+cudaError_t glu_backward(A* dgate, A* dup, const A* dout, const A* gate, const A* up, int64_t n, bool silu);
+
 // ---- reduce_cuda.cu
 // out[c] += Σ_i x[i, c]; partial: col_chunks(N) × C floats
 template <typename T>
@@ -123,6 +171,9 @@ cudaError_t colsum_add(float* out, const T* x, int N, int C, float* partial);
 cudaError_t colsum_final(float* out0, float* out1, int split, const float* partial, int n_chunks, int ld);
 // out[i, c] = res[i, c] + bias[c]
 cudaError_t residual_bias(float* out, const float* res, const float* bias, int64_t N, int C);
+// x[i, c] += bias[c] (rounded to A once)
+template <typename A>
+cudaError_t bias_add(A* x, const float* bias, int64_t N, int C);
 template <typename A>
 cudaError_t cast_from_f32(A* dst, const float* src, int64_t n);
 cudaError_t fill_f32(float* x, float v, int64_t n);

@@ -1,6 +1,6 @@
 // The C entry points of the model: validate every argument before any memory is touched,
 // then dispatch to the implementation of the architecture and device (gpt_cpu.cc, llama_cpu.cc,
-// or gpt_cuda.cu for GPT2 on device 'cuda'; the Llama family has no CUDA path yet).
+// or gpt_cuda.cu / llama_cuda.cu on device 'cuda').
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
@@ -14,6 +14,7 @@ namespace calib::model {
 #if CALIB_WITH_CUDA
 // gpt_cuda.cu: the CUDA implementation (CALIB_ERR_DEVICE without a GPU or cuBLAS).
 calib_status make_gpt_cuda(const calib_model_config& c, const Layout& layout, std::unique_ptr<ModelImpl>* out, char* err);
+calib_status make_llama_cuda(const calib_model_config& c, const Layout& layout, std::unique_ptr<ModelImpl>* out, char* err);
 #endif
 
 namespace {
@@ -96,6 +97,8 @@ calib_status validate_config(const calib_model_config& c, char* err) {
   if (c.tied != 0 && c.tied != 1) return fail(err, CALIB_ERR_TYPE, "tied must be 0 or 1");
   if (c.max_batch < 1 || c.max_batch > (1 << 20)) return fail(err, CALIB_ERR_RANGE, "maxBatch must be in [1, 2^20] (got %d)", c.max_batch);
   if (c.threads < 0) return fail(err, CALIB_ERR_RANGE, "threads must be ≥ 0");
+  if (c.checkpoint_layers < 0 || c.checkpoint_layers > c.n_layer)
+    return fail(err, CALIB_ERR_RANGE, "checkpointLayers must be in [0, nLayer = %d] (got %d)", c.n_layer, c.checkpoint_layers);
   if (c.head_workspace_bytes < 0) return fail(err, CALIB_ERR_RANGE, "headWorkspaceBytes must be ≥ 0 (got %lld)", static_cast<long long>(c.head_workspace_bytes));
   if (llama)
     if (calib_status st = validate_llama(c, err)) return st;
@@ -170,8 +173,6 @@ extern "C" calib_status calib_model_create(const calib_model_config* config, cal
   *out = nullptr;
   if (calib_status st = validate_config(*config, err)) return st;
   const bool llama = config->arch == CALIB_ARCH_LLAMA;
-  if (llama && config->device == CALIB_DEVICE_CUDA)
-    return fail(err, CALIB_ERR_DEVICE, "the Llama family runs on the CPU in this build; its CUDA path is not implemented yet");
   if (config->device == CALIB_DEVICE_CUDA) {
 #if CALIB_WITH_CUDA
     std::unique_ptr<calib_model> m;
@@ -179,7 +180,7 @@ extern "C" calib_status calib_model_create(const calib_model_config* config, cal
       m = std::make_unique<calib_model>();
       m->config = *config;
       m->layout = make_layout(*config);
-      if (calib_status st = make_gpt_cuda(*config, m->layout, &m->impl, err)) return st;
+      if (calib_status st = (llama ? make_llama_cuda : make_gpt_cuda)(*config, m->layout, &m->impl, err)) return st;
     } catch (const std::bad_alloc&) {
       return fail(err, CALIB_ERR_RUNTIME, "cannot allocate the CUDA model's host state");
     }

@@ -1,6 +1,6 @@
 // Small GPU helpers of the model: deterministic column sums (bias gradients; the second stage is
 // shared with the LayerNorm parameter gradients), the residual + bias initialisation of the
-// projections' outputs, casts of the master weights, fills, adds and row gathers.
+// projections' outputs, bias adds (Qwen2's q/k/v), casts of the master weights, fills, adds and row gathers.
 #include "kernels_cuda.cuh"
 
 namespace calib::model::cuda {
@@ -31,6 +31,12 @@ __global__ void residual_bias_kernel(float* out, const float* res, const float* 
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     out[i] = res[i] + bias[small ? static_cast<int>(static_cast<uint32_t>(i) % static_cast<uint32_t>(C))
                                  : static_cast<int>(i % C)];
+}
+
+template <typename A>
+__global__ void bias_add_kernel(A* x, const float* bias, int64_t n, int C) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    x[i] = from_f<A>(to_f(x[i]) + bias[i % C]);
 }
 
 template <typename A>
@@ -79,6 +85,14 @@ cudaError_t residual_bias(float* out, const float* res, const float* bias, int64
 }
 
 template <typename A>
+cudaError_t bias_add(A* x, const float* bias, int64_t N, int C) {
+  const int64_t n = N * C;
+  if (n <= 0) return cudaSuccess;
+  bias_add_kernel<A><<<grid_for(n, 256, 65536), 256>>>(x, bias, n, C);
+  return cudaGetLastError();
+}
+
+template <typename A>
 cudaError_t cast_from_f32(A* dst, const float* src, int64_t n) {
   if (n <= 0) return cudaSuccess;
   cast_kernel<A><<<grid_for(n, 256, 65536), 256>>>(dst, src, n);
@@ -107,6 +121,8 @@ cudaError_t gather_rows(A* dst, const A* src, const int32_t* rows, int n, int C)
 
 template cudaError_t colsum_add<float>(float*, const float*, int, int, float*);
 template cudaError_t colsum_add<bf16>(float*, const bf16*, int, int, float*);
+template cudaError_t bias_add<float>(float*, const float*, int64_t, int);
+template cudaError_t bias_add<bf16>(bf16*, const float*, int64_t, int);
 template cudaError_t cast_from_f32<float>(float*, const float*, int64_t);
 template cudaError_t cast_from_f32<bf16>(bf16*, const float*, int64_t);
 template cudaError_t gather_rows<float>(float*, const float*, const int32_t*, int, int);

@@ -114,6 +114,7 @@ class Model : public Napi::ObjectWrap<Model> {
     c.precision = static_cast<calib_model_precision>(choice(o, "precision", {"float32", "float64", "bfloat16"}, 0));
     c.threads = static_cast<int32_t>(integer(o, "threads", 0, 0, 1024));
     c.head_workspace_bytes = integer(o, "headWorkspaceBytes", 0, 0, int64_t(1) << 50);
+    c.checkpoint_layers = static_cast<int32_t>(integer(o, "checkpointLayers", 0, 0, 4096));
     c.arch = static_cast<calib_model_arch>(choice(o, "arch", {"gpt2", "llama"}, 0));
     if (c.arch == CALIB_ARCH_LLAMA) c.llama = llama_options(env, o, c);
     else if (has(o, "llama")) type_error(env, "llama options are only for arch 'llama'");

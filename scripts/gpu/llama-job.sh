@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The Llama family on CUDA in one GPU job (issues 19 and 21), from the repository root on the device machine
+# after scripts/gpu/bundle-trainer.sh and scripts/gpu/hf-bundle.sh ran here (carry .device/node.xz .device/b
+# .device/hf native/build/Release/calib.node, and .ref for Liger):
+#   scripts/gpu/llama-job.sh [BUDGET_S]
+# In the foreground, with the GPU to itself as far as timings go:
+#   llama-tests   test/cuda/llama_cuda.test.ts (bundled): CUDA bf16 against the CPU float32 engine, checkpointing
+#   bench         per model (Llama-3.2-1B, Qwen2.5-0.5B shapes, every layer, random weights; context 2048,
+#                 batch 4, ε = 0.1, AdamW): ours (bench/gpu/llama-train.ts) without and with gradient
+#                 checkpointing of every layer, then transformers' own step (bench/gpu/llama_step.py: sdpa,
+#                 liger, compile), each in its own process, while the budget lasts
+# In the background: scripts/gpu/hf-job.sh with transformers on the CPU (so that it does not share the GPU with
+# the timings; our CUDA logits phases are short).
+# $OUT: job.log, llama_bench.json (every benchmark's JSON line), tests.log, hf.tar.gz (hf-job's output and log).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+start=$(date +%s)
+budget=${1:-540}
+deadline=$(( start + budget ))
+. scripts/gpu/lib.sh
+open_log /tmp/calib-llama-out
+unpack_node
+find_cublas
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/.ref/liger/src:${PYTHONPATH:-}"
+summary=()
+{
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
+  python3 -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'
+  node --version; nproc
+  echo "engine commit $(cat .device/b/commit 2>/dev/null || echo '?'); budget $budget s"
+} >> "$LOG" 2>&1
+mkdir -p /tmp/hfout
+( OUT=/tmp/hfout CALIB_THREADS=6 TORCH_THREADS=6 JOB_BUDGET_S=$(( budget - 40 )) HF_PARITY_ARGS="--device cpu" \
+    timeout $(( budget - 10 )) bash scripts/gpu/hf-job.sh > /tmp/hfout/hf-job.out 2>&1; echo "hf-job exit $?" >> /tmp/hfout/hf-job.out ) &
+hf=$!
+step_within llama-tests 150 node .device/b/llama-test.mjs
+grep -E "^# (tests|pass|fail|skipped)|^not ok" "$LOG" | tail -6 > "$OUT/tests.log"
+: > "$OUT/llama_bench.json"
+bench() {  # bench NAME LIMIT CMD…: one process; its JSON line into llama_bench.json
+  step_within "$1" "$2" bash -c '"$@" | tee -a /tmp/bench-lines.jsonl' _ "${@:3}"
+}
+rm -f /tmp/bench-lines.jsonl
+for m in llama-3.2-1b qwen2.5-0.5b; do
+  layers=$([ $m = llama-3.2-1b ] && echo 16 || echo 24)
+  bench "ours-$m" 90 node .device/b/llama-bench.mjs --model $m
+  bench "ours-ck-$m" 90 node .device/b/llama-bench.mjs --model $m --checkpoint-layers $layers
+  for v in sdpa liger compile; do bench "torch-$v-$m" 120 python3 bench/gpu/llama_step.py --model $m --variant $v; done
+done
+grep '^{' /tmp/bench-lines.jsonl > "$OUT/llama_bench.json" 2>/dev/null
+wait $hf
+tar -czf "$OUT/hf.tar.gz" -C /tmp hfout
+printf '%s\n' "${summary[@]}" | tee -a "$LOG"
+python3 - "$OUT/llama_bench.json" <<'PY' | tee -a "$LOG"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print(f"{'engine':22s} {'model':14s} {'ck':>3s} {'ms/step':>8s} {'tokens/s':>9s} {'GPU MiB':>8s} {'max alloc GiB':>13s}")
+for r in rows:
+    print(f"{r['engine']:22s} {r['model']:14s} {r.get('checkpoint_layers', 0):3d} {r['step_ms']:8.1f} {r['tokens_per_s']:9.0f} {r['gpu_mib']:8d} "
+          f"{r.get('max_allocated_gib', float('nan')):13.1f}")
+PY
+tail -25 /tmp/hfout/hf-job.out
+echo "job: $(( $(date +%s) - start )) s"
