@@ -117,13 +117,13 @@ test("knowledge-world studies: pretraining seeds in the grid, SFT runs inherit t
   }
 });
 
-test("the knowledge-world study files: 3 vocabularies × 2 widths, ε grid, remedies in the large-V/d cells, ≥ 3 seeds that vary pretraining and SFT", () => {
+test("the knowledge-world study files: 3 vocabularies × 3 widths, ε grid, remedies in large-V/d cells of the largest vocabulary, ≥ 3 seeds that vary pretraining and SFT", () => {
   const read = (f: string) => JSON.parse(readFileSync(join(import.meta.dirname, "..", "..", "data", "sweeps", f), "utf8"));
   const plan = planStudy(read("world-gpu.json"));
   const pt = plan.runs.filter((r) => r.kind === "pretrain").map((r) => r.config as { tokenizer: string; seed: number; model: { dModel: number }; world: { config: unknown; scoring: string[] } });
   const cells = new Set(pt.map((c) => `${c.tokenizer}/${c.model.dModel}`));
-  // d 256 is left out so that the study fits one 10-minute device call; V/d still spans 13 to 3,125
-  assert.ok(new Set(pt.map((c) => c.tokenizer)).size >= 3 && new Set(pt.map((c) => c.model.dModel)).size >= 2);
+  // issue 18: at least 3 vocabularies × at least 3 widths
+  assert.ok(new Set(pt.map((c) => c.tokenizer)).size >= 3 && new Set(pt.map((c) => c.model.dModel)).size >= 3);
   assert.equal(cells.size, new Set(pt.map((c) => c.tokenizer)).size * new Set(pt.map((c) => c.model.dModel)).size, "a full vocabulary × width grid");
   for (const cell of cells) assert.ok(new Set(pt.filter((c) => `${c.tokenizer}/${c.model.dModel}` === cell).map((c) => c.seed)).size >= 3, `${cell}: 3 pretraining seeds`);
   assert.equal(new Set(pt.map((c) => JSON.stringify(c.world.config))).size, 1, "one world: every cell answers the same questions");
@@ -132,13 +132,20 @@ test("the knowledge-world study files: 3 vocabularies × 2 widths, ε grid, reme
   const loss = (r: (typeof sft)[number]) => (r.config as { loss: { labelSmoothing: number; temperature: number; softcap: number | null } }).loss;
   assert.deepEqual([...new Set(sft.map((r) => loss(r).labelSmoothing))].sort(), [0, 0.05, 0.1, 0.2]);
   assert.ok(sft.some((r) => loss(r).temperature === 0.5) && sft.some((r) => loss(r).softcap === 30));
-  // the remedies sit in the cells with the largest V/d (V: word-level ≈ 2k, r50k 50,257, o200k 200,000)
+  // the remedies sit in cells of the largest vocabulary whose V/d is above the median cell's
+  // (V: word-level ≈ 2k, r50k 50,257, o200k 200,000; the published study: o200k d 256 and 512, V/d 781 and 391)
   const V: Record<string, number> = { word: 2000, byte: 256, r50k: 50257, o200k: 200000 };
   const ratioOf = (cell: string) => { const [t, d] = cell.split("/"); return V[t!]! / Number(d); };
   const cellOfRun = (id: string) => { const c = pt.find((_, i) => plan.runs.filter((r) => r.kind === "pretrain")[i]!.id === id)!; return `${c.tokenizer}/${c.model.dModel}`; };
   const remedyCells = new Set(sft.filter((r) => loss(r).temperature !== 1 || loss(r).softcap !== null).map((r) => cellOfRun(r.parent!)));
-  const largest = [...cells].sort((a, b) => ratioOf(b) - ratioOf(a)).slice(0, remedyCells.size);
-  assert.deepEqual([...remedyCells].sort(), largest.sort(), "remedies in the largest-V/d cells");
+  const ratios = [...cells].map(ratioOf).sort((a, b) => a - b);
+  const median = ratios[Math.floor(ratios.length / 2)]!;
+  const largestV = Math.max(...pt.map((c) => V[c.tokenizer]!));
+  assert.ok(remedyCells.size >= 2, "remedies in at least two cells");
+  for (const c of remedyCells) {
+    assert.equal(V[c.split("/")[0]!], largestV, `${c}: remedies in the largest vocabulary`);
+    assert.ok(ratioOf(c) > median, `${c}: V/d ${ratioOf(c).toFixed(0)} above the median cell's ${median.toFixed(0)}`);
+  }
   for (const c of remedyCells) {
     const runsIn = sft.filter((r) => cellOfRun(r.parent!) === c && (loss(r).temperature !== 1 || loss(r).softcap !== null));
     assert.ok(new Set(runsIn.map((r) => (r.config as { seed: number }).seed)).size >= 3, `${c}: remedies with 3 seeds`);
