@@ -7,7 +7,10 @@
 // is its peak, with the CUDA context). Bundled by scripts/gpu/bundle-trainer.sh as .device/b/llama-bench.mjs; run by
 // scripts/gpu/llama-job.sh beside transformers' own step (bench/gpu/llama_step.py).
 //   node .device/b/llama-bench.mjs --model llama-3.2-1b|qwen2.5-0.5b [--batch 4] [--context 2048] [--steps 12]
-//                                  [--checkpoint-layers K] [--out FILE.json]
+//                                  [--plans WS:K,…] [--out FILE.jsonl]
+// --plans: the engine plans to time, one model each in turn on the same initial weights: WS the LM head's logit
+// workspace in MiB (headWorkspaceBytes; 4096 is the trainer's default), K the layers that recompute their
+// activations (checkpointLayers; 'all' for every layer). Default 4096:0.
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -51,18 +54,20 @@ function median(xs: number[]): number {
 const { values } = parseArgs({
   options: {
     model: { type: "string", default: "llama-3.2-1b" }, batch: { type: "string", default: "4" }, context: { type: "string", default: "2048" },
-    steps: { type: "string", default: "12" }, "checkpoint-layers": { type: "string", default: "0" }, out: { type: "string" },
+    steps: { type: "string", default: "12" }, plans: { type: "string", default: "4096:0" }, out: { type: "string" },
   },
 });
 const raw = REAL[values.model!];
 if (!raw) throw new RangeError(`--model must be one of ${Object.keys(REAL).join(", ")}`);
-const B = Number(values.batch), T = Number(values.context), steps = Number(values.steps), ck = Number(values["checkpoint-layers"]);
+const B = Number(values.batch), T = Number(values.context), steps = Number(values.steps);
 const spec = parseHfConfig(raw, `${values.model} config.json`, { context: T });
-const before = gpuMemoryMiB();
-const t0 = performance.now();
-const model = GptModel.create(spec.model, { maxBatch: B, device: "cuda", precision: "bfloat16", checkpointLayers: ck });
-model.init(1234);
-const setup = (performance.now() - t0) / 1000;
+const plans = values.plans!.split(",").map((p) => {
+  const [ws, k] = p.split(":");
+  const plan = { headWorkspaceBytes: Number(ws) * 2 ** 20, checkpointLayers: k === "all" ? spec.model.nLayer : Number(k) };
+  if (!Number.isSafeInteger(plan.headWorkspaceBytes) || plan.headWorkspaceBytes < 0 || !Number.isInteger(plan.checkpointLayers))
+    throw new RangeError(`--plans: '${p}' is not WORKSPACE_MIB:LAYERS`);
+  return plan;
+});
 let seed = 7;
 const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
 const V = spec.model.vocab;
@@ -75,26 +80,40 @@ const batch = (): Batch => {
   return { inputs, targets, b: B, t: T };
 };
 const batches = Array.from({ length: 3 }, batch);
-const times: number[] = [], losses: number[] = [];
-for (let s = 1; s <= steps; s++) {
-  const t = performance.now();
-  model.zeroGrad();
-  const r = model.forwardBackward(batches[s % batches.length]!, { labelSmoothing: 0.1 });
-  const { norm } = model.gradNorm();
-  model.adamw({ lr: 1e-5, weightDecay: 0.1, gradScale: Math.min(1, 1 / (norm + 1e-6)), step: s });
-  times.push((performance.now() - t) / 1000);
-  losses.push(r.lossSum / r.validCount);
+let weights: Float32Array | null = null;
+const lines: string[] = [];
+for (const plan of plans) {
+  const before = gpuMemoryMiB();
+  const t0 = performance.now();
+  const model = GptModel.create(spec.model, { maxBatch: B, device: "cuda", precision: "bfloat16", ...plan });
+  if (weights) model.setParams(weights);
+  else {
+    model.init(1234);
+    weights = model.getParams() as Float32Array;
+  }
+  const setup = (performance.now() - t0) / 1000;
+  const times: number[] = [], losses: number[] = [];
+  for (let s = 1; s <= steps; s++) {
+    const t = performance.now();
+    model.zeroGrad();
+    const r = model.forwardBackward(batches[s % batches.length]!, { labelSmoothing: 0.1 });
+    const { norm } = model.gradNorm();
+    model.adamw({ lr: 1e-5, weightDecay: 0.1, gradScale: Math.min(1, 1 / (norm + 1e-6)), step: s });
+    times.push((performance.now() - t) / 1000);
+    losses.push(r.lossSum / r.validCount);
+  }
+  model.gradNorm(); // waits for the last AdamW
+  const held = gpuMemoryMiB();
+  const own = processMemoryMiB();
+  const warm = Math.min(3, steps - 1);
+  const stepS = median(times.slice(warm));
+  const result = {
+    engine: "calib", model: values.model, params: model.numParams, batch: B, context: T, checkpoint_layers: plan.checkpointLayers,
+    head_workspace_bytes: plan.headWorkspaceBytes, steps, step_ms: stepS * 1e3, tokens_per_s: (B * T) / stepS,
+    gpu_mib: own ?? held - before, gpu_mib_source: own === null ? "device total − before" : "process", setup_s: setup, losses, step_times_s: times,
+  };
+  model.free();
+  lines.push(JSON.stringify(result));
+  console.log(lines[lines.length - 1]);
 }
-model.gradNorm(); // waits for the last AdamW
-const held = gpuMemoryMiB();
-const own = processMemoryMiB();
-const warm = Math.min(3, steps - 1);
-const stepS = median(times.slice(warm));
-const result = {
-  engine: "calib", model: values.model, params: model.numParams, batch: B, context: T, checkpoint_layers: ck, steps,
-  step_ms: stepS * 1e3, tokens_per_s: (B * T) / stepS, gpu_mib: own ?? held - before, gpu_mib_source: own === null ? "device total − before" : "process",
-  setup_s: setup, losses, step_times_s: times,
-};
-model.free();
-console.log(JSON.stringify(result));
-if (values.out) writeFileSync(values.out, JSON.stringify(result, null, 1) + "\n");
+if (values.out) writeFileSync(values.out, lines.join("\n") + "\n");

@@ -95,7 +95,8 @@ calib_status calib_linear_cross_entropy(calib_lce_args* args, char* err /* CALIB
  * q, o, grad_o, grad_q: [b, t, hq, head_dim]; k, v, grad_k, grad_v: [b, t, hkv, head_dim]; all contiguous,
  * elements of `dtype`. lse: [b, hq, t] float32.
  * CPU: a float64-accumulating reference (float32 or bfloat16 elements, any head_dim). CUDA: bfloat16 only,
- * head_dim 64 or 128, tensor cores (mma.sync, sm_80+), fp32 accumulation, never stores t×t, deterministic
+ * head_dim ≤ 256 (64 and 128 on tensor cores, mma.sync sm_80+; others a row at a time, slower), fp32
+ * accumulation, never stores t×t, deterministic
  * backward (no atomics). Forward reads q, k, v and writes o, lse; backward reads q, k, v, o, lse, grad_o and
  * writes grad_q, grad_k, grad_v.
  * ------------------------------------------------------------------------------- */

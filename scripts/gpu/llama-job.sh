@@ -6,9 +6,10 @@
 # In the foreground, with the GPU to itself as far as timings go:
 #   llama-tests   test/cuda/llama_cuda.test.ts (bundled): CUDA bf16 against the CPU float32 engine, checkpointing
 #   bench         per model (Llama-3.2-1B, Qwen2.5-0.5B shapes, every layer, random weights; context 2048,
-#                 batch 4, ε = 0.1, AdamW): ours (bench/gpu/llama-train.ts) without and with gradient
-#                 checkpointing of every layer, then transformers' own step (bench/gpu/llama_step.py: sdpa,
-#                 liger, compile), each in its own process, while the budget lasts
+#                 batch 4, ε = 0.1, AdamW): ours (bench/gpu/llama-train.ts) in three plans — a 1 GiB LM-head
+#                 workspace with every layer checkpointed, the same without checkpointing, the trainer's default
+#                 4 GiB workspace — then transformers' own step (bench/gpu/llama_step.py: sdpa, liger, compile),
+#                 each in its own process, while the budget lasts
 # In the background: scripts/gpu/hf-job.sh with transformers on the CPU (so that it does not share the GPU with
 # the timings; our CUDA logits phases are short).
 # $OUT: job.log, llama_bench.json (every benchmark's JSON line), tests.log, hf.tar.gz (hf-job's output and log).
@@ -41,9 +42,7 @@ bench() {  # bench NAME LIMIT CMD…: one process; its JSON line into llama_benc
 }
 rm -f /tmp/bench-lines.jsonl
 for m in llama-3.2-1b qwen2.5-0.5b; do
-  layers=$([ $m = llama-3.2-1b ] && echo 16 || echo 24)
-  bench "ours-$m" 90 node .device/b/llama-bench.mjs --model $m
-  bench "ours-ck-$m" 90 node .device/b/llama-bench.mjs --model $m --checkpoint-layers $layers
+  bench "ours-$m" 150 node .device/b/llama-bench.mjs --model $m --plans 1024:all,1024:0,4096:0
   for v in sdpa liger compile; do bench "torch-$v-$m" 120 python3 bench/gpu/llama_step.py --model $m --variant $v; done
 done
 grep '^{' /tmp/bench-lines.jsonl > "$OUT/llama_bench.json" 2>/dev/null
@@ -53,10 +52,11 @@ printf '%s\n' "${summary[@]}" | tee -a "$LOG"
 python3 - "$OUT/llama_bench.json" <<'PY' | tee -a "$LOG"
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-print(f"{'engine':22s} {'model':14s} {'ck':>3s} {'ms/step':>8s} {'tokens/s':>9s} {'GPU MiB':>8s} {'max alloc GiB':>13s}")
+print(f"{'engine':22s} {'model':14s} {'ws MiB':>6s} {'ck':>3s} {'ms/step':>8s} {'tokens/s':>9s} {'GPU MiB':>8s} {'max alloc GiB':>13s}")
 for r in rows:
-    print(f"{r['engine']:22s} {r['model']:14s} {r.get('checkpoint_layers', 0):3d} {r['step_ms']:8.1f} {r['tokens_per_s']:9.0f} {r['gpu_mib']:8d} "
-          f"{r.get('max_allocated_gib', float('nan')):13.1f}")
+    ws = r.get('head_workspace_bytes')
+    print(f"{r['engine']:22s} {r['model']:14s} {ws // 2**20 if ws is not None else '':>6} {r.get('checkpoint_layers', 0):3d} {r['step_ms']:8.1f} "
+          f"{r['tokens_per_s']:9.0f} {r['gpu_mib']:8d} {r.get('max_allocated_gib', float('nan')):13.1f}")
 PY
 tail -25 /tmp/hfout/hf-job.out
 echo "job: $(( $(date +%s) - start )) s"

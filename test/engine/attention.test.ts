@@ -233,7 +233,8 @@ test("bad arguments throw errors that name the field", () => {
   // the CUDA path's limits are checked before any device is looked for (same errors with or without a GPU)
   throwsWith(() => forward({ ...base, device: "cuda" }), TypeError, /dtype: the CUDA attention runs bfloat16 only/);
   const bf = { ...base, dtype: "bfloat16", q: toBf16(x.q), k: toBf16(x.k), v: toBf16(x.v), device: "cuda" };
-  throwsWith(() => forward(bf), RangeError, /head_dim 8 is not supported by the CUDA attention \(64 or 128\)/);
+  const wide = new Uint16Array(c.b * c.t * c.hq * 264).fill(0x3f80); // bf16 ones, head_dim 264
+  throwsWith(() => forward({ ...bf, headDim: 264, q: wide, k: wide, v: wide }), RangeError, /head_dim 264 is not supported by the CUDA attention \(at most 256\)/);
   const fwd = forward(base);
   const lse = fwd.lse.slice();
   lse[3] = NaN;

@@ -397,7 +397,7 @@ test("configuration errors name the field (TypeScript and the engine); CUDA is r
   // CUDA trains the family in bfloat16 only (refused before any device work), and needs a usable GPU
   assert.throws(() => new Model({ ...raw, device: "cuda", precision: "float32", llama: { dFf: 8 } }),
     /on CUDA trains in bfloat16 mixed precision|no CUDA path/);
-  assert.throws(() => new Model({ ...raw, device: "cuda", precision: "bfloat16", llama: { dFf: 8 } }), /head_dim 64 or 128|no CUDA path/);
+  assert.throws(() => new Model({ ...raw, device: "cuda", precision: "bfloat16", llama: { dFf: 8, headDim: 258 } }), /head_dim ≤ 256 .*got 258|no CUDA path/);
   assert.throws(() => new Model({ ...raw, checkpointLayers: 3, llama: { dFf: 8 } }), /checkpointLayers must be in \[0, nLayer = 1\] \(got 3\)/);
   const ok = new Model({ ...raw, nHead: 5, llama: { dFf: 8, headDim: 4, nKvHead: 5 } });
   ok.free();

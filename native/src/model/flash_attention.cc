@@ -166,8 +166,8 @@ calib_status validate_shape(const calib_attention_args& a, char* err) {
       a.b * a.t > limit / a.hq / a.head_dim)
     return fail(err, CALIB_ERR_RANGE, "shape too large (b=%lld, t=%lld, hq=%lld, head_dim=%lld)", (long long)a.b,
                 (long long)a.t, (long long)a.hq, (long long)a.head_dim);
-  if (a.device == CALIB_DEVICE_CUDA && a.head_dim != 64 && a.head_dim != 128)
-    return fail(err, CALIB_ERR_RANGE, "head_dim %lld is not supported by the CUDA attention (64 or 128)",
+  if (a.device == CALIB_DEVICE_CUDA && a.head_dim > 256)
+    return fail(err, CALIB_ERR_RANGE, "head_dim %lld is not supported by the CUDA attention (at most 256)",
                 (long long)a.head_dim);
   if (!(a.scale > 0.f) || !std::isfinite(a.scale))
     return fail(err, CALIB_ERR_RANGE, "scale must be a finite number > 0 (got %g)", (double)a.scale);

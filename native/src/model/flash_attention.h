@@ -15,9 +15,9 @@
 //     Δ_i = Σ_d dO_id·o_id;  dp_ij = dO_i·v_j;  ds_ij = p_ij·(dp_ij − Δ_i)·scale·(1 − (s_ij/c)²  with a cap)
 //     dQ_i = Σ_j ds_ij·k_j;  dK_j = Σ_{heads of the group} Σ_i ds_ij·q_i;  dV_j = Σ_{heads of the group} Σ_i p_ij·dO_i
 //   dtypes: CPU: float32 or bfloat16 elements, every sum in float64 (the reference), any Dh. CUDA: bfloat16
-//     elements, fp32 accumulation (mma.sync m16n8k16 bf16, sm_80+), fp32 lse; Dh ∈ {64, 128}
-//     (other head sizes are refused with a RangeError naming head_dim). P is rounded to bf16 for P·V and
-//     dS for dS·K / dSᵀ·Q, as FlashAttention 2 does.
+//     elements, fp32 accumulation, fp32 lse. Dh ∈ {64, 128}: tensor cores (mma.sync m16n8k16 bf16, sm_80+), P
+//     rounded to bf16 for P·V and dS for dS·K / dSᵀ·Q, as FlashAttention 2 does; other Dh ≤ 256 (Gemma 2's
+//     256): one warp per row in fp32 (slower); larger head sizes are refused with a RangeError naming head_dim.
 //   Memory: never stores a T×T matrix. CUDA forward needs no scratch; the backward needs Δ (4·B·Hq·T bytes:
 //     the caller's workspace, or the engine's arena).
 //   Determinism: every output element is summed by one thread in a fixed order. CUDA backward: kernel 1 (one
@@ -40,9 +40,12 @@ void backward_cpu(const calib_attention_args& a);
 inline int64_t delta_bytes(const calib_attention_args& a) { return (a.b * a.hq * a.t * 4 + 255) / 256 * 256; }
 
 #if CALIB_WITH_CUDA
-// The CUDA path of a validated call (head_dim 64 or 128, bfloat16): device memory runs the kernels on
+// The CUDA path of a validated call (head_dim ≤ 256, bfloat16): device memory runs the kernels on
 // a.stream; host memory is staged through device copies (legacy stream, synchronous).
 calib_status run_cuda(const calib_attention_args& a, bool backward, char* err);
+// Head sizes other than 64 and 128 (≤ 256): one warp per row, fp32 arithmetic (flash_attention_rows_cuda.cu).
+calib_status forward_rows_cuda(const calib_attention_args& a, char* err);
+calib_status backward_rows_cuda(const calib_attention_args& a, float* delta, char* err);
 #endif
 
 }  // namespace calib::flash

@@ -1,4 +1,5 @@
-// Flash-style causal attention on the GPU (contract: flash_attention.h; CPU reference: flash_attention.cc).
+// Flash-style causal attention on the GPU (contract: flash_attention.h; CPU reference: flash_attention.cc), head_dim
+// 64 and 128; other head sizes (≤ 256) go to flash_attention_rows_cuda.cu.
 //
 // Every kernel runs 4 warps; a warp owns 16 rows of its CTA's tile and does all its products with the two
 // warp-level building blocks below, on bf16 tiles in shared memory ([rows][Dh + 8], the padding makes every
@@ -520,12 +521,14 @@ calib_status backward_t(const calib_attention_args& a, float* delta, char* err) 
 }
 
 calib_status forward_cuda(const calib_attention_args& a, char* err) {
+  if (a.head_dim != 64 && a.head_dim != 128) return forward_rows_cuda(a, err);
   const bool cap = a.softcap > 0;
   if (a.head_dim == 64) return cap ? forward_t<64, true>(a, err) : forward_t<64, false>(a, err);
   return cap ? forward_t<128, true>(a, err) : forward_t<128, false>(a, err);
 }
 
 calib_status backward_cuda(const calib_attention_args& a, float* delta, char* err) {
+  if (a.head_dim != 64 && a.head_dim != 128) return backward_rows_cuda(a, delta, err);
   const bool cap = a.softcap > 0;
   if (a.head_dim == 64) return cap ? backward_t<64, true>(a, delta, err) : backward_t<64, false>(a, delta, err);
   return cap ? backward_t<128, true>(a, delta, err) : backward_t<128, false>(a, delta, err);

@@ -14,8 +14,9 @@
 // (the activation is recomputed), and with post-norms the branch outputs before their norm. Gradient
 // checkpointing (calib_model_config.checkpoint_layers = k): the first k layers keep only their input and
 // recompute the rest in the backward, into one shared set of buffers (the profile's "recompute").
-// Attention needs head_dim 64 or 128 (the flash kernel's); the CUDA path is bf16 only (model.cc refuses
-// the rest with the reason).
+// Attention: head_dim 64 and 128 on the flash kernel's tensor cores, other sizes ≤ 256 (Gemma 2's 256) a row at a
+// time (flash_attention_rows_cuda.cu, slower). The CUDA path is bf16 only (make_llama_cuda refuses the rest with
+// the reason).
 #include "cuda_model.cuh"
 #include "flash_attention.h"
 
@@ -288,10 +289,9 @@ calib_status make_llama_cuda(const calib_model_config& c, const Layout& layout, 
     return fail(err, CALIB_ERR_RANGE,
                 "the Llama family on CUDA trains in bfloat16 mixed precision (precision 'bfloat16'); its float32 "
                 "reference runs on the CPU");
-  if (c.llama.head_dim != 64 && c.llama.head_dim != 128)
+  if (c.llama.head_dim > 256)
     return fail(err, CALIB_ERR_RANGE,
-                "the Llama family on CUDA needs head_dim 64 or 128 (its flash-attention kernel's; got %d): run this "
-                "model on the CPU",
+                "the Llama family on CUDA needs head_dim ≤ 256 (its attention's; got %d): run this model on the CPU",
                 c.llama.head_dim);
   const int64_t N = int64_t(c.max_batch) * c.context;
   if (N > 2000000)
