@@ -334,6 +334,9 @@ test("bad input: missing folder, unknown model_type, bad JSONL lines, an answer 
       [["eval", "--model", llama.dir, "--out", join(dir, "e4")], /--model needs --questions/],
       [["eval", "--model", llama.dir, "--questions", mcq, "--shots", "5", "--out", join(dir, "e5")], /shots: 5 few-shot examples need 6 questions in .*mcq\.jsonl, which has 5/],
       [["eval", "--model", base, "--questions", mcq, "--chat", "--out", join(dir, "e6")], /base: has no chat template/],
+      [["eval", "--model", llama.dir, "--questions", mcq, "--device", "gpu", "--out", join(dir, "e7")], /--device must be one of cpu, cuda, auto \(got 'gpu'\)/],
+      [["train", "--config", write("g.json", { ...config, device: "cuda", precision: "float32" }), "--out", join(dir, "o7")], /precision: the Llama family trains on CUDA in bfloat16 mixed precision/],
+      [["train", "--config", write("h.json", { ...config, precision: "bfloat16" }), "--out", join(dir, "o8")], /precision: bfloat16 mixed precision needs "device": "cuda"/],
       [["export", "--checkpoint", join(dir, "gpt"), "--hf", join(dir, "x")], /holds a GPT \(calib-gpt\/1, tokenizer byte\): calib export writes Hugging Face folders of Llama-family models only/],
       [["export", "--checkpoint", join(dir, "gpt")], /--hf OUT .* is required/],
     ];

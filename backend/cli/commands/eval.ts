@@ -22,13 +22,14 @@ const HELP = `usage: calib eval --checkpoint DIR [options]
   --epoch N            SFT epoch recorded in the rows (default: from the checkpoint, else 0)
   --scoring LIST       knowledge-world checkpoints: option,letter        (default option; needs --out)
   --batch-size N       (default 16)     --threads N  (default all cores)
+  --device D           cpu | cuda | auto (default cpu; cuda evaluates Llama-family models in bfloat16)
   --bootstrap R        registered runs: bootstrap resamples of calibration.arrow (default 1000; 0: none)
   --bootstrap-seed S   their seed (default 0)
   --quiet              no progress bars
   --json               print the metrics as JSON on stdout
 
 multiple-choice JSONL (one {"question", "choices": [...], "answer": index or letter, "subject"?} per line):
-  --model PATH         a Hugging Face model folder (llama, qwen2, mistral, gemma2; CPU, float32) or a checkpoint
+  --model PATH         a Hugging Face model folder (llama, qwen2, mistral, gemma2) or a checkpoint
   --questions FILE     the questions; records: questions.arrow (task = the file's name, split test)
   --scoring LIST       letter,option (default both; the first gives question_accuracy): letter = " A".." D"
                        after the listed options and "Answer:"; option = each option's text (acc, acc_norm)
@@ -37,7 +38,7 @@ multiple-choice JSONL (one {"question", "choices": [...], "answer": index or let
   --chat               render the prompts with the model's chat template (examples as earlier turns)
   --context N          tokens to allocate for (default: the model's, at most 4096)
   --max-questions N    the first N questions (default 0 = all)
-  --temperature T, --softcap C, --batch-size N, --threads N, --epoch N, --out DIR, --bootstrap R as above
+  --temperature T, --softcap C, --batch-size N, --threads N, --device D, --epoch N, --out DIR, --bootstrap R as above
                        (Gemma 2 applies its final soft-cap always: --softcap must then be absent or equal)
 
 examples:
@@ -59,7 +60,7 @@ export async function run(argv: string[]): Promise<number> {
     bootstrap: { type: "string" }, "bootstrap-seed": { type: "string" },
     help: { type: "boolean", short: "h" }, scoring: { type: "string" },
     model: { type: "string" }, questions: { type: "string" }, shots: { type: "string" }, fewshot: { type: "string" }, chat: { type: "boolean" },
-    context: { type: "string" },
+    context: { type: "string" }, device: { type: "string" },
   });
   if (values.help) {
     console.log(HELP);
@@ -96,7 +97,7 @@ export async function run(argv: string[]): Promise<number> {
   if (values.out === undefined) {
     return (await import("../../runs/local.js")).runFromCli({
       kind: "eval", checkpoint: values.checkpoint, eval: evalOpts, calibration, splitSeed: num(values["split-seed"], "split-seed", 0, int, "an integer ≥ 0"),
-      threads: num(values.threads, "threads", 0, int, "an integer ≥ 0"), ...(values.epoch === undefined ? {} : { epoch: num(values.epoch, "epoch", 0, int, "an integer ≥ 0") }),
+      threads: num(values.threads, "threads", 0, int, "an integer ≥ 0"), device: evalDevice(values.device), ...(values.epoch === undefined ? {} : { epoch: num(values.epoch, "epoch", 0, int, "an integer ≥ 0") }),
     }, { quiet: values.quiet ?? false, json: values.json ?? false });
   }
   if (values.bootstrap !== undefined || values["bootstrap-seed"] !== undefined) throw new UsageError("--bootstrap applies to registered runs (without --out: an --out directory gets no calibration.arrow)");
@@ -106,7 +107,7 @@ export async function run(argv: string[]): Promise<number> {
       checkpoint: values.checkpoint, outDir, eval: evalOpts, progress: !values.quiet,
       epoch: values.epoch === undefined ? undefined : num(values.epoch, "epoch", 0, int, "an integer ≥ 0"),
       splitSeed: num(values["split-seed"], "split-seed", 0, int, "an integer ≥ 0"),
-      threads: num(values.threads, "threads", 0, int, "an integer ≥ 0"),
+      threads: num(values.threads, "threads", 0, int, "an integer ≥ 0"), device: evalDevice(values.device),
       ...(scoring && { scoring: scoring as ("option" | "letter")[] }),
     });
     printResult(r, values.json === true);
@@ -115,6 +116,11 @@ export async function run(argv: string[]): Promise<number> {
     if (err instanceof CheckpointError) throw new UsageError(err.message);
     throw err;
   }
+}
+
+/** --device: where the model runs (cuda: Llama-family models in bfloat16, our GPTs in the engine's default). */
+function evalDevice(v: unknown): "cpu" | "cuda" | "auto" {
+  return oneOf(v as string | undefined, "device", ["cpu", "cuda", "auto"] as const, "cpu");
 }
 
 type Values = ReturnType<typeof parse<Record<string, { type: "string" | "boolean"; short?: string }>>>["values"];
@@ -151,14 +157,14 @@ async function runModel(values: Values): Promise<number> {
       seed: num(values["bootstrap-seed"], "bootstrap-seed", 0, (x) => int(x) && x <= 2 ** 32 - 1, "an integer ≥ 0"),
     };
     return (await import("../../runs/local.js")).runFromCli({
-      kind: "eval", model: str("model")!, questions, eval: evalOpts, calibration, threads,
+      kind: "eval", model: str("model")!, questions, eval: evalOpts, calibration, threads, device: evalDevice(str("device")),
       ...(context !== undefined ? { context } : {}), ...(epoch !== undefined ? { epoch } : {}),
     }, { quiet: values.quiet === true, json: values.json === true });
   }
   if (values.bootstrap !== undefined || values["bootstrap-seed"] !== undefined) throw new UsageError("--bootstrap applies to registered runs (without --out: an --out directory gets no calibration.arrow)");
   try {
     const r = evaluateModelQuestions({
-      model: str("model")!, questions, outDir: str("out")!, eval: evalOpts, threads, progress: values.quiet !== true,
+      model: str("model")!, questions, outDir: str("out")!, eval: evalOpts, threads, device: evalDevice(str("device")), progress: values.quiet !== true,
       ...(context !== undefined ? { context } : {}), ...(epoch !== undefined ? { epoch } : {}),
     });
     printResult(r, values.json === true);
