@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Our Llama-family engine (CPU, float32) against transformers: the PyTorch side of issue 19's GPU
-acceptance. The job is scripts/gpu/hf-job.sh; our side is scripts/gpu/hf-parity.ts (bundled);
+"""Our Llama-family engine (CPU in float32; CUDA in bf16 mixed precision) against transformers: the PyTorch side
+of issue 19's GPU acceptance. The job is scripts/gpu/hf-job.sh; our side is scripts/gpu/hf-parity.ts (bundled);
 docs/hf.md, "Checking against transformers", says how to run it.
 
 Subcommands (every one reads and writes under --work; only make, ref and sft need PyTorch):
@@ -12,7 +12,7 @@ Subcommands (every one reads and writes under --work; only make, ref and sft nee
           BPE tokenizer trained with `tokenizers` on the chat data, with tokenizer_config.json
           (ChatML template). Also fixed token ids per model, the chat JSONL and the `calib train`
           config of the SFT curve (HP below: one place for both sides).
-  ref     transformers' logits on the fixed ids in float32 and float64 (eager attention, TF32 off),
+  ref     transformers' logits on the fixed ids in float32, float64 and bfloat16 (eager attention, TF32 off),
           and the label-smoothed loss (F.cross_entropy, label_smoothing=0.1): ref/<case>.*
   sft     the SFT curve in PyTorch: the SmolLM2-shaped model, our batches (sft/batches, written by
           hf-parity.mjs sft-batches), torch.optim.AdamW with our weight-decay groups, the same
