@@ -111,8 +111,16 @@ class LlamaCuda final : public CudaModel<bf16> {
   bool recomputed(int64_t l) const { return l < ck_; }
   Slot& slot(int64_t l) { return recomputed(l) ? slots_.back() : slots_[l - ck_]; }
 
-  calib_attention_args attn_args(int64_t B, int64_t T, int64_t l) const {
+  // The attention of layer l over slot s's q, k, v (o and lse: its output, or the backward's inputs).
+  calib_attention_args attn_args(int64_t B, int64_t T, int64_t l, const Slot* s = nullptr) const {
     calib_attention_args a{};
+    if (s) {
+      a.q = s->q;
+      a.k = s->k;
+      a.v = s->v;
+      a.o = s->y;
+      a.lse = s->lse;
+    }
     a.b = B;
     a.t = T;
     a.hq = H_;
@@ -172,13 +180,7 @@ class LlamaCuda final : public CudaModel<bf16> {
     CU_TRY(rope_apply<A>(s.k, cos_, sin_, n, Ti, static_cast<int>(KVH_), static_cast<int>(hd_), static_cast<int>(K_),
                          1.f));
     const size_t a0 = prof_.mark();
-    calib_attention_args at = attn_args(B, T, l);
-    at.q = s.q;
-    at.k = s.k;
-    at.v = s.v;
-    at.o = s.y;
-    at.lse = s.lse;
-    ST(flash::run_cuda(at, false, err));
+    ST(flash::run_cuda(attn_args(B, T, l, &s), false, err));
     prof_.span(3, a0, prof_.mark());
     ST(residual_add(s.mid, res(l), s.y, W(kO, l), N, Q_, s.ho, s.ho_r, kAttnPostNorm, l, err));
     // MLP block
@@ -229,12 +231,7 @@ class LlamaCuda final : public CudaModel<bf16> {
       ST(branch_grad(&dh, s.ho, s.ho_r, kAttnPostNorm, l, n, err));
       ST(matmul_backward(dy_, kDt, G(kO, l), dh, s.y, W(kO, l), N, Q_, C_, err));
       const size_t a0 = prof_.mark();
-      calib_attention_args at = attn_args(B, T, l);
-      at.q = s.q;
-      at.k = s.k;
-      at.v = s.v;
-      at.o = s.y;
-      at.lse = s.lse;
+      calib_attention_args at = attn_args(B, T, l, &s);
       at.grad_o = dy_;
       at.grad_q = dq_;
       at.grad_k = dk_;
