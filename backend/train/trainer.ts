@@ -679,7 +679,7 @@ function llamaSftSource(config: SftConfig, progress: boolean): SftSource {
   }
   if (!data) throw new TypeError('data is required to fine-tune a Hugging Face model (init.hf): {"jsonl": "conversations.jsonl"}');
   if (config.device === "cuda" && config.precision === "float32") throw new TypeError('precision: the Llama family trains on CUDA in bfloat16 mixed precision (its float32 reference runs on the CPU); use "precision": "bfloat16" or "auto"');
-  if (config.device !== "cuda" && config.precision === "bfloat16") throw new TypeError('precision: bfloat16 mixed precision needs "device": "cuda" (the CPU trains in float32); use "precision": "float32" or "auto"');
+  if (config.device === "cpu" && config.precision === "bfloat16") throw new TypeError('precision: bfloat16 mixed precision needs "device": "cuda" (the CPU trains in float32); use "precision": "float32" or "auto"');
   const source = openLlamaSource(initPath, typeof config.init === "object" && config.init.context !== undefined ? { context: config.init.context } : {});
   const tok = source.folder.tokenizer;
   const lossSoftcap = checkSoftcap(source, config.loss.softcap, "loss.softcap");
