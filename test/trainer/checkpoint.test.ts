@@ -65,7 +65,9 @@ test("model.safetensors uses nanoGPT names and nn.Linear shapes; lm_head only wh
 });
 
 test("save → load restores parameters and AdamW moments bit for bit", () => {
-  const { dir, cleanup } = tempDir("ck");
+  const { dir: root, cleanup } = tempDir("ck");
+  // the checkpoint is a folder of its own inside the temporary directory: its siblings are only what saving it leaves
+  const dir = join(root, "checkpoint");
   try {
     const m = saved(dir, { ...CFG, tied: false });
     m.write("m", Float32Array.from({ length: m.numParams }, (_, i) => Math.sin(i)));
@@ -79,7 +81,7 @@ test("save → load restores parameters and AdamW moments bit for bit", () => {
     const m2 = GptModel.create({ ...CFG, tied: false }, { maxBatch: 1 });
     loadIntoModel(m2, ck);
     for (const b of ["params", "m", "v"] as const) assert.deepEqual(m2.read(b), m.read(b), b);
-    assert.deepEqual(readdirSync(join(dir, "..")).filter((f) => f.includes(".tmp") || f.includes(".old")), [], "no temporary directories are left");
+    assert.deepEqual(readdirSync(root).filter((f) => f.includes(".tmp") || f.includes(".old")), [], "no temporary directories are left");
     m.free();
     m2.free();
   } finally {
