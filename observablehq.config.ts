@@ -14,7 +14,7 @@ export default {
     { name: "Entropy", path: "/entropy" },
     { name: "Training", path: "/training" },
     { name: "Sweeps", path: "/sweeps" },
-    { name: "Kernels", path: "/kernels" },
+    { name: "Speed", path: "/speed" },
     { name: "SQL", path: "/sql" },
     { name: "Runs", path: "/runs" },
   ],

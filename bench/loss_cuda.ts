@@ -5,7 +5,7 @@
 // with ε emulated; fp32 PyTorch as the accuracy reference; the cuBLAS GEMM floors). This
 // script starts it (or reads its JSON with --json), optionally times ours through the
 // TypeScript device API as well (--api), writes data/bench/kernels.arrow (+ _meta.json) for
-// the site's Kernels page, and prints the tables.
+// the site's Speed page, and prints the tables.
 //
 // Options:
 //   --json FILE        use a finished run's JSON instead of running the harness

@@ -9,7 +9,7 @@
 //   --json FILE  a finished benchall JSON instead (scripts/gpu/trainer-job.sh bench: bench.json)
 //   Either way the result becomes data/bench/trainer.arrow (an Arrow IPC stream, one row per
 //   config × impl) and trainer_meta.json (card, driver, torch, date, engine commit, method), which
-//   the site's Kernels page shows; --out names another .arrow, --no-write writes nothing, --commit
+//   the site's Speed page shows; --out names another .arrow, --no-write writes nothing, --commit
 //   records the engine's commit (the GPU job passes the one scripts/gpu/bundle-trainer.sh saw).
 //   Neither: prints the tables of the published data/bench/trainer.arrow.
 // Ratios are against PyTorch eager and torch.compile measured in the same job.
@@ -17,9 +17,9 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Float64, Int32, Table, Utf8, tableFromIPC, tableToIPC, vectorFromArray, type DataType, type Vector } from "apache-arrow";
-import { writeFileAtomic } from "../backend/io/atomic.js";
+import { tableToIPC } from "apache-arrow";
 import { formatTable } from "../backend/term/table.js";
+import { benchTable, readBenchFiles, writeBenchFiles, type BenchColumns } from "./bench_file.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const TRAINER_ARROW = join(ROOT, "data", "bench", "trainer.arrow");
@@ -53,7 +53,7 @@ export const METHOD = "scripts/gpu/trainer-job.sh bench (bench/gpu/gpt_ref.py be
   "(cudaMemGetInfo before / after), PyTorch = torch.cuda.max_memory_allocated.";
 
 // Column order and types of trainer.arrow (card and measured_at repeat the meta on every row, as in kernels.arrow).
-const COLUMNS: Array<[keyof TrainerRow, "str" | "int" | "f64"]> = [
+const COLUMNS: BenchColumns<TrainerRow> = [
   ["config", "str"], ["impl", "str"], ["n_layer", "int"], ["n_head", "int"], ["d_model", "int"], ["context", "int"],
   ["vocab", "int"], ["batch", "int"], ["tokens_per_step", "int"], ["precision", "str"], ["tokens_per_s", "f64"],
   ["step_ms", "f64"], ["step_ms_min", "f64"], ["peak_mib", "f64"], ["timed_steps", "int"], ["first_step_s", "f64"],
@@ -90,26 +90,16 @@ export function fromBenchall(json: BenchallJson, commit: string | null): { rows:
 
 /** trainer.arrow's bytes: an Arrow IPC stream (the format the site's loaders and DuckDB-wasm read). */
 export function trainerArrow(rows: TrainerRow[], meta: TrainerMeta): Uint8Array {
-  const type: Record<string, DataType> = { str: new Utf8(), int: new Int32(), f64: new Float64() };
-  const cols: Record<string, Vector> = {};
-  for (const [name, kind] of COLUMNS) cols[name] = vectorFromArray(rows.map((r) => r[name]), type[kind]) as Vector;
-  cols.card = vectorFromArray(rows.map(() => meta.card), new Utf8());
-  cols.measured_at = vectorFromArray(rows.map(() => meta.date), new Utf8());
-  return tableToIPC(new Table(cols), "stream");
+  return tableToIPC(benchTable(COLUMNS, rows, meta), "stream");
 }
 
 /** Writes FILE (.arrow) and FILE_meta.json, each atomically. */
 export function writeTrainerBench(file: string, rows: TrainerRow[], meta: TrainerMeta): void {
-  mkdirSync(dirname(file), { recursive: true });
-  writeFileAtomic(file, trainerArrow(rows, meta));
-  writeFileAtomic(file.replace(/\.arrow$/, "") + "_meta.json", JSON.stringify(meta, null, 1) + "\n");
+  writeBenchFiles(file, benchTable(COLUMNS, rows, meta), meta);
 }
 
 export function readTrainerBench(file: string): { rows: TrainerRow[]; meta: TrainerMeta } {
-  const t = tableFromIPC(readFileSync(file));
-  const rows = t.toArray().map((r) => r.toJSON() as unknown as TrainerRow);
-  const meta = JSON.parse(readFileSync(file.replace(/\.arrow$/, "") + "_meta.json", "utf8")) as TrainerMeta;
-  return { rows, meta };
+  return readBenchFiles<TrainerRow, TrainerMeta>(file);
 }
 
 function table(rows: TrainerRow[], meta: TrainerMeta): void {

@@ -13,6 +13,8 @@
 # In the background: scripts/gpu/hf-job.sh with transformers on the CPU (so that it does not share the GPU with
 # the timings; our CUDA logits phases are short).
 # $OUT: job.log, llama_bench.json (every benchmark's JSON line), tests.log, hf.tar.gz (hf-job's output and log).
+# Published (here, after the job): npm run bench -- llama-train --jsonl llama_bench.json --log job.log
+# (bench/llama_train.ts → data/bench/llama_train.arrow + _meta.json, with the card, versions and start from the log).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 start=$(date +%s)
@@ -25,6 +27,7 @@ find_cublas
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/.ref/liger/src:${PYTHONPATH:-}"
 summary=()
 {
+  echo "started $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
   python3 -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'
   node --version; nproc

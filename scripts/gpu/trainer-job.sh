@@ -7,7 +7,7 @@
 #                                      the pipeline's checkpoint vs PyTorch, throughput ours vs eager
 #   scripts/gpu/trainer-job.sh bench   throughput and peak memory: ours, eager, torch.compile, written
 #                                      as trainer.arrow + trainer_meta.json (copy both into data/bench/:
-#                                      the site's Kernels page shows them)
+#                                      the site's Speed page shows them)
 #   scripts/gpu/trainer-job.sh verify  the model tests, then bench
 #   scripts/gpu/trainer-job.sh all     check, then bench
 # Results land in $OUT: job.log, numerics.json, numerics_ckpt.json, curve.json, bench.json,

@@ -1,14 +1,16 @@
 // Loader → bench.json: every benchmark table in <data>/bench/*.arrow with its <name>_meta.json, as
 // {file, modified, metadata, meta, columns, rows}: kernels.arrow (bench/loss_cuda.ts, the loss against
-// its peers) and trainer.arrow (bench/train_cuda.ts, the training step against PyTorch). The Kernels
+// its peers) and trainer.arrow (bench/train_cuda.ts, the training step against PyTorch). The Speed
 // page reads the columns it recognizes (time, memory, implementation, shape, device) and shows the rest as is.
+// llama_train.arrow has its own loader (llama_train.arrow.ts) and is left out here.
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { tableFromIPC } from "apache-arrow";
 import { dataDir } from "./lib/records.js";
 
 const dir = join(dataDir(), "bench");
-const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(".arrow")).sort() : [];
+const OWN_LOADER = new Set(["llama_train.arrow"]);
+const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(".arrow") && !OWN_LOADER.has(f)).sort() : [];
 const plain = (v: unknown): unknown => {
   if (typeof v === "bigint") return Number(v);
   if (v && typeof v === "object" && typeof (v as { toArray?: unknown }).toArray === "function") return Array.from((v as { toArray(): ArrayLike<unknown> }).toArray(), plain);

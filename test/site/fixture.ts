@@ -10,6 +10,7 @@
 //   bench/kernels.arrow  wall-clock times of the engine's fused and naive CPU loss at two small shapes,
 //                        in the column layout of bench/loss_cuda.ts (card = "CPU (site test fixture)")
 //   bench/trainer.arrow  the published trainer benchmark (data/bench/trainer.arrow + _meta.json), copied
+//   bench/llama_train.arrow  the published Llama-family training-step benchmark (+ _meta.json), copied
 // The SFT runs get calibration.arrow from backend/runs/calibration.ts (when present) so that both
 // loader paths run: published calibration rows (SFT) and rows computed by the loader (pretrain).
 // Nothing here is a made-up number; the models are just very small.
@@ -62,7 +63,7 @@ export async function makeFixture(root: string): Promise<void> {
   manifest("fxb", "brown", true, FIXTURE_RUNS, "Site fixture: Brown corpus");
   manifest("fxw", "world", false, FIXTURE_WORLD_RUNS, "Site fixture: knowledge world");
   await writeKernelBench(join(root, "bench", "kernels.arrow"));
-  for (const f of ["trainer.arrow", "trainer_meta.json"]) copyFileSync(join(PUBLISHED_BENCH, f), join(root, "bench", f));
+  for (const f of ["trainer.arrow", "trainer_meta.json", "llama_train.arrow", "llama_train_meta.json"]) copyFileSync(join(PUBLISHED_BENCH, f), join(root, "bench", f));
 }
 
 /** data/bench/ of the checkout: the published benchmarks. */

@@ -3,7 +3,8 @@
 // Checks every page for error cells, console errors and requests outside 127.0.0.1, the
 // reliability diagram's bin control, the SQL console, the Findings page's study selector (knowledge
 // world / Brown) and scoring choice, the Reliability page's scoring choice (values checked against
-// the fixture's records), and a second build with no runs at all.
+// the fixture's records), the Speed page's benchmark tables against their Arrow files (and old
+// /kernels links landing there), and a second build with no runs at all.
 // Screenshots of every page go to test-results/screenshots/ (git-ignored).
 // Also unit-tests the loaders' library (src/data/lib) against independent float64 references.
 //
@@ -25,7 +26,7 @@ import { refEce } from "../metrics/reference.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const SHOTS = join(ROOT, "test-results", "screenshots");
-const PAGES = ["", "findings", "reliability", "entropy", "training", "sweeps", "kernels", "sql", "runs"];
+const PAGES = ["", "findings", "reliability", "entropy", "training", "sweeps", "speed", "sql", "runs"];
 
 interface Served { url: string; close(): void }
 const serveModule = "../../scripts/site-serve.mjs";
@@ -109,9 +110,9 @@ after(async () => {
 
 // ---------------------------------------------------------------------------------------------
 describe("site loaders (src/data/lib)", () => {
-  const env = () => ({ ...process.env, CALIB_DATA_DIR: data });
-  const runLoader = (name: string): Promise<Buffer> => new Promise((res, rej) => {
-    const p = spawn(process.execPath, ["--import", "tsx", join(ROOT, "src/data", name)], { cwd: ROOT, env: env(), stdio: ["ignore", "pipe", "pipe"] });
+  const env = (root = data) => ({ ...process.env, CALIB_DATA_DIR: root });
+  const runLoader = (name: string, root = data): Promise<Buffer> => new Promise((res, rej) => {
+    const p = spawn(process.execPath, ["--import", "tsx", join(ROOT, "src/data", name)], { cwd: ROOT, env: env(root), stdio: ["ignore", "pipe", "pipe"] });
     const out: Buffer[] = [];
     let err = "";
     p.stdout.on("data", (d: Buffer) => out.push(d));
@@ -164,6 +165,19 @@ describe("site loaders (src/data/lib)", () => {
         }
       }
     }
+  });
+
+  test("llama_train loader passes the published benchmark through, meta included; no file gives its columns and no rows", async () => {
+    const published = tableFromIPC(readFileSync(join(data, "bench", "llama_train.arrow")));
+    const t = tableFromIPC(await runLoader("llama_train.arrow.ts"));
+    assert.deepEqual(t.toArray().map((r) => r.toJSON()), published.toArray().map((r) => r.toJSON()));
+    assert.deepEqual(JSON.parse(t.schema.metadata.get("meta")!), JSON.parse(readFileSync(join(data, "bench", "llama_train_meta.json"), "utf8")));
+    const empty = tableFromIPC(await runLoader("llama_train.arrow.ts", join(tmp, "no-such-data")));
+    assert.equal(empty.numRows, 0);
+    assert.deepEqual(empty.schema.fields.map((f) => f.name), published.schema.fields.map((f) => f.name));
+    // bench.json leaves it to its own loader
+    const bench = JSON.parse((await runLoader("bench.json.ts")).toString("utf8")) as Array<{ file: string }>;
+    assert.deepEqual(bench.map((b) => b.file), ["kernels.arrow", "trainer.arrow"]);
   });
 
   test("runs loader describes every run, with model size and ε from the configs", async () => {
@@ -269,9 +283,9 @@ else describe("site in Chromium", () => {
       });
     }
 
-    test("the Kernels page shows the round-robin timings of kernels_meta.json", { timeout: 60_000 }, async () => {
+    test("the Speed page shows the round-robin timings of kernels_meta.json", { timeout: 60_000 }, async () => {
       const meta = JSON.parse(readFileSync(join(data, "bench", "kernels_meta.json"), "utf8")) as { interleaved: { ms: Record<string, number> }[] };
-      const page = await visit(site.url, "kernels", "kernels");
+      const page = await visit(site.url, "speed", "speed");
       const cells = await page.$$eval("table.interleaved tbody tr", (rows) => rows.map((r) => [r.getAttribute("data-impl"), ...[...r.querySelectorAll("td")].slice(1).map((td) => td.textContent)]));
       const ms = meta.interleaved[0]!.ms;
       // impl, ms (2 decimals), × ours: the page's numbers are the file's
@@ -279,12 +293,12 @@ else describe("site in Chromium", () => {
       await page.close();
     });
 
-    test("the Kernels page shows the trainer benchmark of trainer.arrow: table, chart and card", { timeout: 60_000 }, async () => {
+    test("the Speed page shows the trainer benchmark of trainer.arrow: table, chart and card", { timeout: 60_000 }, async () => {
       interface Row { config: string; impl: string; tokens_per_s: number; step_ms: number; peak_mib: number }
       const rows = tableFromIPC(readFileSync(join(data, "bench", "trainer.arrow"))).toArray().map((r) => r.toJSON() as unknown as Row);
       const meta = JSON.parse(readFileSync(join(data, "bench", "trainer_meta.json"), "utf8")) as { card: string; date: string };
       assert.ok(rows.length >= 3, "the published file has rows");
-      const page = await visit(site.url, "kernels", "kernels-trainer");
+      const page = await visit(site.url, "speed", "speed-trainer");
       const cells = await page.$$eval("table.trainer tbody tr", (trs) => trs.map((r) => [r.getAttribute("data-config"), r.getAttribute("data-impl"), ...[...r.querySelectorAll("td")].slice(2).map((td) => td.textContent)]));
       // per config (in the file's order): impl, tokens/s, step ms, peak GiB, × eager, × compile, from the file's values
       const configs = [...new Set(rows.map((r) => r.config))];
@@ -299,6 +313,39 @@ else describe("site in Chromium", () => {
       assert.deepEqual(bars, [rows.length], "one bar per (config, impl) in the trainer chart");
       const about = await page.$eval("#trainer-meta", (p) => p.textContent ?? "");
       assert.ok(about.includes(meta.card) && about.includes(meta.date), `card and date on the page: ${about}`);
+      await page.close();
+    });
+
+    test("the Speed page shows the Llama family's training step of llama_train.arrow: table, ratios, chart, card and date", { timeout: 60_000 }, async () => {
+      interface Row { engine: string; label: string; model: string; tokens_per_s: number; step_ms: number; gpu_mib: number; max_allocated_gib: number | null }
+      const rows = tableFromIPC(readFileSync(join(data, "bench", "llama_train.arrow"))).toArray().map((r) => r.toJSON() as unknown as Row);
+      const meta = JSON.parse(readFileSync(join(data, "bench", "llama_train_meta.json"), "utf8")) as { card: string; date: string };
+      assert.ok(rows.some((r) => r.engine === "calib") && rows.some((r) => r.engine !== "calib"), "the published file has ours and peers");
+      const page = await visit(site.url, "speed", "speed-llama");
+      const cells = await page.$$eval("table.llama-train tr[data-engine]", (trs) => trs.map((r) => [r.getAttribute("data-model"), ...[...r.querySelectorAll("td")].map((td) => td.textContent)]));
+      // per model (in the file's order): label, tokens/s, ms/step, GPU GiB, torch max allocated GiB, and the ratios
+      // to the fastest (tokens/s) and the leanest (GPU memory) transformers row of that model, computed here
+      const models = [...new Set(rows.map((r) => r.model))];
+      const expected = models.flatMap((m) => {
+        const peers = rows.filter((r) => r.model === m && r.engine !== "calib");
+        const fastest = Math.max(...peers.map((p) => p.tokens_per_s)), leanest = Math.min(...peers.map((p) => p.gpu_mib));
+        return rows.filter((r) => r.model === m).map((r) => [m, r.label, Math.round(r.tokens_per_s).toLocaleString("en-US"), r.step_ms.toFixed(1), (r.gpu_mib / 1024).toFixed(1),
+          r.max_allocated_gib === null ? "–" : r.max_allocated_gib.toFixed(1), (r.tokens_per_s / fastest).toFixed(2), (r.gpu_mib / leanest).toFixed(2)]);
+      });
+      assert.deepEqual(cells, expected);
+      const dots = await page.$$eval("figure", (figs) => figs.filter((f) => /against the GPU memory each process holds/.test(f.textContent ?? "")).map((f) => f.querySelectorAll("g[aria-label=dot] path").length));
+      assert.deepEqual(dots, [rows.length], "one dot per benchmark in the chart");
+      const about = await page.$eval("#llama-meta", (p) => p.textContent ?? "");
+      assert.ok(about.includes(meta.card) && about.includes(meta.date), `card and date on the page: ${about}`);
+      assert.deepEqual(await page.$$eval("#llama-summary li", (lis) => lis.map((li) => li.getAttribute("data-model"))), models);
+      await page.close();
+    });
+
+    test("old links to the Kernels page land on the same place of the Speed page", { timeout: 60_000 }, async () => {
+      const { page } = await browser.open(`${site.url}/kernels#training-step`);
+      await page.waitForURL(/\/speed#training-step$/, { timeout: 30_000 });
+      await waitReady(page);
+      assert.ok(await page.$("#training-step"), "the anchor exists on the Speed page");
       await page.close();
     });
 
