@@ -10,6 +10,9 @@ const GiB = (r) => r.gpu_mib / 1024;
 /** The legend's entry of a row: ours by setting (the layer count left out, it differs per model), a peer by engine. */
 const series = (r) => (r.engine === OURS ? r.label.replace(/\d+ layers checkpointed/, "checkpointed") : r.engine);
 
+/** The rank of one of our rows among ours of the same model, by GPU memory. */
+const oursRank = (rows, r) => rows.filter((x) => x.engine === OURS && x.model === r.model && x.gpu_mib < r.gpu_mib).length;
+
 /** rows: llama_train.arrow's rows ({engine, label, model, tokens_per_s, gpu_mib, step_ms, max_allocated_gib, …});
  *  models: panel order. */
 export function llamaTrainChart(rows, {width, models = [...new Set(rows.map((r) => r.model))]} = {}) {
@@ -33,8 +36,9 @@ export function llamaTrainChart(rows, {width, models = [...new Set(rows.map((r) 
       Plot.dot(rows, {x: GiB, y: "tokens_per_s", fy: "model", symbol: series, stroke: series, fill: series, fillOpacity: (r) => (ours(r) ? 0.9 : 0.25), r: 5.5, strokeWidth: 1.5, tip: true,
         title: (r) => `${r.model}, ${r.label}\n${fmt(r.tokens_per_s / 1e3, 1)}k tokens/s, step ${fmt(r.step_ms, 1)} ms\nGPU ${fmt(GiB(r), 1)} GiB` +
           (r.max_allocated_gib != null ? ` (torch max allocated ${fmt(r.max_allocated_gib, 1)} GiB)` : "")}),
-      // labels: ours above its dot (its settings sit close together), a peer to the right of its dot
-      Plot.text(rows.filter(ours), {x: GiB, y: "tokens_per_s", fy: "model", text: (r) => `${fmt(r.tokens_per_s / 1e3, 1)}k`, dy: -12, fontSize: 10, fill: series}),
+      // labels: ours alternately above and to the left of its dot in order of memory (its settings can sit
+      // close together), a peer to the right of its dot
+      ...[{dy: -12}, {dx: -9, textAnchor: "end"}].map((at, k) => Plot.text(rows.filter((r) => ours(r) && oursRank(rows, r) % 2 === k), {x: GiB, y: "tokens_per_s", fy: "model", text: (r) => `${fmt(r.tokens_per_s / 1e3, 1)}k`, ...at, fontSize: 10, fill: series})),
       Plot.text(rows.filter((r) => !ours(r)), {x: GiB, y: "tokens_per_s", fy: "model", text: (r) => `${fmt(r.tokens_per_s / 1e3, 1)}k`, dx: 9, textAnchor: "start", fontSize: 10, fill: series})
     ],
     caption: "Throughput (training tokens per second, median step) against the GPU memory each process holds (nvidia-smi), one process per dot, same card; up and to the left is better. Dashed: ours at its settings (plain, gradient checkpointing, …)."
