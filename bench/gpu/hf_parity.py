@@ -487,15 +487,23 @@ def _fmt(x, spec=".2e"):
     return "—" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
 
 
+def case_files(W, name, ours_stem, ref_dtype):
+    """A case's logits (ours, ref) and their JSON, or a 'not run' row naming the missing files."""
+    ours_p, ref_p = os.path.join(W, "ours", f"{ours_stem}.logits.npy"), os.path.join(W, "ref", f"{name}.{ref_dtype}.npy")
+    if not (os.path.exists(ours_p) and os.path.exists(ref_p)):
+        return None, dict(case=name, status="not run", missing=[p for p in (ours_p, ref_p) if not os.path.exists(p)])
+    return (np.load(ours_p), np.load(ref_p), jload(os.path.join(W, "ours", f"{ours_stem}.json")),
+            jload(os.path.join(W, "ref", f"{name}.json"))), None
+
+
 def logits_rows(W, names, sft_case):
     rows = []
     for name in names:
-        ours_p, ref_p = os.path.join(W, "ours", f"{name}.logits.npy"), os.path.join(W, "ref", f"{name}.f32.npy")
-        if not (os.path.exists(ours_p) and os.path.exists(ref_p)):
-            rows.append(dict(case=name, status="not run", missing=[p for p in (ours_p, ref_p) if not os.path.exists(p)]))
+        files, missing = case_files(W, name, name, "f32")
+        if missing:
+            rows.append(missing)
             continue
-        ours, ref32 = np.load(ours_p), np.load(ref_p)
-        o, r = jload(os.path.join(W, "ours", f"{name}.json")), jload(os.path.join(W, "ref", f"{name}.json"))
+        ours, ref32, o, r = files
         row = dict(case=name, shape=list(ours.shape), scale=float(np.abs(ref32).max()), err_vs_f32=logits_error(ours, ref32),
                    loss_ours=o["loss"], loss_f32=r["loss_f32"], loss_f64=r.get("loss_f64"))
         ref64_p = os.path.join(W, "ref", f"{name}.f64.npy")
@@ -520,12 +528,12 @@ def cuda_rows(W, names):
     """Our CUDA engine (bf16 mixed precision) against transformers in bfloat16 (same dtype) and float32."""
     rows = []
     for name in names:
-        ours_p, ref_p = os.path.join(W, "ours", f"{name}.cuda.logits.npy"), os.path.join(W, "ref", f"{name}.bf16.npy")
-        if not (os.path.exists(ours_p) and os.path.exists(ref_p)):
-            rows.append(dict(case=name, status="not run", missing=[p for p in (ours_p, ref_p) if not os.path.exists(p)]))
+        files, missing = case_files(W, name, f"{name}.cuda", "bf16")
+        if missing:
+            rows.append(missing)
             continue
-        ours, ref16, ref32 = np.load(ours_p), np.load(ref_p), np.load(os.path.join(W, "ref", f"{name}.f32.npy"))
-        o, r = jload(os.path.join(W, "ours", f"{name}.cuda.json")), jload(os.path.join(W, "ref", f"{name}.json"))
+        ours, ref16, o, r = files
+        ref32 = np.load(os.path.join(W, "ref", f"{name}.f32.npy"))
         row = dict(case=name, scale=float(np.abs(ref32).max()), err_vs_bf16=logits_error(ours, ref16), err_vs_f32=logits_error(ours, ref32),
                    err_torch_bf16_vs_f32=logits_error(ref16, ref32), loss_ours=o["loss"], loss_bf16=r.get("loss_bf16"), loss_f32=r["loss_f32"])
         row["loss_diff_f32"] = abs(o["loss"] - r["loss_f32"]) if o["loss"] is not None else None
