@@ -4,14 +4,20 @@
 // steps within bf16 tolerances, for a Llama 3, a Qwen2, a Mistral-like and two Gemma 2 configurations: head sizes
 // 64 and 128 (the tensor-core attention, sequences that cross its 64-row blocks) and 256 (the row-at-a-time one).
 // Gradient checkpointing (checkpointLayers) must give the same bits as keeping every activation, and two
-// identical steps the same bits. Without a GPU only the error test runs; on the GPU machine
-// scripts/gpu/llama-job.sh runs this file bundled.
+// identical steps the same bits. End to end, `train()` of a tiny Hugging Face folder with device 'cuda' must
+// follow the same run on the CPU step by step (added after the 2026-12-07 H100 runs: not yet run on a GPU).
+// Without a GPU only the error test runs; on the GPU machine scripts/gpu/llama-job.sh runs this file bundled.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { GptModel, cudaAvailable, engineInfo, validateModelConfig, type Batch, type LossOptions, type ModelConfig } from "../../backend/engine/index.js";
 import { addon } from "../../backend/engine/addon.js";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { readTrainLog } from "../../backend/records/index.js";
+import { train } from "../../backend/train/index.js";
+import { llama3TokenizerFiles, writeTinyModel } from "../hf/fixtures.js";
 import { integers, relError, rng } from "../helpers/random.js";
-import { normal } from "../trainer/helpers.js";
+import { normal, tempDir } from "../trainer/helpers.js";
 
 const GPU = cudaAvailable();
 const needGpu = GPU ? false : engineInfo().cudaMessage;
@@ -188,5 +194,32 @@ test("gradient checkpointing (checkpointLayers 1 and all) gives the bits of keep
   for (const r of results.slice(1)) {
     assert.equal(r.loss, results[0]!.loss, `checkpointLayers ${r.k}: loss`);
     assert.deepEqual(r.grads, results[0]!.grads, `checkpointLayers ${r.k}: gradients`);
+  }
+});
+
+test("calib train on a Hugging Face folder with device 'cuda' (bf16) follows the same run on the CPU (float32)", { skip: needGpu }, async () => {
+  const { dir, cleanup } = tempDir("llama-cuda-sft");
+  try {
+    // a tiny Llama 3.2-style folder (head size 4: the row-at-a-time attention) and chat data
+    const model = writeTinyModel(join(dir, "llama"), "llama", { dtype: "F32", seed: 9, files: llama3TokenizerFiles() });
+    const lines = Array.from({ length: 12 }, (_, i) => JSON.stringify({ messages: [{ role: "user", content: `hello ${i}` }, { role: "assistant", content: i % 2 ? "world hello" : "hello world world" }] }));
+    writeFileSync(join(dir, "chat.jsonl"), lines.join("\n") + "\n");
+    const config = {
+      kind: "sft", init: { hf: model.dir }, data: { jsonl: join(dir, "chat.jsonl") }, seed: 1, batchSize: 4, epochs: 3, logEvery: 1,
+      loss: { labelSmoothing: 0.1 }, optim: { lr: 2e-2, warmupSteps: 1, weightDecay: 0.01 },
+    };
+    const losses: Record<string, number[]> = {};
+    for (const device of ["cpu", "cuda"] as const) {
+      const out = join(dir, device);
+      mkdirSync(out, { recursive: true });
+      await train({ ...config, device, ...(device === "cuda" ? { checkpointLayers: 1 } : {}) }, { outDir: out, progress: false });
+      losses[device] = readTrainLog(join(out, "train_log.arrow")).filter((r) => r.split === "train").map((r) => r.loss);
+    }
+    const cpu = losses.cpu!, gpu = losses.cuda!;
+    assert.equal(gpu.length, cpu.length);
+    assert.ok(cpu.length >= 6 && cpu[cpu.length - 1]! < cpu[0]!, `the CPU run learns: ${cpu.join(", ")}`);
+    for (let i = 0; i < cpu.length; i++) assert.ok(Math.abs(gpu[i]! - cpu[i]!) <= 3e-2 * cpu[i]!, `step ${i + 1}: loss ${gpu[i]} on CUDA vs ${cpu[i]} on the CPU`);
+  } finally {
+    cleanup();
   }
 });
