@@ -18,17 +18,11 @@ import statistics
 import subprocess
 import time
 
-REAL = {
-    "llama-3.2-1b": ("llama", dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
-                                   num_key_value_heads=8, head_dim=64, vocab_size=128256, max_position_embeddings=131072,
-                                   rms_norm_eps=1e-5, rope_theta=500000.0,
-                                   rope_scaling={"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
-                                                 "original_max_position_embeddings": 8192, "rope_type": "llama3"},
-                                   hidden_act="silu", tie_word_embeddings=True)),
-    "qwen2.5-0.5b": ("qwen2", dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
-                                   num_key_value_heads=2, vocab_size=151936, max_position_embeddings=32768, rms_norm_eps=1e-6,
-                                   rope_theta=1000000.0, hidden_act="silu", tie_word_embeddings=True)),
-}
+# the real configurations are hf_parity.py's (its REAL: hub id, model_type, config fields); here with every layer
+from hf_parity import REAL as HF_REAL
+
+LAYERS = {"llama-3.2-1b": 16, "qwen2.5-0.5b": 24}
+REAL = {name: (HF_REAL[name][1], dict(HF_REAL[name][2], num_hidden_layers=n)) for name, n in LAYERS.items()}
 EPS = 0.1
 GiB = 2 ** 30
 

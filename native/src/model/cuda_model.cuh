@@ -338,6 +338,15 @@ class CudaModel : public ModelImpl {
     }
   }
   const A* head_compute() const { return pc_ + lay_.t[lay_.head].offset; }
+  // Tensor `id` (the architecture's TensorId / LlamaTensorId) of layer `layer`: its master weights, compute copy and
+  // gradient.
+  int64_t off(int id, int64_t layer = 0) const {
+    const TensorSpec& s = lay_.t[id];
+    return s.offset + (s.per_layer ? layer * (s.numel / L_) : 0);
+  }
+  const float* P(int id, int64_t layer = 0) const { return params_ + off(id, layer); }
+  const A* W(int id, int64_t layer = 0) const { return pc_ + off(id, layer); }
+  float* G(int id, int64_t layer = 0) { return grads_ + off(id, layer); }
 
   // out (N×OC) (+)= inp (N×IC) · Wᵀ, W: OC×IC (nn.Linear)
   calib_status matmul_forward(void* out, calib::blas::Dt out_t, float beta, const A* inp, const A* w, int64_t N, int64_t IC,

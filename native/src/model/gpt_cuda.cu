@@ -34,7 +34,8 @@ class GptCuda final : public CudaModel<A> {
   using Base = CudaModel<A>;
   using Base::kBf16, Base::kDt, Base::c_, Base::lay_, Base::L_, Base::C_, Base::V_, Base::Tc_, Base::Bm_, Base::h_,
       Base::params_, Base::grads_, Base::pc_, Base::dln_, Base::partial_, Base::inputs_d_, Base::uniq_d_,
-      Base::offs_d_, Base::pos_d_, Base::prof_, Base::alloc, Base::matmul_forward, Base::matmul_backward;
+      Base::offs_d_, Base::pos_d_, Base::prof_, Base::alloc, Base::matmul_forward, Base::matmul_backward, Base::P, Base::W,
+      Base::G;
 
  public:
   GptCuda(const calib_model_config& c, const Layout& layout) : Base(c, layout), NH_(c.n_head) {}
@@ -81,13 +82,6 @@ class GptCuda final : public CudaModel<A> {
 
  private:
   const A* hidden() const override { return lnf_; }
-  int64_t off(TensorId id, int64_t layer = 0) const {
-    const TensorSpec& s = lay_.t[id];
-    return s.offset + (s.per_layer ? layer * (s.numel / L_) : 0);
-  }
-  const float* P(TensorId id, int64_t layer = 0) { return params_ + off(id, layer); }
-  const A* W(TensorId id, int64_t layer = 0) { return pc_ + off(id, layer); }
-  float* G(TensorId id, int64_t layer = 0) { return grads_ + off(id, layer); }
 
   // Query blocks of the causal products: block i (rows r0 … r0+rn) only needs keys 0 … r0+rn, so
   // with nb blocks the score products and their gradients do (nb+1)/(2·nb) of the full T×T work:

@@ -100,13 +100,6 @@ class LlamaCuda final : public CudaModel<bf16> {
 
   const A* hidden() const override { return hid_; }
 
-  int64_t off(LlamaTensorId id, int64_t layer = 0) const {
-    const TensorSpec& s = lay_.t[id];
-    return s.offset + (s.per_layer ? layer * (s.numel / L_) : 0);
-  }
-  const float* P(LlamaTensorId id, int64_t layer = 0) const { return params_ + off(id, layer); }
-  const A* W(LlamaTensorId id, int64_t layer = 0) const { return pc_ + off(id, layer); }
-  float* G(LlamaTensorId id, int64_t layer = 0) { return grads_ + off(id, layer); }
   float* res(int64_t l) { return res_ + l * Bm_ * Tc_ * C_; }
   bool recomputed(int64_t l) const { return l < ck_; }
   Slot& slot(int64_t l) { return recomputed(l) ? slots_.back() : slots_[l - ck_]; }
