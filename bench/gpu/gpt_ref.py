@@ -474,20 +474,25 @@ def mode_bench(args):
         free0 = eng.mem_free()
         m = OurModel(eng, cfg, B, device="cuda", precision=args.precision)
         m.init(0)
-        for s in range(W + S):
+        def one(s):
             x, y = data[s % len(data)]
-            t = time.perf_counter()
             m.zero_grad()
             ls, nv = m.step(x, y, eps=0.1)
             norm = m.grad_norm()
             m.adamw(3e-4, s + 1, wd=0.1, grad_scale=min(1.0, 1.0 / (norm + 1e-6)))
             err = ctypes.create_string_buffer(512)
             eng.check(eng.lib.calib_cuda_synchronize(err), err, "synchronize")
+            return ls / nv
+        for s in range(W + S):
+            t = time.perf_counter()
+            loss = one(s)
             if s >= W:
                 times.append(time.perf_counter() - t)
         row["peak_mib"] = (free0 - eng.mem_free()) / MiB
-        row["loss"] = ls / nv
+        row["loss"] = loss
         row["precision"] = args.precision
+        if args.profile_out:
+            kernel_profile(lambda s: one(W + S + s), args.profile_out, f"{args.impl} {args.config}")
         m.free()
     else:
         import torch
@@ -512,10 +517,41 @@ def mode_bench(args):
         row["peak_mib"] = torch.cuda.max_memory_allocated() / MiB
         row["loss"] = float(loss)
         row["precision"] = "bf16 autocast"
+        if args.profile_out:
+            def one(s):
+                x, y = dev[s % len(dev)]
+                step(x, y, 3e-4)
+                torch.cuda.synchronize()
+            kernel_profile(one, args.profile_out, f"{args.impl} {args.config}")
     med = float(np.median(times))
     row.update(step_ms=med * 1e3, step_ms_min=float(np.min(times)) * 1e3, tokens_per_s=B * T / med,
                timed_steps=len(times))
     return row
+
+
+def kernel_profile(one, path, title, steps=3):
+    """GPU kernels of `steps` more training steps under torch.profiler (CUPTI: every kernel of the process, ours
+    included), summed by kernel name, in ms per step, largest first; appended to path as text."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for s in range(steps):
+            one(s)
+    tot = {}
+    for e in prof.events():
+        if e.device_type == torch.autograd.DeviceType.CUDA:
+            n, c = tot.get(e.name, (0.0, 0))
+            us = e.device_time_total if hasattr(e, "device_time_total") else e.cuda_time_total
+            tot[e.name] = (n + us, c + 1)
+    rows = sorted(tot.items(), key=lambda kv: -kv[1][0])
+    total = sum(v[0] for v in tot.values())
+    with open(path, "a") as f:
+        f.write(f"== {title}: GPU kernel time per step (torch.profiler over {steps} steps) {total / steps / 1e3:.2f} ms\n")
+        f.write(f"{'ms/step':>8s} {'share':>6s} {'calls':>6s}  kernel\n")
+        for name, (us, c) in rows[:40]:
+            f.write(f"{us / steps / 1e3:8.3f} {us / total:6.1%} {c // steps:6d}  {name[:140]}\n")
+        f.write("\n")
 
 
 def mode_benchall(args):
@@ -638,6 +674,7 @@ def main():
     p.add_argument("--warmup-steps", type=int, default=3)
     p.add_argument("--timed-steps", type=int, default=10)
     p.add_argument("--timeout", type=int, default=240)
+    p.add_argument("--profile-out", help="bench: also profile 3 more steps' GPU kernels (torch.profiler), appended to this file")
     args = p.parse_args()
     res = dict(numerics=mode_numerics, curve=mode_curve, bench=mode_bench, benchall=mode_benchall,
                summary=mode_summary)[args.mode](args)

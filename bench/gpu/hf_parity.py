@@ -403,6 +403,9 @@ def cmd_sft(a):
     hp = dict(HP, lr=o["lr"], min_lr_ratio=o["minLrRatio"], warmup_steps=o["warmupSteps"], beta1=o["beta1"], beta2=o["beta2"],
               eps=o["eps"], weight_decay=o["weightDecay"], grad_clip=o["gradClip"], label_smoothing=run["loss"]["labelSmoothing"])
     steps = micro["steps"] if a.steps <= 0 else min(a.steps, micro["steps"])
+    bf16 = a.precision == "bfloat16"
+    if bf16 and dev.type != "cuda":
+        raise SystemExit("hf_parity sft: --precision bfloat16 needs a CUDA device (our bf16 side runs on CUDA)")
     t0 = time.time()
     model = AutoModelForCausalLM.from_pretrained(os.path.join(W, "models", made_cases(W)[1]), dtype=torch.float32, attn_implementation="eager").to(dev)
     model.train()
@@ -425,7 +428,8 @@ def cmd_sft(a):
         loss_sum = 0.0
         for m in ms:
             r, t = micro["micro"][m]["rows"], micro["micro"][m]["t"]
-            z = model(input_ids=X[m, :r, :t], use_cache=False).logits.float()
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):  # fp32 master weights, bf16 products
+                z = model(input_ids=X[m, :r, :t], use_cache=False).logits.float()
             ls = F.cross_entropy(z.reshape(-1, z.shape[-1]), Y[m, :r, :t].reshape(-1), ignore_index=-100,
                                  label_smoothing=hp["label_smoothing"], reduction="sum")
             (ls / max(1, total)).backward()
@@ -439,9 +443,12 @@ def cmd_sft(a):
         if step % 10 == 0 or step == steps:
             log(f"torch step {step}/{steps}: loss {curve[-1]:.5f}, |g| {norms[-1]:.4f}, lr {lr:.3e}")
     res = dict(steps=steps, planned_steps=micro["steps"], loss=curve, grad_norm=norms, lr=lrs, seconds=round(time.time() - t0, 1),
-               device=str(dev), hp=hp)
-    # the trained weights, for `ref --only trained` to hold against our export
+               device=str(dev), hp=hp, precision=a.precision)
     os.makedirs(os.path.join(W, "torch"), exist_ok=True)
+    if bf16:
+        jdump(os.path.join(W, "torch", "sft_bf16.json"), res)
+        return
+    # the trained weights, for `ref --only trained` to hold against our export
     if steps == micro["steps"]:
         np.savez(os.path.join(W, "torch", "trained.npz"), **{n: p.detach().float().cpu().numpy() for n, p in params.items()})
     jdump(os.path.join(W, "torch", "sft.json"), res)
@@ -543,8 +550,11 @@ def cuda_rows(W, names):
     return rows
 
 
-def sft_result(W):
-    ours_p, torch_p = os.path.join(W, "ours", "sft_log.json"), os.path.join(W, "torch", "sft.json")
+def sft_result(W, bf16=False):
+    """The fp32 curve (ours on the CPU against transformers in fp32), or with bf16 the bf16 one (ours on CUDA in bf16 mixed
+    precision against transformers under bf16 autocast, both with fp32 master weights)."""
+    ours_p = os.path.join(W, "ours", "sft_log_bf16.json" if bf16 else "sft_log.json")
+    torch_p = os.path.join(W, "torch", "sft_bf16.json" if bf16 else "sft.json")
     if not (os.path.exists(ours_p) and os.path.exists(torch_p)):
         return dict(status="not run", missing=[p for p in (ours_p, torch_p) if not os.path.exists(p)])
     ours, ref = jload(ours_p), jload(torch_p)
@@ -555,7 +565,7 @@ def sft_result(W):
                first=[ours["loss"][0], ref["loss"][0]] if n else None, last=[ours["loss"][n - 1], ref["loss"][n - 1]] if n else None,
                torch_device=ref.get("device"), torch_seconds=ref.get("seconds"))
     tj = os.path.join(W, "ref", "trained.json")
-    if os.path.exists(tj):
+    if os.path.exists(tj) and not bf16:
         res.update({k: v for k, v in jload(tj).items() if k.startswith("weights_")})
     res["pass"] = _ok(err, TARGETS["curve"]) and n == ref.get("planned_steps", n)
     res["status"] = "pass" if res["pass"] else "FAIL"
@@ -573,20 +583,21 @@ def cmd_report(a):
                    loss="|ours − ref| of the mean label-smoothed (ε = 0.1) cross-entropy over the supervised positions",
                    curve="max over steps of |ours − torch| / |torch| of the per-step training loss"),
                make=make, sft_case=sft_case, logits=logits_rows(W, names, sft_case), cuda=cuda_rows(W, names), sft=sft_result(W),
-               export=logits_rows(W, ["trained"], sft_case)[0])
+               sft_bf16=sft_result(W, bf16=True), export=logits_rows(W, ["trained"], sft_case)[0])
     for extra in ("job.json",):
         p = os.path.join(W, extra)
         if os.path.exists(p):
             res[extra[:-5]] = jload(p)
     os.makedirs(a.out, exist_ok=True)
     jdump(os.path.join(a.out, "hf_parity.json"), res)
-    # curve CSV (one file: step, ours, torch)
-    c = res["sft"].get("curve")
-    if c:
-        with open(os.path.join(a.out, "sft_curve.csv"), "w") as f:
-            f.write("step,ours,torch\n")
-            for s, o, t in zip(c["step"], c["ours"], c["torch"]):
-                f.write(f"{s},{o:.7f},{t:.7f}\n")
+    # curve CSVs (one file each: step, ours, torch)
+    for key, name in (("sft", "sft_curve.csv"), ("sft_bf16", "sft_curve_bf16.csv")):
+        c = res[key].get("curve")
+        if c:
+            with open(os.path.join(a.out, name), "w") as f:
+                f.write("step,ours,torch\n")
+                for s, o, t in zip(c["step"], c["ours"], c["torch"]):
+                    f.write(f"{s},{o:.7f},{t:.7f}\n")
     print_report(res)
     return res
 
@@ -620,6 +631,14 @@ def print_report(res):
         print(f"    steps {s['steps']}/{s['planned_steps']}: max rel diff {_fmt(s['max_rel_diff'])} at step {s['at_step']} "
               f"(target {TARGETS['curve']}); lr schedule max rel diff {_fmt(s['lr_max_rel_diff'])}; first {s['first'][0]:.5f} / {s['first'][1]:.5f}, "
               f"last {s['last'][0]:.5f} / {s['last'][1]:.5f}; weights after: max rel diff {_fmt(s.get('weights_max_rel_diff'))}  {s['status']}")
+    s = res.get("sft_bf16", {"status": "not run", "missing": ["sft_log_bf16.json"]})
+    print(f"(c, bf16) the same curve, ours `calib train` on CUDA in bf16 vs transformers under bf16 autocast on CUDA")
+    if s["status"] == "not run":
+        print(f"    not run (missing {', '.join(os.path.basename(p) for p in s['missing'])})")
+    else:
+        print(f"    steps {s['steps']}/{s['planned_steps']}: max rel diff {_fmt(s['max_rel_diff'])} at step {s['at_step']} "
+              f"(target {TARGETS['curve']}); first {s['first'][0]:.5f} / {s['first'][1]:.5f}, last {s['last'][0]:.5f} / {s['last'][1]:.5f}  "
+              f"{s['status']}")
     print(f"targets: logits ≤ {TARGETS['logits']}, loss ≤ {TARGETS['loss']}, curve ≤ {TARGETS['curve']}, export ≤ {TARGETS['export']}")
 
 
@@ -684,6 +703,8 @@ def main():
         s.add_argument("--device", default="auto", help="auto (cuda when available), cuda or cpu")
         s.add_argument("--sft-steps", type=int, default=100, help="make: conversations for this many steps (batch 4, one epoch)")
         s.add_argument("--steps", type=int, default=0, help="sft: stop after this many steps (0: all)")
+        s.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
+                       help="sft: float32, or bfloat16 autocast on CUDA (writes torch/sft_bf16.json)")
         s.add_argument("--only", choices=["trained"], default=None, help="ref: only the exported, trained model")
         s.add_argument("--trained", action="store_true", help="ref: the exported, trained model as well")
     a = p.parse_args()

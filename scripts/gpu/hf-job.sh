@@ -17,6 +17,8 @@
 #     export       `calib export` of its checkpoint (float32); ours-trained: our logits of the checkpoint
 #   | ref          transformers' logits / loss of every folder in float32, float64 and bfloat16
 #   | sft          the same curve in transformers + torch.optim.AdamW (our batches and hyper-parameters)
+#     train-bf16   with a GPU (and transformers on it): the same run on CUDA in bf16 mixed precision
+#   | sft-bf16     and its curve in transformers under bf16 autocast on CUDA (report: the bf16 curve, sft_curve_bf16.csv)
 #   ref-trained  transformers' logits of the exported folder (from_pretrained), its weights against PyTorch's
 #   report       tables, $OUT/hf_parity.json, $OUT/sft_curve.csv
 # Every phase has its own time limit, all within JOB_BUDGET_S (default 300 s). Results: $OUT/job.log,
@@ -74,6 +76,8 @@ made() { python3 -c 'import json, sys; m = json.load(open(sys.argv[1])); print("
 cases=$(made cases)
 sft_case=$(made sft_case)
 mkdir -p "$W/ours"
+# a GPU for the bf16 curve (our CUDA engine and transformers under autocast); none with HF_PARITY_ARGS=--device cpu
+gpu=$(command -v nvidia-smi >/dev/null && [[ "${HF_PARITY_ARGS:-}" != *"--device cpu"* ]] && echo 1)
 
 ours_chain() {
   local c
@@ -89,6 +93,14 @@ ours_chain() {
   step_within export 30 "${OURS[@]}" calib export --checkpoint "$W/sft/run-out/checkpoint" --hf "$W/sft/export" --dtype float32
   step_within ours-trained 30 "${OURS[@]}" logits --model "$W/sft/run-out/checkpoint" --inputs "$W/inputs/$sft_case.ids.npy" \
     --targets "$W/inputs/$sft_case.targets.npy" --out "$W/ours/trained"
+  # the bf16 curve: the same run on CUDA in bf16 mixed precision
+  if [ -n "$gpu" ]; then
+    node -e 'const fs = require("fs"); const c = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
+      fs.writeFileSync(process.argv[2], JSON.stringify({ ...c, device: "cuda", precision: "bfloat16" }, null, 1));' \
+      "$W/sft/run.json" "$W/sft/run_bf16.json"
+    step_within train-bf16 120 "${OURS[@]}" calib train --config "$W/sft/run_bf16.json" --out "$W/sft/run-bf16" --quiet
+    step_within train-log-bf16 20 "${OURS[@]}" train-log --run "$W/sft/run-bf16" --out "$W/ours/sft_log_bf16.json"
+  fi
 }
 ref_chain() {
   py ref 150 ref
@@ -96,6 +108,7 @@ ref_chain() {
   local i
   for i in $(seq 60); do [ -f "$W/sft/batches/micro.json" ] && break; sleep 1; done
   py sft 120 sft
+  [ -n "$gpu" ] && py sft-bf16 120 sft --precision bfloat16
 }
 if [ -n "$cases" ]; then
   chain ours ours_chain

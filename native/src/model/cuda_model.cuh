@@ -111,12 +111,14 @@ class CudaModel : public ModelImpl {
     }
   }
   void write(calib_model_buffer which, int64_t offset, int64_t count, const void* src) override {
+    if (which == CALIB_BUF_GRADS) head_grad_zero_ = false;
     cudaError_t e = cudaMemcpy(buffer(which) + offset, src, size_t(count) * 4, cudaMemcpyHostToDevice);
     if (e == cudaSuccess && which == CALIB_BUF_PARAMS && kBf16) e = cuda::cast_from_f32<A>(pc_ + offset, params_ + offset, count);
     if (e != cudaSuccess) keep(e, "write");
   }
   void zero(calib_model_buffer which) override {
     cudaError_t e = cudaMemset(buffer(which), 0, size_t(lay_.total) * 4);
+    if (which == CALIB_BUF_GRADS) head_grad_zero_ = e == cudaSuccess;
     if (e == cudaSuccess && which == CALIB_BUF_PARAMS && kBf16) e = cudaMemset(pc_, 0, size_t(lay_.total) * sizeof(A));
     if (e != cudaSuccess) keep(e, "zero");
   }
@@ -366,9 +368,13 @@ class CudaModel : public ModelImpl {
   }
 
   // The LM head through the fused loss (calib_linear_cross_entropy on device memory): no logits
-  // are stored; dC goes to a scratch that is added to the head's gradient.
+  // are stored. dC (the loss writes it, V×C fp32) goes straight into the head's gradient while that is known to be
+  // zero (the first micro-batch after zero(GRADS): 0 + dC is dC, bit for bit); otherwise into a scratch, allocated
+  // on first need (gradient accumulation), that is then added — so a plain step holds no V×C scratch.
   calib_status head(calib_model_step_args& a, int64_t N, float scale, bool grad, double* total, char* err) {
-    if (grad && !dC_) ST(alloc(&dC_, V_ * C_, err));
+    float* head_grad = grads_ + lay_.t[lay_.head].offset;
+    const bool direct = grad && head_grad_zero_;
+    if (grad && !direct && !dC_) ST(alloc(&dC_, V_ * C_, err));
     CU_TRY(cudaMemcpy(targets_d_, a.targets, size_t(N) * 4, cudaMemcpyHostToDevice));
     if (grad) CU_TRY(cuda::fill_f32(gout_, scale, N));
     calib_lce_args la = head_lce_args(a, N, C_, V_, hidden(), head_compute(), targets_d_, loss_);
@@ -380,7 +386,8 @@ class CudaModel : public ModelImpl {
     if (grad) {
       la.grad_output = gout_;
       la.grad_e = dln_;
-      la.grad_c = dC_;
+      la.grad_c = direct ? head_grad : dC_;
+      head_grad_zero_ = false;  // from here on (even if the call fails) the head's gradient may hold values
     }
     if (calib_status st = calib_linear_cross_entropy(&la, err)) {
       const std::string m = err;
@@ -390,7 +397,7 @@ class CudaModel : public ModelImpl {
     host_loss_.resize(N);
     CU_TRY(cudaMemcpy(host_loss_.data(), loss_, size_t(N) * 4, cudaMemcpyDeviceToHost));
     for (int64_t i = 0; i < N; ++i) *total += host_loss_[i];
-    if (grad) CU_TRY(cuda::add_f32(grads_ + lay_.t[lay_.head].offset, dC_, V_ * C_));
+    if (grad && !direct) CU_TRY(cuda::add_f32(head_grad, dC_, V_ * C_));
     return CALIB_OK;
   }
 
@@ -429,6 +436,7 @@ class CudaModel : public ModelImpl {
   float *params_ = nullptr, *grads_ = nullptr, *m_ = nullptr, *v_ = nullptr;
   A* pc_ = nullptr;
   float* dln_ = nullptr;  // d(loss)/d(hidden) from the head, then the architecture's fp32 scratch
+  bool head_grad_zero_ = true;  // the head's gradient is all zeros (init, zero(GRADS); see head())
   float *dC_ = nullptr, *loss_ = nullptr, *gout_ = nullptr, *partial_ = nullptr;
   int32_t *inputs_d_ = nullptr, *targets_d_ = nullptr, *uniq_d_ = nullptr, *offs_d_ = nullptr, *pos_d_ = nullptr;
   std::vector<float> host_loss_;

@@ -12,14 +12,18 @@
 //         residual stream stay fp32 (the same split as torch.autocast); attention scores and
 //         probabilities are bf16 (fp32 softmax arithmetic), as in llm.c.
 //
-// Per layer the forward keeps ln1, qkv (without bias), the attention probabilities P, the attention
-// output, res2, ln2, the fc product (without bias) and res3; GELU is recomputed in the backward.
-// Matmuls: cuBLAS (loaded at run time, cuda/cublas.cu); attention: cuBLAS strided-batched products
-// over the B·NH heads in causal query blocks (keys up to each block's end only) + the softmax kernels;
-// the LM head: the fused loss calib_linear_cross_entropy on device memory (never N×V logits; its
-// workspace is calib_model_config.head_workspace_bytes); everything else: kernels_cuda.cuh. Every CUDA and
-// cuBLAS call is checked.
+// Per layer the forward keeps ln1, qkv, the attention output, res2, ln2, the fc product (without bias) and
+// res3 (GELU is recomputed in the backward), and for attention:
+//   bf16 with head size ≤ 256 (GPT-2's 64): flash attention (flash_attention_cuda.cu, the Llama family's kernel):
+//     qkv holds q, k, v with their bias, each [B, T, NH, hs], plus the log-sum-exps; no T×T matrix exists.
+//   otherwise (fp32, or larger heads): cuBLAS strided-batched products over the B·NH heads in causal query blocks
+//     (keys up to each block's end only) + the softmax kernels; qkv holds the product without its bias and the
+//     attention probabilities P (B·NH·T·T) are kept per layer.
+// Matmuls: cuBLAS (loaded at run time, cuda/cublas.cu); the LM head: the fused loss calib_linear_cross_entropy on
+// device memory (never N×V logits; its workspace is calib_model_config.head_workspace_bytes); everything else:
+// kernels_cuda.cuh. Every CUDA and cuBLAS call is checked.
 #include "cuda_model.cuh"
+#include "flash_attention.h"
 
 namespace calib::model {
 
@@ -38,7 +42,10 @@ class GptCuda final : public CudaModel<A> {
       Base::G;
 
  public:
-  GptCuda(const calib_model_config& c, const Layout& layout) : Base(c, layout), NH_(c.n_head) {}
+  GptCuda(const calib_model_config& c, const Layout& layout)
+      : Base(c, layout),
+        NH_(c.n_head),
+        flash_(kBf16 && c.d_model / c.n_head <= 256 && (int64_t(c.max_batch) * c.context * c.d_model) % 8 == 0) {}
 
   calib_status init(char* err) {
     ST(this->init_base(4 * C_, err));
@@ -49,7 +56,8 @@ class GptCuda final : public CudaModel<A> {
     ST(alloc(&ln1_mean_, L_ * sN, err));
     ST(alloc(&ln1_rstd_, L_ * sN, err));
     ST(alloc(&qkv_, L_ * 3 * sNC, err));
-    ST(alloc(&att_, L_ * att, err));
+    if (flash_) ST(alloc(&lse_, L_ * Bm_ * NH_ * Tc_, err));
+    else ST(alloc(&att_, L_ * att, err));
     ST(alloc(&atty_, L_ * sNC, err));
     ST(alloc(&res2_, L_ * sNC, err));
     ST(alloc(&ln2_, L_ * sNC, err));
@@ -61,11 +69,15 @@ class GptCuda final : public CudaModel<A> {
     ST(alloc(&lnf_mean_, sN, err));
     ST(alloc(&lnf_rstd_, sN, err));
     // scratch shared by the layers
-    ST(alloc(&qh_, sNC, err));
-    ST(alloc(&kh_, sNC, err));
-    ST(alloc(&vh_, sNC, err));
-    ST(alloc(&yh_, sNC, err));
-    ST(alloc(&S_, att, err));
+    if (flash_) {
+      ST(alloc(&delta_, flash::delta_bytes(attn_args(Bm_, Tc_, 0)), err));
+    } else {
+      ST(alloc(&qh_, sNC, err));
+      ST(alloc(&kh_, sNC, err));
+      ST(alloc(&vh_, sNC, err));
+      ST(alloc(&yh_, sNC, err));
+      ST(alloc(&S_, att, err));
+    }
     ST(alloc(&fchg_, 4 * sNC, err));
     ST(alloc(&dres_, sNC, err));
     if constexpr (kBf16) ST(alloc(&dres_a_, sNC, err));
@@ -88,7 +100,55 @@ class GptCuda final : public CudaModel<A> {
   // 4 blocks for T ≥ 512, 2 for T ≥ 128, else 1.
   static int attention_blocks(int T) { return T >= 512 ? 4 : T >= 128 ? 2 : 1; }
 
+  // The flash path's arguments for layer l: q, k, v are its slices of qkv_ (biased, [B, T, NH, hs] each), o its
+  // attention output atty_, lse its log-sum-exps.
+  calib_attention_args attn_args(int64_t B, int64_t T, int64_t l) const {
+    const int64_t sNC = Bm_ * Tc_ * C_;
+    calib_attention_args a{};
+    a.b = B;
+    a.t = T;
+    a.hq = a.hkv = NH_;
+    a.head_dim = C_ / NH_;
+    a.dtype = CALIB_BF16;
+    a.device = CALIB_DEVICE_CUDA;
+    a.memory = CALIB_MEM_DEVICE;
+    a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(C_ / NH_)));
+    if (qkv_) {
+      a.q = qkv_ + l * 3 * sNC;
+      a.k = qkv_ + l * 3 * sNC + sNC;
+      a.v = qkv_ + l * 3 * sNC + 2 * sNC;
+      a.o = atty_ + l * sNC;
+      a.lse = lse_ + l * Bm_ * NH_ * Tc_;
+    }
+    return a;
+  }
+
+  // qkv = ln1·Wᵀ in dqkv_ (free in the forward) → q, k, v + bias into layer l's slices of qkv_ → flash → atty_
+  calib_status flash_forward(int64_t l, int B, int T, char* err) {
+    const int64_t sNC = Bm_ * Tc_ * C_;
+    A* q = qkv_ + l * 3 * sNC;
+    CU_TRY(permute_qkv<A>(q, q + sNC, q + 2 * sNC, dqkv_, P(kQkvb, l), B * T, 1, static_cast<int>(NH_),
+                          static_cast<int>(C_ / NH_)));
+    return flash::run_cuda(attn_args(B, T, l), false, err);
+  }
+
+  // datty_ → dq, dk, dv (dqh_, dkh_, dvh_) → dqkv_ [N, 3C]
+  calib_status flash_backward(int64_t l, int B, int T, char* err) {
+    calib_attention_args a = attn_args(B, T, l);
+    a.grad_o = datty_;
+    a.grad_q = dqh_;
+    a.grad_k = dkh_;
+    a.grad_v = dvh_;
+    a.workspace = delta_;
+    a.workspace_size = flash::delta_bytes(a);
+    ST(flash::run_cuda(a, true, err));
+    CU_TRY(unpermute_qkv<A>(dqkv_, dqh_, dkh_, dvh_, B * T, 1, static_cast<int>(NH_), static_cast<int>(C_ / NH_)));
+    return CALIB_OK;
+  }
+
   calib_status attention_forward(int64_t l, int B, int T, char* err) {
+    if constexpr (kBf16)
+      if (flash_) return flash_forward(l, B, T, err);
     const int hs = static_cast<int>(C_ / NH_), NH = static_cast<int>(NH_), BH = B * NH;
     const int64_t sNC = Bm_ * Tc_ * C_;
     const A* qkv = qkv_ + l * 3 * sNC;
@@ -116,6 +176,8 @@ class GptCuda final : public CudaModel<A> {
 
   // datty_ → dqkv_
   calib_status attention_backward(int64_t l, int B, int T, char* err) {
+    if constexpr (kBf16)
+      if (flash_) return flash_backward(l, B, T, err);
     const int hs = static_cast<int>(C_ / NH_), NH = static_cast<int>(NH_), BH = B * NH;
     const int64_t sNC = Bm_ * Tc_ * C_;
     const A* qkv = qkv_ + l * 3 * sNC;
@@ -166,7 +228,8 @@ class GptCuda final : public CudaModel<A> {
       A* fch = fch_ + l * 4 * sNC;
       float* res3 = res3_ + l * sNC;
       CU_TRY(layernorm_forward<A>(ln1, ln1_mean_ + l * sN, ln1_rstd_ + l * sN, res, P(kLn1w, l), P(kLn1b, l), n, C));
-      ST(matmul_forward(qkv, kDt, 0.f, ln1, W(kQkvw, l), N, C_, 3 * C_, err));
+      // the flash path keeps q, k, v with their bias (attention_forward writes them), the other the bare product
+      ST(matmul_forward(flash_ ? dqkv_ : qkv, kDt, 0.f, ln1, W(kQkvw, l), N, C_, 3 * C_, err));
       const size_t a0 = prof_.mark();
       ST(attention_forward(l, B, T, err));
       prof_.span(3, a0, prof_.mark());
@@ -227,6 +290,7 @@ class GptCuda final : public CudaModel<A> {
   }
 
   const int64_t NH_;
+  const bool flash_;  // bf16 with head size ≤ 256: flash_attention_cuda.cu, else cuBLAS products + softmax kernels
   // activations
   float* encoded_ = nullptr;
   A *ln1_ = nullptr, *qkv_ = nullptr, *att_ = nullptr, *atty_ = nullptr, *ln2_ = nullptr, *fch_ = nullptr,
@@ -236,6 +300,8 @@ class GptCuda final : public CudaModel<A> {
   // scratch
   A *qh_ = nullptr, *kh_ = nullptr, *vh_ = nullptr, *yh_ = nullptr, *fchg_ = nullptr;
   A* S_ = nullptr;  // scores, then their gradient (dP, dS in place)
+  float* lse_ = nullptr;  // flash: per layer [B, NH, T]
+  char* delta_ = nullptr;  // flash backward scratch (Δ)
   float* dres_ = nullptr;
   A *dres_a_ = nullptr, *datty_ = nullptr, *dqh_ = nullptr, *dkh_ = nullptr, *dvh_ = nullptr, *dqkv_ = nullptr,
     *dfch_ = nullptr;
