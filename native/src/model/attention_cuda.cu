@@ -50,6 +50,25 @@ __global__ void unpermute_qkv_kernel(A* dqkv, const A* dq, const A* dk, const A*
   }
 }
 
+// dqkv (N, 3C) ← dq | dk | dv (N, C each) over the rows of chunk blockIdx.y, one thread per column of dqkv, with the
+// column sums into partial[chunk, column] (colsum_add's chunks and order)
+template <typename A>
+__global__ void join_qkv_colsum_kernel(A* dqkv, const A* dq, const A* dk, const A* dv, int N, int C, float* partial) {
+  const int j = blockIdx.x * blockDim.x + threadIdx.x;
+  const int k = blockIdx.y;
+  if (j >= 3 * C) return;
+  const A* src = j < C ? dq : j < 2 * C ? dk : dv;
+  const int c = j < C ? j : j < 2 * C ? j - C : j - 2 * C;
+  const int r0 = k * kColRows, r1 = min(N, r0 + kColRows);
+  float s = 0.f;
+  for (int r = r0; r < r1; ++r) {
+    const A x = src[int64_t(r) * C + c];
+    dqkv[int64_t(r) * 3 * C + j] = x;
+    s += to_f(x);
+  }
+  partial[int64_t(k) * 3 * C + j] = s;
+}
+
 // toHeads: y (B,NH,T,hs) ← x (B,T,C); else x ← y
 template <typename A, bool kToHeads>
 __global__ void permute_heads_kernel(A* y, A* x, int T, int NH, int hs, int rows) {
@@ -124,6 +143,15 @@ cudaError_t unpermute_qkv(A* dqkv, const A* dq, const A* dk, const A* dv, int B,
 }
 
 template <typename A>
+cudaError_t join_qkv_bias_grad(A* dqkv, const A* dq, const A* dk, const A* dv, int N, int C, float* dbias,
+                               float* partial) {
+  const int chunks = static_cast<int>(col_chunks(N));
+  join_qkv_colsum_kernel<A><<<dim3((3 * C + 127) / 128, chunks), 128>>>(dqkv, dq, dk, dv, N, C, partial);
+  if (cudaError_t e = cudaGetLastError()) return e;
+  return colsum_final(dbias, nullptr, 3 * C, partial, chunks, 3 * C);
+}
+
+template <typename A>
 cudaError_t permute_heads(A* y, const A* x, int B, int T, int NH, int hs) {
   const int rows = B * T;
   permute_heads_kernel<A, true><<<row_grid(rows), row_threads(NH * hs)>>>(y, const_cast<A*>(x), T, NH, hs, rows);
@@ -154,6 +182,7 @@ cudaError_t softmax_backward(A* dPS, const A* P, int BH, int T, int blk, float s
 #define CALIB_ATT(A)                                                                                           \
   template cudaError_t permute_qkv<A>(A*, A*, A*, const A*, const float*, int, int, int, int);                \
   template cudaError_t unpermute_qkv<A>(A*, const A*, const A*, const A*, int, int, int, int);                \
+  template cudaError_t join_qkv_bias_grad<A>(A*, const A*, const A*, const A*, int, int, float*, float*);      \
   template cudaError_t permute_heads<A>(A*, const A*, int, int, int, int);                                    \
   template cudaError_t unpermute_heads<A>(A*, const A*, int, int, int, int);                                  \
   template cudaError_t softmax_forward<A>(A*, const A*, int, int, int);                                      \

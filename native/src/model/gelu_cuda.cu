@@ -1,6 +1,7 @@
 // GELU (tanh approximation, as gelu.cc and nn.GELU(approximate='tanh')) with the fc bias folded
 // in: the fc matmul stores its product without the bias, and both passes add it on the fly, so
-// that the N×4C pre-activation is read and written once less.
+// that the N×4C pre-activation is read and written once less; the backward can also sum the bias gradient
+// (colsum_add's chunks and order) while it writes the pre-activation's gradient.
 #include "kernels_cuda.cuh"
 
 namespace calib::model::cuda {
@@ -29,7 +30,36 @@ __global__ void gelu_backward_kernel(A* dinp, const A* inp, const float* bias, c
   }
 }
 
+// gelu_backward over the rows of chunk blockIdx.y (kColRows rows, in order), one thread per column, with the column
+// sums of the written (rounded) dinp into partial[chunk, column] — colsum_add's partial sums, in its order.
+template <typename A>
+__global__ void gelu_backward_colsum_kernel(A* dinp, const A* inp, const float* bias, const A* dout, int N, int OC,
+                                            float* partial) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  const int k = blockIdx.y;
+  if (c >= OC) return;
+  const int r0 = k * kColRows, r1 = min(N, r0 + kColRows);
+  const float b = bias ? bias[c] : 0.f;
+  float s = 0.f;
+  for (int r = r0; r < r1; ++r) {
+    const int64_t i = int64_t(r) * OC + c;
+    const A d = from_f<A>(gelu_tanh_grad(to_f(inp[i]) + b) * to_f(dout[i]));
+    dinp[i] = d;
+    s += to_f(d);
+  }
+  partial[int64_t(k) * OC + c] = s;
+}
+
 }  // namespace
+
+template <typename A>
+cudaError_t gelu_backward_bias_grad(A* dinp, const A* inp, const float* bias, const A* dout, int N, int OC,
+                                    float* dbias, float* partial) {
+  const int chunks = static_cast<int>(col_chunks(N));
+  gelu_backward_colsum_kernel<A><<<dim3((OC + 127) / 128, chunks), 128>>>(dinp, inp, bias, dout, N, OC, partial);
+  if (cudaError_t e = cudaGetLastError()) return e;
+  return colsum_final(dbias, nullptr, OC, partial, chunks, OC);
+}
 
 template <typename A>
 cudaError_t gelu_forward(A* out, const A* inp, const float* bias, int64_t N, int OC) {
@@ -47,6 +77,10 @@ cudaError_t gelu_backward(A* dinp, const A* inp, const float* bias, const A* dou
 
 template cudaError_t gelu_forward<float>(float*, const float*, const float*, int64_t, int);
 template cudaError_t gelu_forward<bf16>(bf16*, const bf16*, const float*, int64_t, int);
+template cudaError_t gelu_backward_bias_grad<float>(float*, const float*, const float*, const float*, int, int, float*,
+                                                   float*);
+template cudaError_t gelu_backward_bias_grad<bf16>(bf16*, const bf16*, const float*, const bf16*, int, int, float*,
+                                                  float*);
 template cudaError_t gelu_backward<float>(float*, const float*, const float*, const float*, int64_t, int);
 template cudaError_t gelu_backward<bf16>(bf16*, const bf16*, const float*, const bf16*, int64_t, int);
 

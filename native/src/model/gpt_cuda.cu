@@ -12,8 +12,8 @@
 //         residual stream stay fp32 (the same split as torch.autocast); attention scores and
 //         probabilities are bf16 (fp32 softmax arithmetic), as in llm.c.
 //
-// Per layer the forward keeps ln1, qkv, the attention output, res2, ln2, the fc product (without bias) and
-// res3 (GELU is recomputed in the backward), and for attention:
+// Per layer the forward keeps ln1, qkv, the attention output, res2, ln2, the fc product (without bias), its GELU and
+// res3; the backward writes the GELU gradient and sums the fc bias gradient in one pass. For attention:
 //   bf16 with head size ≤ 256 (GPT-2's 64): flash attention (flash_attention_cuda.cu, the Llama family's kernel):
 //     qkv holds q, k, v with their bias, each [B, T, NH, hs], plus the log-sum-exps; no T×T matrix exists.
 //   otherwise (fp32, or larger heads): cuBLAS strided-batched products over the B·NH heads in causal query blocks
@@ -64,6 +64,7 @@ class GptCuda final : public CudaModel<A> {
     ST(alloc(&ln2_mean_, L_ * sN, err));
     ST(alloc(&ln2_rstd_, L_ * sN, err));
     ST(alloc(&fch_, L_ * 4 * sNC, err));
+    ST(alloc(&fchg_, L_ * 4 * sNC, err));
     ST(alloc(&res3_, L_ * sNC, err));
     ST(alloc(&lnf_, sNC, err));
     ST(alloc(&lnf_mean_, sN, err));
@@ -78,7 +79,7 @@ class GptCuda final : public CudaModel<A> {
       ST(alloc(&yh_, sNC, err));
       ST(alloc(&S_, att, err));
     }
-    ST(alloc(&fchg_, 4 * sNC, err));
+
     ST(alloc(&dres_, sNC, err));
     if constexpr (kBf16) ST(alloc(&dres_a_, sNC, err));
     else dres_a_ = reinterpret_cast<A*>(dres_);
@@ -132,7 +133,7 @@ class GptCuda final : public CudaModel<A> {
     return flash::run_cuda(attn_args(B, T, l), false, err);
   }
 
-  // datty_ → dq, dk, dv (dqh_, dkh_, dvh_) → dqkv_ [N, 3C]
+  // datty_ → dq, dk, dv (dqh_, dkh_, dvh_) → dqkv_ [N, 3C], adding the qkv bias gradient
   calib_status flash_backward(int64_t l, int B, int T, char* err) {
     calib_attention_args a = attn_args(B, T, l);
     a.grad_o = datty_;
@@ -142,7 +143,7 @@ class GptCuda final : public CudaModel<A> {
     a.workspace = delta_;
     a.workspace_size = flash::delta_bytes(a);
     ST(flash::run_cuda(a, true, err));
-    CU_TRY(unpermute_qkv<A>(dqkv_, dqh_, dkh_, dvh_, B * T, 1, static_cast<int>(NH_), static_cast<int>(C_ / NH_)));
+    CU_TRY(join_qkv_bias_grad<A>(dqkv_, dqh_, dkh_, dvh_, B * T, static_cast<int>(C_), G(kQkvb, l), partial_));
     return CALIB_OK;
   }
 
@@ -237,9 +238,10 @@ class GptCuda final : public CudaModel<A> {
       ST(matmul_forward(res2, blas::kF32, 1.f, atty_ + l * sNC, W(kAttprojw, l), N, C_, C_, err));
       CU_TRY(layernorm_forward<A>(ln2, ln2_mean_ + l * sN, ln2_rstd_ + l * sN, res2, P(kLn2w, l), P(kLn2b, l), n, C));
       ST(matmul_forward(fch, kDt, 0.f, ln2, W(kFcw, l), N, C_, 4 * C_, err));
-      CU_TRY(gelu_forward<A>(fchg_, fch, P(kFcb, l), N, 4 * C));
+      A* fchg = fchg_ + l * 4 * sNC;
+      CU_TRY(gelu_forward<A>(fchg, fch, P(kFcb, l), N, 4 * C));
       CU_TRY(residual_bias(res3, res2, P(kFcprojb, l), N, C));
-      ST(matmul_forward(res3, blas::kF32, 1.f, fchg_, W(kFcprojw, l), N, 4 * C_, C_, err));
+      ST(matmul_forward(res3, blas::kF32, 1.f, fchg, W(kFcprojw, l), N, 4 * C_, C_, err));
     }
     CU_TRY(layernorm_forward<A>(lnf_, lnf_mean_, lnf_rstd_, res3_ + (L_ - 1) * sNC, P(kLnfw), P(kLnfb), n, C));
     return CALIB_OK;
@@ -262,11 +264,9 @@ class GptCuda final : public CudaModel<A> {
       const A* ln2 = ln2_ + l * sNC;
       const A* fch = fch_ + l * 4 * sNC;
       // res3 = res2 + fcproj(gelu(fc(ln2(res2))))
-      CU_TRY(gelu_forward<A>(fchg_, fch, P(kFcb, l), N, 4 * C));
-      ST(matmul_backward(dfch_, kDt, G(kFcprojw, l), dres_in, fchg_, W(kFcprojw, l), N, 4 * C_, C_, err));
+      ST(matmul_backward(dfch_, kDt, G(kFcprojw, l), dres_in, fchg_ + l * 4 * sNC, W(kFcprojw, l), N, 4 * C_, C_, err));
       CU_TRY(colsum_add<float>(G(kFcprojb, l), dres_, n, C, partial_));
-      CU_TRY(gelu_backward<A>(dfch_, fch, P(kFcb, l), dfch_, N, 4 * C));
-      CU_TRY(colsum_add<A>(G(kFcb, l), dfch_, n, 4 * C, partial_));
+      CU_TRY(gelu_backward_bias_grad<A>(dfch_, fch, P(kFcb, l), dfch_, n, 4 * C, G(kFcb, l), partial_));
       ST(matmul_backward(dln_, blas::kF32, G(kFcw, l), dfch_, ln2, W(kFcw, l), N, C_, 4 * C_, err));
       CU_TRY(layernorm_param_grads(G(kLn2w, l), G(kLn2b, l), dln_, res2, ln2_mean_ + l * sN, ln2_rstd_ + l * sN, n, C,
                                partial_));
@@ -277,7 +277,7 @@ class GptCuda final : public CudaModel<A> {
       const size_t a0 = prof_.mark();
       ST(attention_backward(l, B, T, err));
       prof_.span(4, a0, prof_.mark());
-      CU_TRY(colsum_add<A>(G(kQkvb, l), dqkv_, n, 3 * C, partial_));
+      if (!flash_) CU_TRY(colsum_add<A>(G(kQkvb, l), dqkv_, n, 3 * C, partial_));  // the flash path added it
       ST(matmul_backward(dln_, blas::kF32, G(kQkvw, l), dqkv_, ln1, W(kQkvw, l), N, C_, 3 * C_, err));
       CU_TRY(layernorm_param_grads(G(kLn1w, l), G(kLn1b, l), dln_, res, ln1_mean_ + l * sN, ln1_rstd_ + l * sN, n, C,
                                partial_));
@@ -298,7 +298,8 @@ class GptCuda final : public CudaModel<A> {
   float *ln1_mean_ = nullptr, *ln1_rstd_ = nullptr, *res2_ = nullptr, *ln2_mean_ = nullptr, *ln2_rstd_ = nullptr,
         *res3_ = nullptr, *lnf_mean_ = nullptr, *lnf_rstd_ = nullptr;
   // scratch
-  A *qh_ = nullptr, *kh_ = nullptr, *vh_ = nullptr, *yh_ = nullptr, *fchg_ = nullptr;
+  A *qh_ = nullptr, *kh_ = nullptr, *vh_ = nullptr, *yh_ = nullptr;
+  A* fchg_ = nullptr;  // per layer: gelu(fc + bias)
   A* S_ = nullptr;  // scores, then their gradient (dP, dS in place)
   float* lse_ = nullptr;  // flash: per layer [B, NH, T]
   char* delta_ = nullptr;  // flash backward scratch (Δ)

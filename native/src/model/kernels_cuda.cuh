@@ -117,12 +117,20 @@ cudaError_t gelu_forward(A* out, const A* inp, const float* bias, int64_t N, int
 // dinp = dout · gelu'(inp + bias) (dinp may alias dout)
 template <typename A>
 cudaError_t gelu_backward(A* dinp, const A* inp, const float* bias, const A* dout, int64_t N, int OC);
+// the same (dinp may alias dout), and dbias[c] += Σ_rows dinp[·, c] as colsum_add(dbias, dinp, …) adds it, bit for bit
+template <typename A>
+cudaError_t gelu_backward_bias_grad(A* dinp, const A* inp, const float* bias, const A* dout, int N, int OC,
+                                    float* dbias, float* partial);
 
 // ---- attention_cuda.cu: qkv (B,T,3C) ↔ q,k,v (B,NH,T,hs)
 template <typename A>
 cudaError_t permute_qkv(A* q, A* k, A* v, const A* qkv, const float* bias, int B, int T, int NH, int hs);
 template <typename A>
 cudaError_t unpermute_qkv(A* dqkv, const A* dq, const A* dk, const A* dv, int B, int T, int NH, int hs);
+// dqkv (N, 3C) ← dq, dk, dv (N, C each), and dbias[j] += Σ_rows dqkv[·, j] as colsum_add(dbias, dqkv, …) adds it
+template <typename A>
+cudaError_t join_qkv_bias_grad(A* dqkv, const A* dq, const A* dk, const A* dv, int N, int C, float* dbias,
+                               float* partial);
 // x (B,T,C) → y (B,NH,T,hs) and back
 template <typename A>
 cudaError_t permute_heads(A* y, const A* x, int B, int T, int NH, int hs);
