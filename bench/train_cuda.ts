@@ -44,7 +44,7 @@ export interface BenchallJson {
   rows: Array<Record<string, unknown>>;
 }
 
-export const METHOD = "scripts/gpu/trainer-job.sh bench (bench/gpu/gpt_ref.py benchall): each implementation × config in its " +
+export const METHOD = "bench/gpu/gpt_ref.py benchall (scripts/gpu/trainer-job.sh bench, or the gpt part of scripts/gpu/speed-job.sh): each implementation × config in its " +
   "own process; median of the timed steps after 3 warm-up steps. A step = zero grads + forward + label-smoothed loss " +
   "(ε = 0.1) + backward + grad norm + clip + AdamW, on random tokens. ours = the engine's CUDA model in bf16 mixed " +
   "precision through its C API, with the fused linear + cross-entropy as the LM head; eager / compile = the same GPT in " +

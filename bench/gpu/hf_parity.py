@@ -623,22 +623,19 @@ def print_report(res):
             continue
         print(f"{r['case']:20s} {_fmt(r['err_vs_bf16']):>10s} {_fmt(r['err_vs_f32']):>10s} {_fmt(r['err_torch_bf16_vs_f32']):>10s} "
               f"{_fmt(r['loss_ours'], '.5f'):>10s} {_fmt(r['loss_bf16'], '.5f'):>10s} {_fmt(r['loss_diff_f32']):>9s}  {r['status']}")
+    def curve_line(s, extra=""):
+        if s["status"] == "not run":
+            print(f"    not run (missing {', '.join(os.path.basename(p) for p in s['missing'])})")
+            return
+        print(f"    steps {s['steps']}/{s['planned_steps']}: max rel diff {_fmt(s['max_rel_diff'])} at step {s['at_step']} "
+              f"(target {TARGETS['curve']}); first {s['first'][0]:.5f} / {s['first'][1]:.5f}, last {s['last'][0]:.5f} / "
+              f"{s['last'][1]:.5f}{extra}  {s['status']}")
     s = res["sft"]
     print(f"(c) SFT curve ({res['sft_case']} shapes, {LAYERS} layers): ours `calib train` vs transformers + torch.optim.AdamW, fp32")
-    if s["status"] == "not run":
-        print(f"    not run (missing {', '.join(os.path.basename(p) for p in s['missing'])})")
-    else:
-        print(f"    steps {s['steps']}/{s['planned_steps']}: max rel diff {_fmt(s['max_rel_diff'])} at step {s['at_step']} "
-              f"(target {TARGETS['curve']}); lr schedule max rel diff {_fmt(s['lr_max_rel_diff'])}; first {s['first'][0]:.5f} / {s['first'][1]:.5f}, "
-              f"last {s['last'][0]:.5f} / {s['last'][1]:.5f}; weights after: max rel diff {_fmt(s.get('weights_max_rel_diff'))}  {s['status']}")
-    s = res.get("sft_bf16", {"status": "not run", "missing": ["sft_log_bf16.json"]})
-    print(f"(c, bf16) the same curve, ours `calib train` on CUDA in bf16 vs transformers under bf16 autocast on CUDA")
-    if s["status"] == "not run":
-        print(f"    not run (missing {', '.join(os.path.basename(p) for p in s['missing'])})")
-    else:
-        print(f"    steps {s['steps']}/{s['planned_steps']}: max rel diff {_fmt(s['max_rel_diff'])} at step {s['at_step']} "
-              f"(target {TARGETS['curve']}); first {s['first'][0]:.5f} / {s['first'][1]:.5f}, last {s['last'][0]:.5f} / {s['last'][1]:.5f}  "
-              f"{s['status']}")
+    curve_line(s, "" if s["status"] == "not run" else f"; lr schedule max rel diff {_fmt(s['lr_max_rel_diff'])}; weights after: "
+               f"max rel diff {_fmt(s.get('weights_max_rel_diff'))}")
+    print("(c, bf16) the same curve, ours `calib train` on CUDA in bf16 vs transformers under bf16 autocast on CUDA")
+    curve_line(res.get("sft_bf16", {"status": "not run", "missing": ["sft_log_bf16.json"]}))
     print(f"targets: logits ≤ {TARGETS['logits']}, loss ≤ {TARGETS['loss']}, curve ≤ {TARGETS['curve']}, export ≤ {TARGETS['export']}")
 
 

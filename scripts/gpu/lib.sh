@@ -1,7 +1,7 @@
 # Shared by the GPU scripts (sourced from the repository root):
 #   here, by the bundle scripts:   build_addon, cuda_static_lib, link_c_api, bundle_ts
 #   on the device, by the jobs:    open_log, unpack_node, find_cublas, step, step_within (need $LOG and a summary
-#                                  array; step_within also $deadline)
+#                                  array; step_within also $deadline), llama_table
 
 # The addon for the GPU machine (CUDA sm_90a, host code x86-64-v3) and this machine's Node.js in
 # .device/node.xz; `--no-build` as the first argument keeps an addon built earlier.
@@ -94,4 +94,17 @@ step_within() {
   fi
   [ "$limit" -gt "$left" ] && limit=$left
   step "$name" "$limit" "$@"
+}
+
+# llama_table FILE: the Llama-family benchmark lines of a job (llama_bench.json, one JSON object a line) as a table.
+llama_table() {
+  python3 - "$1" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print(f"{'engine':22s} {'model':14s} {'ws MiB':>6s} {'ck':>3s} {'ms/step':>8s} {'tokens/s':>9s} {'GPU MiB':>8s} {'max alloc GiB':>13s}")
+for r in rows:
+    ws = r.get('head_workspace_bytes')
+    print(f"{r['engine']:22s} {r['model']:14s} {ws // 2**20 if ws is not None else '':>6} {r.get('checkpoint_layers', 0):3d} {r['step_ms']:8.1f} "
+          f"{r['tokens_per_s']:9.0f} {r['gpu_mib']:8d} {r.get('max_allocated_gib', float('nan')):13.1f}")
+PY
 }

@@ -96,14 +96,6 @@ grep -E "^# (pass|fail)|^not ok" "$LOG" | head -20
 grep "calib profile" "$LOG" | head -20
 $REF summary --dir "$OUT" 2>&1 | tail -30
 if [ -s "$OUT/llama_bench.json" ]; then
-  python3 - "$OUT/llama_bench.json" <<'PY' | tee -a "$LOG"
-import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-print(f"{'engine':22s} {'model':14s} {'ws MiB':>6s} {'ck':>3s} {'ms/step':>8s} {'tokens/s':>9s} {'GPU MiB':>8s} {'max alloc GiB':>13s}")
-for r in rows:
-    ws = r.get('head_workspace_bytes')
-    print(f"{r['engine']:22s} {r['model']:14s} {ws // 2**20 if ws is not None else '':>6} {r.get('checkpoint_layers', 0):3d} {r['step_ms']:8.1f} "
-          f"{r['tokens_per_s']:9.0f} {r['gpu_mib']:8d} {r.get('max_allocated_gib', float('nan')):13.1f}")
-PY
+  llama_table "$OUT/llama_bench.json" | tee -a "$LOG"
 fi
 echo "job: $(( $(date +%s) - start )) s"
