@@ -1,7 +1,7 @@
 # Shared by the GPU scripts (sourced from the repository root):
 #   here, by the bundle scripts:   build_addon, cuda_static_lib, link_c_api, bundle_ts
 #   on the device, by the jobs:    open_log, unpack_node, find_cublas, step, step_within (need $LOG and a summary
-#                                  array; step_within also $deadline), llama_table
+#                                  array; step_within also $deadline), job_header, llama_table
 
 # The addon for the GPU machine (CUDA sm_90a, host code x86-64-v3) and this machine's Node.js in
 # .device/node.xz; `--no-build` as the first argument keeps an addon built earlier.
@@ -107,4 +107,14 @@ for r in rows:
     print(f"{r['engine']:22s} {r['model']:14s} {ws // 2**20 if ws is not None else '':>6} {r.get('checkpoint_layers', 0):3d} {r['step_ms']:8.1f} "
           f"{r['tokens_per_s']:9.0f} {r['gpu_mib']:8d} {r.get('max_allocated_gib', float('nan')):13.1f}")
 PY
+}
+
+# job_header NOTE: the lines bench/llama_train.ts reads from a job log (start time, card and driver, torch and
+# transformers, the engine commit bundle-trainer.sh recorded), with NOTE after the commit.
+job_header() {
+  echo "started $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
+  python3 -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'
+  node --version; nproc
+  echo "engine commit $(cat .device/b/commit 2>/dev/null || echo '?'); $1"
 }

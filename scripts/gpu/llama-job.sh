@@ -26,13 +26,7 @@ unpack_node
 find_cublas
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/.ref/liger/src:${PYTHONPATH:-}"
 summary=()
-{
-  echo "started $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
-  python3 -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'
-  node --version; nproc
-  echo "engine commit $(cat .device/b/commit 2>/dev/null || echo '?'); budget $budget s"
-} >> "$LOG" 2>&1
+job_header "budget $budget s" >> "$LOG" 2>&1
 mkdir -p /tmp/hfout
 ( OUT=/tmp/hfout CALIB_THREADS=6 TORCH_THREADS=6 JOB_BUDGET_S=$(( budget - 40 )) HF_PARITY_ARGS="--device cpu" \
     timeout $(( budget - 10 )) bash scripts/gpu/hf-job.sh > /tmp/hfout/hf-job.out 2>&1; echo "hf-job exit $?" >> /tmp/hfout/hf-job.out ) &

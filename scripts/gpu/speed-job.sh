@@ -39,13 +39,7 @@ export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/.ref/liger/src:${PYTHONPATH:-}"
 REF="python3 bench/gpu/gpt_ref.py"
 summary=()
 has() { [[ $parts == *",$1,"* ]]; }
-{
-  echo "started $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
-  python3 -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'
-  node --version; nproc
-  echo "engine commit $(cat .device/b/commit 2>/dev/null || echo '?'); parts ${1:-tests}; budget $budget s"
-} >> "$LOG" 2>&1
+job_header "parts ${1:-tests}; budget $budget s" >> "$LOG" 2>&1
 
 if has hf; then
   mkdir -p /tmp/hfout
