@@ -9,8 +9,8 @@
 //         weights (written by AdamW / write) feeds the matmuls and the LM head; activations that
 //         feed matmuls are bf16, with fp32 accumulation everywhere; the residual stream, LayerNorm
 //         statistics, softmax scores, bias and LayerNorm gradients and the gradient of the
-//         residual stream stay fp32 (the same split as torch.autocast); attention scores and
-//         probabilities are bf16 (fp32 softmax arithmetic), as in llm.c.
+//         residual stream stay fp32 (the same split as torch.autocast); in attention the probabilities are
+//         rounded to bf16 for P·V and dS for its products (fp32 softmax arithmetic), as FlashAttention 2 does.
 //
 // Per layer the forward keeps ln1, qkv, the attention output, res2, ln2, the fc product (without bias), its GELU and
 // res3; the backward writes the GELU gradient and sums the fc bias gradient in one pass. For attention:
@@ -79,7 +79,6 @@ class GptCuda final : public CudaModel<A> {
       ST(alloc(&yh_, sNC, err));
       ST(alloc(&S_, att, err));
     }
-
     ST(alloc(&dres_, sNC, err));
     if constexpr (kBf16) ST(alloc(&dres_a_, sNC, err));
     else dres_a_ = reinterpret_cast<A*>(dres_);
