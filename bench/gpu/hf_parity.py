@@ -47,31 +47,12 @@ SPECIAL_IDS = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
 CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
           "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
 
-# The real configurations (their config.json files), with num_hidden_layers cut to LAYERS and the
-# special ids set to our tokenizer's; everything else as published.
-REAL = {
-    "llama-3.2-1b": ("meta-llama/Llama-3.2-1B", "llama", dict(
-        hidden_size=2048, intermediate_size=8192, num_attention_heads=32, num_key_value_heads=8, head_dim=64,
-        vocab_size=128256, max_position_embeddings=131072, rms_norm_eps=1e-5, rope_theta=500000.0,
-        rope_scaling={"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
-                      "original_max_position_embeddings": 8192, "rope_type": "llama3"},
-        hidden_act="silu", attention_bias=False, mlp_bias=False, tie_word_embeddings=True)),
-    "qwen2.5-0.5b": ("Qwen/Qwen2.5-0.5B", "qwen2", dict(
-        hidden_size=896, intermediate_size=4864, num_attention_heads=14, num_key_value_heads=2,
-        vocab_size=151936, max_position_embeddings=32768, rms_norm_eps=1e-6, rope_theta=1000000.0,
-        sliding_window=32768, use_sliding_window=False, max_window_layers=24, hidden_act="silu",
-        tie_word_embeddings=True)),
-    "smollm2-135m": ("HuggingFaceTB/SmolLM2-135M", "llama", dict(
-        hidden_size=576, intermediate_size=1536, num_attention_heads=9, num_key_value_heads=3, head_dim=64,
-        vocab_size=49152, max_position_embeddings=8192, rms_norm_eps=1e-5, rope_theta=100000.0,
-        hidden_act="silu", attention_bias=False, mlp_bias=False, tie_word_embeddings=True)),
-    "gemma-2-2b": ("google/gemma-2-2b", "gemma2", dict(
-        hidden_size=2304, intermediate_size=9216, num_attention_heads=8, num_key_value_heads=4, head_dim=256,
-        vocab_size=256000, max_position_embeddings=8192, rms_norm_eps=1e-6, rope_theta=10000.0,
-        hidden_activation="gelu_pytorch_tanh", hidden_act="gelu_pytorch_tanh", query_pre_attn_scalar=256,
-        sliding_window=4096, attn_logit_softcapping=50.0, final_logit_softcapping=30.0,
-        attention_bias=False, tie_word_embeddings=True)),
-}
+# The real configurations (their config.json files; bench/gpu/real_models.json, which the benchmarks
+# llama_step.py and llama-train.ts read too), with num_hidden_layers cut to LAYERS here and the special ids set
+# to our tokenizer's; everything else as published. name → (hub id, model_type, config fields).
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "real_models.json")) as _f:
+    REAL_MODELS = json.load(_f)
+REAL = {name: (m["hub"], m["model_type"], m["config"]) for name, m in REAL_MODELS.items()}
 
 # The folders `make` writes: (case, real model, dtype, change from the real configuration).
 CASES = [

@@ -16,21 +16,16 @@ import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { GptModel, type Batch } from "../../backend/engine/index.js";
 import { parseHfConfig } from "../../backend/hf/config.js";
+import realModels from "./real_models.json" with { type: "json" };
 
-/** config.json of the real models (the fields that set the shapes; random weights). */
-const REAL: Record<string, Record<string, unknown>> = {
-  "llama-3.2-1b": {
-    model_type: "llama", hidden_size: 2048, intermediate_size: 8192, num_hidden_layers: 16, num_attention_heads: 32,
-    num_key_value_heads: 8, head_dim: 64, vocab_size: 128256, max_position_embeddings: 131072, rms_norm_eps: 1e-5,
-    rope_theta: 500000, rope_scaling: { factor: 32, high_freq_factor: 4, low_freq_factor: 1, original_max_position_embeddings: 8192, rope_type: "llama3" },
-    hidden_act: "silu", tie_word_embeddings: true,
-  },
-  "qwen2.5-0.5b": {
-    model_type: "qwen2", hidden_size: 896, intermediate_size: 4864, num_hidden_layers: 24, num_attention_heads: 14,
-    num_key_value_heads: 2, vocab_size: 151936, max_position_embeddings: 32768, rms_norm_eps: 1e-6, rope_theta: 1000000,
-    hidden_act: "silu", tie_word_embeddings: true,
-  },
-};
+/** config.json of the real models (the fields that set the shapes; random weights): bench/gpu/real_models.json, which
+ * hf_parity.py and llama_step.py read too; the two this benchmark times. */
+const REAL: Record<string, Record<string, unknown>> = Object.fromEntries(
+  (["llama-3.2-1b", "qwen2.5-0.5b"] as const).map((name) => {
+    const m = realModels[name];
+    return [name, { model_type: m.model_type, num_hidden_layers: m.num_hidden_layers, ...m.config }];
+  }),
+);
 
 function gpuMemoryMiB(): number {
   const out = execFileSync("nvidia-smi", ["--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i", "0"], { encoding: "utf8" });

@@ -18,11 +18,11 @@ import statistics
 import subprocess
 import time
 
-# the real configurations are hf_parity.py's (its REAL: hub id, model_type, config fields); here with every layer
-from hf_parity import REAL as HF_REAL
+# the real configurations (bench/gpu/real_models.json, as hf_parity.py reads it), here with every layer
+from hf_parity import REAL_MODELS
 
-LAYERS = {"llama-3.2-1b": 16, "qwen2.5-0.5b": 24}
-REAL = {name: (HF_REAL[name][1], dict(HF_REAL[name][2], num_hidden_layers=n)) for name, n in LAYERS.items()}
+REAL = {name: (m["model_type"], dict(m["config"], num_hidden_layers=m["num_hidden_layers"]))
+        for name, m in REAL_MODELS.items() if name in ("llama-3.2-1b", "qwen2.5-0.5b")}
 EPS = 0.1
 GiB = 2 ** 30
 
