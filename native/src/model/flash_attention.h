@@ -46,6 +46,19 @@ calib_status run_cuda(const calib_attention_args& a, bool backward, char* err);
 // Head sizes other than 64 and 128 (≤ 256): one warp per row, fp32 arithmetic (flash_attention_rows_cuda.cu).
 calib_status forward_rows_cuda(const calib_attention_args& a, char* err);
 calib_status backward_rows_cuda(const calib_attention_args& a, float* delta, char* err);
+
+// The backward of a model's layer on device memory: a (the forward's arguments) with dO and the gradients' buffers,
+// Δ in the caller's scratch `delta` (delta_bytes(a) bytes).
+inline calib_status run_backward_cuda(calib_attention_args a, const void* grad_o, void* grad_q, void* grad_k,
+                                      void* grad_v, void* delta, char* err) {
+  a.grad_o = grad_o;
+  a.grad_q = grad_q;
+  a.grad_k = grad_k;
+  a.grad_v = grad_v;
+  a.workspace = delta;
+  a.workspace_size = delta_bytes(a);
+  return run_cuda(a, true, err);
+}
 #endif
 
 }  // namespace calib::flash

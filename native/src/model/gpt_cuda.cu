@@ -134,14 +134,7 @@ class GptCuda final : public CudaModel<A> {
 
   // datty_ → dq, dk, dv (dqh_, dkh_, dvh_) → dqkv_ [N, 3C], adding the qkv bias gradient
   calib_status flash_backward(int64_t l, int B, int T, char* err) {
-    calib_attention_args a = attn_args(B, T, l);
-    a.grad_o = datty_;
-    a.grad_q = dqh_;
-    a.grad_k = dkh_;
-    a.grad_v = dvh_;
-    a.workspace = delta_;
-    a.workspace_size = flash::delta_bytes(a);
-    ST(flash::run_cuda(a, true, err));
+    ST(flash::run_backward_cuda(attn_args(B, T, l), datty_, dqh_, dkh_, dvh_, delta_, err));
     CU_TRY(join_qkv_bias_grad<A>(dqkv_, dqh_, dkh_, dvh_, B * T, static_cast<int>(C_), G(kQkvb, l), partial_));
     return CALIB_OK;
   }

@@ -224,14 +224,7 @@ class LlamaCuda final : public CudaModel<bf16> {
       ST(branch_grad(&dh, s.ho, s.ho_r, kAttnPostNorm, l, n, err));
       ST(matmul_backward(dy_, kDt, G(kO, l), dh, s.y, W(kO, l), N, Q_, C_, err));
       const size_t a0 = prof_.mark();
-      calib_attention_args at = attn_args(B, T, l, &s);
-      at.grad_o = dy_;
-      at.grad_q = dq_;
-      at.grad_k = dk_;
-      at.grad_v = dv_;
-      at.workspace = delta_;
-      at.workspace_size = flash::delta_bytes(at);
-      ST(flash::run_cuda(at, true, err));
+      ST(flash::run_backward_cuda(attn_args(B, T, l, &s), dy_, dq_, dk_, dv_, delta_, err));
       prof_.span(4, a0, prof_.mark());
       CU_TRY(rope_apply<A>(dq_, cos_, sin_, n, T, static_cast<int>(H_), static_cast<int>(hd_), static_cast<int>(Q_),
                            -1.f));
